@@ -1,0 +1,151 @@
+"""Throughput and peak memory of `examplegen ingest`, CSV and TFRecord import.
+
+Generates taxi CSVs of N rows (the 10,000 data rows of examples/data/taxi/data.csv
+repeated), then runs, each as a fresh process (as a user would):
+
+- csv:      examplegen ingest --format csv      (CSV -> split gzip TFRecords)
+- tfrecord: examplegen ingest --format tfrecord (the CSV run's output, pooled -> re-split)
+
+and reports rows/s (wall clock, whole command including start-up) and the peak resident
+memory of the whole process tree (the main process plus its workers, sampled every 20 ms
+from /proc). Lineage recording is off so that only the data path is timed.
+
+    python bench/run_bench.py                  # 100k and 1M rows, 3 repeats, median
+    python bench/run_bench.py --rows 10000000 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SAMPLE = os.path.join(REPO, "examples", "data", "taxi", "data.csv")
+EXAMPLEGEN = [sys.executable, "-m", "examplegen.cli"]
+
+
+def make_csv(path: str, rows: int) -> None:
+    with open(SAMPLE, "rb") as f:
+        header = f.readline()
+        body = [line for line in f.read().split(b"\n") if line]
+    block = b"\n".join(body) + b"\n"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as out:
+        out.write(header)
+        full, rest = divmod(rows, len(body))
+        for _ in range(full):
+            out.write(block)
+        if rest:
+            out.write(b"\n".join(body[:rest]) + b"\n")
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of pid and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def run(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak tree RSS (bytes) of a command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    done.set()
+    sampler.join()
+    elapsed = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()}")
+    return elapsed, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", default=os.path.join(REPO, "bench", "out"))
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    results = []
+    for rows in args.rows:
+        data = os.path.join(args.workdir, f"taxi_{rows}", "data.csv")
+        if not os.path.exists(data):
+            make_csv(data, rows)
+        csv_out = os.path.join(args.workdir, f"examples_csv_{rows}")
+        tfr_out = os.path.join(args.workdir, f"examples_tfrecord_{rows}")
+        for kind, cmd in (
+            ("csv", EXAMPLEGEN + ["ingest", "--input-base", os.path.dirname(data), "--output", csv_out,
+                                  "--no-lineage"]),
+            ("tfrecord", EXAMPLEGEN + ["ingest", "--format", "tfrecord", "--input-base", csv_out,
+                                       "--input-config", '{"splits": [{"name": "all", "pattern": "Split-*/*"}]}',
+                                       "--output", tfr_out, "--no-lineage"]),
+        ):
+            times, peaks = [], []
+            for _ in range(args.repeats):
+                seconds, peak = run(cmd)
+                times.append(seconds)
+                peaks.append(peak)
+            median = statistics.median(times)
+            row = {"source": kind, "rows": rows, "seconds_median": round(median, 3),
+                   "seconds_all": [round(t, 3) for t in times], "rows_per_s": round(rows / median),
+                   "peak_rss_mb": round(max(peaks) / 2**20)}
+            results.append(row)
+            print(f"{kind:8s} {rows:>10,} rows  {median:7.2f} s  {rows / median:>10,.0f} rows/s  "
+                  f"peak RSS {max(peaks) / 2**20:,.0f} MiB  (runs: {', '.join(f'{t:.2f}' for t in times)})",
+                  flush=True)
+        shutil.rmtree(tfr_out, ignore_errors=True)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
+               "cpu": _cpu_model()}
+    print(json.dumps(machine))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "results": results}, f, indent=2)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()

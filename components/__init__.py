@@ -1,0 +1,54 @@
+"""Kubeflow Pipelines v2 components of kfp-examplegen.
+
+The component functions live in components/functions.py; `load(image)` turns them into
+KFP components that run in the project's image. The image is one setting: the `image`
+argument (`examplegen compile --image`), else the EXAMPLEGEN_IMAGE environment
+variable, else DEFAULT_IMAGE -- the tag `make image` builds. Components install nothing
+at run time (no packages_to_install, no kfp install), so air-gapped clusters work.
+
+Importing this package does not import kfp; `load()` does.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import types
+
+from examplegen import __version__
+
+IMAGE_ENV = "EXAMPLEGEN_IMAGE"
+DEFAULT_IMAGE = f"kfp-examplegen:{__version__}"
+
+COMPONENT_NAMES = (
+    "resolve_span",
+    "csv_example_gen",
+    "import_example_gen",
+    "split_examples",
+    "ingestion_report",
+)
+
+
+def image(override: str | None = None) -> str:
+    """The component image reference: `override`, else $EXAMPLEGEN_IMAGE, else DEFAULT_IMAGE."""
+    return override or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+
+
+@functools.lru_cache(maxsize=None)
+def _load(image_ref: str) -> types.SimpleNamespace:
+    from kfp import dsl
+
+    from components import functions
+    from components._kfp_compat import allow_tfx_artifact_types
+
+    def make(func):
+        return dsl.component(func, base_image=image_ref, install_kfp_package=False)
+
+    with allow_tfx_artifact_types():
+        built = {name: make(getattr(functions, name)) for name in COMPONENT_NAMES}
+    return types.SimpleNamespace(image=image_ref, **built)
+
+
+def load(image_ref: str | None = None) -> types.SimpleNamespace:
+    """The KFP components, built for `image_ref` (see image()); attributes named as COMPONENT_NAMES."""
+    return _load(image(image_ref))

@@ -1,0 +1,408 @@
+"""Ingestion: resolve spans, convert and split the data, write the Examples artifact.
+
+``ingest`` is the engine's entry point (the CLI and the KFP components call it):
+
+1. parse the TFX-style configs; open the lineage store (a bad store fails before any data
+   is read);
+2. resolve the span(s) and the files of every input split, with content digests;
+3. reuse an earlier identical run's artifact when ML Metadata has one (same config, same
+   input fingerprint), unless ``force``;
+4. convert: the input is cut into row-aligned chunks that worker processes turn into gzip
+   TFRecord part files (examplegen.convert); the writer commits them atomically
+   (examplegen.writer);
+5. record the run, its inputs and its output in ML Metadata.
+
+``resplit`` re-splits an existing Examples artifact the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Optional, Sequence
+
+from examplegen import __version__, fs
+from examplegen.config import (
+    InputConfig,
+    InputSplit,
+    OutputConfig,
+    effective_output_config,
+    effective_output_splits,
+    parse_input_config,
+    parse_output_config,
+    parse_range_config,
+)
+from examplegen.convert import ChunkResult, CsvChunkTask, TFRecordTask, run_task
+from examplegen.errors import ConfigError, SourceError
+from examplegen.payload import VERIFY_MODES, normalize_payload_format
+from examplegen.result import IngestResult
+from examplegen.sources import csv as csv_source
+from examplegen.span import SpanResolution, resolve_spans
+from examplegen.split import SplitPlan, plan_for
+from examplegen.writer import ExamplesWriter, read_metadata, split_dir
+
+SOURCE_FORMATS = ("csv", "tfrecord")
+CHUNK_BYTES = 16 << 20  # CSV bytes per work unit
+SHARD_BYTES = 256 << 20  # input bytes per output shard when the shard count is automatic
+
+
+@dataclasses.dataclass
+class _InputSplitFiles:
+    name: str
+    files: list[str]
+
+
+def _auto_shards(total_bytes: int) -> int:
+    return max(1, min(1000, math.ceil(total_bytes / SHARD_BYTES)))
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _combined_fingerprint(resolutions: Sequence[SpanResolution]) -> str:
+    if len(resolutions) == 1:
+        return resolutions[0].fingerprint
+    h = hashlib.sha256()
+    for r in resolutions:
+        h.update(f"span:{r.span},version:{r.version},{r.fingerprint}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+class _Runner:
+    """Runs work units inline or on a process pool, results in submission order."""
+
+    def __init__(self, workers: int, progress: bool, total_bytes: int):
+        self.workers = workers
+        self._pool: Optional[ProcessPoolExecutor] = None
+        self._bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest",
+                             file=sys.stderr, leave=False)
+
+    def run(self, tasks: list, sizes: list[int]) -> list[ChunkResult]:
+        if self.workers <= 1 or len(tasks) <= 1:
+            results = []
+            for task, size in zip(tasks, sizes):
+                results.append(run_task(task))
+                self._advance(size)
+            return results
+        if self._pool is None:
+            # spawn: workers must not inherit a forked TensorFlow/gRPC state from the caller.
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        results = []
+        for result, size in zip(self._pool.map(run_task, tasks), sizes):
+            results.append(result)
+            self._advance(size)
+        return results
+
+    def _advance(self, size: int) -> None:
+        if self._bar is not None:
+            self._bar.update(size)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _split_files(resolutions: Sequence[SpanResolution]) -> list[_InputSplitFiles]:
+    """Files per input split over all resolved spans (spans ascending)."""
+    out: dict[str, _InputSplitFiles] = {}
+    for r in resolutions:
+        for s in r.splits:
+            out.setdefault(s.name, _InputSplitFiles(s.name, [])).files.extend(s.files)
+    return list(out.values())
+
+
+def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, plan: SplitPlan,
+               out_index: tuple[int, ...], num_shards: int, parts_dir: str, chunk_bytes: int):
+    layouts = [csv_source.read_layout(path, options) for path in split.files]
+    first = layouts[0]
+    for layout in layouts[1:]:
+        if layout.column_names != first.column_names:
+            raise SourceError(
+                f"files in input split {split.name!r} have different headers: {first.path} has "
+                f"{list(first.column_names)}, {layout.path} has {list(layout.column_names)}")
+    names = list(first.column_names)
+    overrides = options.schema_types()
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ConfigError(f"csv schema names column(s) {unknown} that {first.path} does not have "
+                          f"(columns: {names})")
+    if plan.needs_feature and plan.feature not in names:
+        raise ConfigError(f"split feature {plan.feature!r} is not a column of {first.path} "
+                          f"(columns: {names})")
+    fixed = tuple(name in overrides for name in names)
+    guess = csv_source.sample_types(first, options)
+    types = tuple(int(overrides.get(n, t)) for n, t in zip(names, guess))
+    pieces = []
+    for layout in layouts:
+        for start, end, line in csv_source.plan_chunks(layout, options, chunk_bytes):
+            size = (end if end >= 0 else os.path.getsize(layout.path)) - start
+            pieces.append((layout, start, end, line, size))
+
+    def make(types: tuple[int, ...]):
+        return [CsvChunkTask(k, i, layout, options, start, end, line, types, fixed, plan, out_index,
+                             num_shards, parts_dir) for i, (layout, start, end, line, _) in enumerate(pieces)]
+
+    return make, types, [p[4] for p in pieces], names
+
+
+def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
+             source_format: str, writer: ExamplesWriter, runner: _Runner, *, csv_options=None,
+             payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
+             chunk_bytes: int = CHUNK_BYTES) -> tuple[dict[str, int], int, dict]:
+    """Converts every input split into the writer's part files. Returns counts, rows, extras."""
+    counts = {name: 0 for name in split_names}
+    rows = 0
+    extras: dict[str, Any] = {}
+    by_name = {s.name: s for s in split_files}
+    for k, (input_name, plan) in enumerate(plans):
+        split = by_name[input_name]
+        # Output split indices of this plan within the artifact's split list.
+        out_index = tuple(split_names.index(n) for n in plan.names)
+        if source_format == "csv":
+            make, types, sizes, names = _csv_tasks(k, split, csv_options, plan, out_index,
+                                                   writer.num_shards, writer.parts_dir, chunk_bytes)
+            results = runner.run(make(types), sizes)
+            final = list(types)
+            for r in results:
+                final = [max(a, b) for a, b in zip(final, r.types)]
+            if any(r.mismatch for r in results):
+                # The sample's types were too narrow: convert again with the split's types.
+                writer.discard_parts(k)
+                results = runner.run(make(tuple(final)), sizes)
+            extras.setdefault("column_types", {})[input_name] = {
+                n: csv_source.ColumnType(t).name for n, t in zip(names, final)}
+        else:
+            tasks = [TFRecordTask(k, i, path, payload_format, plan, out_index, writer.num_shards,
+                                  writer.parts_dir, verify_payload) for i, path in enumerate(split.files)]
+            results = runner.run(tasks, [os.path.getsize(p) for p in split.files])
+        for r in results:
+            rows += r.rows
+            for local, count in enumerate(r.counts):
+                counts[split_names[out_index[local]]] += count
+    return counts, rows, extras
+
+
+def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, source_format: str,
+                  input_config: InputConfig, output_config: OutputConfig, csv_options=None,
+                  payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
+                  num_shards: int = 0, workers: int = 0, progress: bool = False,
+                  metadata: Optional[dict] = None, chunk_bytes: int = CHUNK_BYTES):
+    """Converts resolved input files into a committed Examples artifact at ``output_uri``."""
+    effective = effective_output_config(input_config, output_config)
+    split_names = effective_output_splits(input_config, output_config)
+    plans = plan_for(effective, [s.name for s in input_config.splits])
+    total_bytes = sum(os.path.getsize(f) for s in split_files for f in s.files)
+    num_shards = num_shards or _auto_shards(total_bytes)
+    workers = workers or _default_workers()
+    writer = ExamplesWriter(output_uri, split_names, num_shards)
+    runner = _Runner(workers, progress and sys.stderr.isatty(), total_bytes)
+    try:
+        counts, rows, extras = _convert(split_files, plans, split_names, source_format, writer, runner,
+                                        csv_options=csv_options, payload_format=payload_format,
+                                        verify_payload=verify_payload, chunk_bytes=chunk_bytes)
+        md = dict(metadata or {})
+        md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
+                   "payload_format": payload_format, "file_format": "tfrecords_gzip",
+                   "num_shards": num_shards})
+        writer.commit(md)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        runner.close()
+    return split_names, counts, rows, num_shards, extras
+
+
+def _load_configs(input_config, output_config, range_config):
+    return parse_input_config(input_config), parse_output_config(output_config), parse_range_config(range_config)
+
+
+def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
+           input_config: Any = None, output_config: Any = None, range_config: Any = None,
+           csv_options: Optional[dict] = None, payload_format: str = "FORMAT_TF_EXAMPLE",
+           verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
+           mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
+           run_name: Optional[str] = None, force: bool = False, progress: bool = False) -> IngestResult:
+    """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``."""
+    if source_format not in SOURCE_FORMATS:
+        raise ConfigError(f"source format {source_format!r} is unknown; use one of {', '.join(SOURCE_FORMATS)}")
+    if verify_payload not in VERIFY_MODES:
+        raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
+    if num_shards < 0:
+        raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
+    in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
+    payload_format = normalize_payload_format(payload_format) if source_format == "tfrecord" else "FORMAT_TF_EXAMPLE"
+    csv_opts = csv_source.CsvOptions.from_dict(csv_options) if source_format == "csv" else None
+    if source_format != "csv" and csv_options:
+        raise ConfigError("csv options apply to --format csv only")
+    effective_out = effective_output_config(in_cfg, out_cfg)
+    config = {
+        "source_format": source_format,
+        "input_base": os.path.abspath(input_base) if not fs.is_remote(input_base) else input_base,
+        "input_config": in_cfg.to_dict(),
+        "output_config": effective_out.to_dict(),
+        "range_config": range_cfg.to_dict() if range_cfg else None,
+        "csv_options": csv_opts.to_dict() if csv_opts else None,
+        "payload_format": payload_format,
+        "num_shards": num_shards,
+    }
+    recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config)
+    started = time.time()
+    with recorder:
+        resolutions = resolve_spans(input_base, in_cfg, range_cfg)
+        fingerprint = _combined_fingerprint(resolutions)
+        sources = [s for r in resolutions for s in r.sources()]
+        spans = [r.span for r in resolutions]
+        last = resolutions[-1]
+        if not force:
+            cached = recorder.find_cached(fingerprint)
+            if cached is not None:
+                result = _reuse(cached, output_uri)
+                recorder.complete_cached(result)
+                return result
+        recorder.record_inputs(sources)
+        span_md = {"span": last.span, "input_fingerprint": fingerprint}
+        if last.version is not None:
+            span_md["version"] = last.version
+        if len(spans) > 1:
+            span_md["spans"] = json.dumps(spans)
+        split_names, counts, rows, num_shards, extras = convert_files(
+            _split_files(resolutions), output_uri, source_format=source_format,
+            input_config=in_cfg, output_config=out_cfg, csv_options=csv_opts,
+            payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
+            workers=workers, progress=progress, metadata=span_md)
+        result = IngestResult(
+            output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
+            span=last.span, version=last.version, input_fingerprint=fingerprint,
+            payload_format=payload_format, spans=spans, rows_read=rows,
+            rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
+            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)))
+        recorder.complete(result)
+        return result
+
+
+def _reuse(cached: IngestResult, output_uri: str) -> IngestResult:
+    """An earlier artifact with the same data and config: make ``output_uri`` hold it."""
+    import shutil
+
+    target = os.path.abspath(output_uri)
+    source = os.path.abspath(cached.output_uri)
+    if source != target:
+        writer = ExamplesWriter(target, cached.split_names, 1)
+        try:
+            for split in cached.split_names:
+                shutil.copytree(split_dir(source, split), os.path.join(writer.staging, f"Split-{split}"))
+            os.rmdir(writer.parts_dir)
+            os.makedirs(writer.parts_dir)
+            writer._assemble = lambda: None  # the splits are already complete copies
+            writer.commit(read_metadata(source))
+        except BaseException:
+            writer.abort()
+            raise
+    return dataclasses.replace(cached, output_uri=target, cached=True)
+
+
+class _NoLineage:
+    """Stands in for the lineage recorder when lineage is switched off."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def find_cached(self, fingerprint):
+        return None
+
+    def record_inputs(self, sources):
+        pass
+
+    def complete(self, result):
+        pass
+
+    def complete_cached(self, result):
+        pass
+
+
+def _open_recorder(mlmd, record_lineage, execution_type, pipeline_name, run_name, config):
+    if not record_lineage:
+        return _NoLineage()
+    from examplegen.lineage import Recorder, open_store
+
+    store = open_store(mlmd)
+    return Recorder(store, execution_type=execution_type, pipeline_name=pipeline_name,
+                    run_name=run_name, config=config, engine_version=__version__)
+
+
+def examples_split_files(examples_uri: str, input_splits: Optional[Sequence[str]] = None) -> list[_InputSplitFiles]:
+    """The TFRecord files of each split of an Examples artifact."""
+    if not os.path.isdir(examples_uri):
+        raise SourceError(f"examples artifact {examples_uri!r} does not exist")
+    available = sorted(n[len("Split-"):] for n in os.listdir(examples_uri)
+                       if n.startswith("Split-") and os.path.isdir(os.path.join(examples_uri, n)))
+    if not available:
+        raise SourceError(f"examples artifact {examples_uri!r} has no Split-* directories")
+    wanted = list(input_splits) if input_splits else available
+    missing = [s for s in wanted if s not in available]
+    if missing:
+        raise SourceError(f"examples artifact {examples_uri!r} has no split(s) {missing}; it has {available}")
+    out = []
+    for name in wanted:
+        files = sorted(fs.glob(os.path.join(split_dir(examples_uri, name), "*")))
+        out.append(_InputSplitFiles(name, [f for f in files if os.path.isfile(f)]))
+    return out
+
+
+def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
+            input_splits: Optional[Sequence[str]] = None, payload_format: Optional[str] = None,
+            verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
+            mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
+            run_name: Optional[str] = None, progress: bool = False) -> IngestResult:
+    """Re-splits an Examples artifact (its chosen splits pooled) into new output splits."""
+    out_cfg = parse_output_config(output_config)
+    if not out_cfg.splits:
+        raise ConfigError("resplit needs output splits in output_config.split_config.splits")
+    split_files = examples_split_files(examples_uri, input_splits)
+    md = read_metadata(examples_uri) if os.path.exists(os.path.join(examples_uri, "examples_metadata.json")) else {}
+    payload_format = normalize_payload_format(payload_format or md.get("payload_format") or "FORMAT_TF_EXAMPLE")
+    pooled = [_InputSplitFiles("input", [f for s in split_files for f in s.files])]
+    in_cfg = InputConfig((InputSplit("input", "*"),))
+    config = {"examples_uri": os.path.abspath(examples_uri), "input_splits": [s.name for s in split_files],
+              "output_config": out_cfg.to_dict(), "payload_format": payload_format, "num_shards": num_shards}
+    recorder = _open_recorder(mlmd, record_lineage, "examplegen.Split", pipeline_name, run_name, config)
+    started = time.time()
+    with recorder:
+        if hasattr(recorder, "record_input_examples"):
+            recorder.record_input_examples(os.path.abspath(examples_uri))
+        span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
+        split_names, counts, rows, num_shards, _ = convert_files(
+            pooled, output_uri, source_format="tfrecord", input_config=in_cfg, output_config=out_cfg,
+            payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
+            workers=workers, progress=progress, metadata=span_md)
+        result = IngestResult(
+            output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
+            span=int(md.get("span", 0)), version=md.get("version"),
+            input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
+            spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
+            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)))
+        recorder.complete(result)
+        return result
+

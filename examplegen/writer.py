@@ -1,0 +1,138 @@
+"""The Examples artifact on disk, written atomically.
+
+Layout (TFX's)::
+
+    <output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz   gzip TFRecords
+    <output>/examples_metadata.json                         written last
+
+Workers write gzip members into part files under a hidden staging directory
+(``<output>/.staging-<id>/``); ``commit`` concatenates each shard's parts in input order
+(a gzip file may hold several members; every TFRecord reader accepts that), then swaps the
+new splits in and writes ``examples_metadata.json`` last. An artifact is complete exactly
+when that file exists: a run that dies earlier leaves no metadata file (an earlier
+artifact's is removed before anything is replaced), and the next run into the same output
+clears the leftovers and succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from typing import Iterable
+
+from examplegen.tfrecord import gzip_member
+
+METADATA_FILE = "examples_metadata.json"
+FILE_PREFIX = "data_tfrecord"
+_STAGING_PREFIX = ".staging-"
+_EMPTY_GZIP = gzip_member(b"")
+
+
+def shard_file_name(shard: int, num_shards: int) -> str:
+    return f"{FILE_PREFIX}-{shard:05d}-of-{num_shards:05d}.gz"
+
+
+def part_file_name(input_split: int, chunk: int, split: int, shard: int) -> str:
+    """Name of the part file a worker writes for one chunk and one (split, shard)."""
+    return f"{input_split:03d}-{chunk:07d}-{split:04d}-{shard:05d}.gz"
+
+
+def split_dir(output_uri: str, split: str) -> str:
+    return os.path.join(output_uri, f"Split-{split}")
+
+
+def is_complete(output_uri: str) -> bool:
+    return os.path.isfile(os.path.join(output_uri, METADATA_FILE))
+
+
+def read_metadata(output_uri: str) -> dict:
+    with open(os.path.join(output_uri, METADATA_FILE)) as f:
+        return json.load(f)
+
+
+class ExamplesWriter:
+    """Stages part files for (chunk, split, shard) and commits them as one artifact."""
+
+    def __init__(self, output_uri: str, split_names: Iterable[str], num_shards: int):
+        self.output_uri = os.path.abspath(output_uri)
+        self.split_names = list(split_names)
+        self.num_shards = num_shards
+        os.makedirs(self.output_uri, exist_ok=True)
+        self._clear_stale_staging()
+        self.staging = os.path.join(self.output_uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+        self.parts_dir = os.path.join(self.staging, "parts")
+        os.makedirs(self.parts_dir)
+
+    def _clear_stale_staging(self) -> None:
+        for name in os.listdir(self.output_uri):
+            if name.startswith(_STAGING_PREFIX):
+                shutil.rmtree(os.path.join(self.output_uri, name), ignore_errors=True)
+
+    def discard_parts(self, input_split: int) -> None:
+        """Drops what was written for one input split (to convert it again)."""
+        prefix = f"{input_split:03d}-"
+        for name in os.listdir(self.parts_dir):
+            if name.startswith(prefix):
+                os.remove(os.path.join(self.parts_dir, name))
+
+    def _assemble(self) -> None:
+        """Concatenates part files into staged shard files, in (input split, chunk) order."""
+        by_shard: dict[tuple[int, int], list[str]] = {}
+        for name in sorted(os.listdir(self.parts_dir)):
+            _, _, split, shard = name[:-3].split("-")
+            by_shard.setdefault((int(split), int(shard)), []).append(name)
+        for s, split in enumerate(self.split_names):
+            target_dir = os.path.join(self.staging, f"Split-{split}")
+            os.makedirs(target_dir, exist_ok=True)
+            for shard in range(self.num_shards):
+                target = os.path.join(target_dir, shard_file_name(shard, self.num_shards))
+                parts = by_shard.get((s, shard), [])
+                with open(target, "wb") as out:
+                    if not parts:
+                        out.write(_EMPTY_GZIP)
+                    for name in parts:
+                        with open(os.path.join(self.parts_dir, name), "rb") as part:
+                            shutil.copyfileobj(part, out, 1 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())
+        shutil.rmtree(self.parts_dir)
+
+    def commit(self, metadata: dict) -> None:
+        """Makes the staged splits the artifact's content; metadata file last."""
+        self._assemble()
+        marker = os.path.join(self.output_uri, METADATA_FILE)
+        if os.path.exists(marker):
+            os.remove(marker)  # from here on the old artifact no longer looks complete
+        for name in os.listdir(self.output_uri):
+            path = os.path.join(self.output_uri, name)
+            if name.startswith("Split-") and os.path.isdir(path):
+                shutil.rmtree(path)
+        for split in self.split_names:
+            os.rename(os.path.join(self.staging, f"Split-{split}"), split_dir(self.output_uri, split))
+        tmp = os.path.join(self.staging, METADATA_FILE)
+        with open(tmp, "w") as f:
+            json.dump(metadata, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, marker)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        _fsync_dir(self.output_uri)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,123 @@
+"""The `examplegen` command line: ingest, resplit, resolve; errors; a killed run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from examplegen import cli
+from tests.helpers import TAXI_CSV_DIR, read_split, shared
+
+
+def run_cli(capsys, *args):
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_prints_summary_and_output(tmp_path, capsys):
+    out_dir = tmp_path / "examples"
+    code, out, err = run_cli(capsys, "ingest", "--input-base", TAXI_CSV_DIR, "--output", str(out_dir))
+    assert code == 0, err
+    assert "span 0, version -" in out
+    assert f"Examples written to {out_dir}" in out
+    counts = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in out.splitlines()
+              if line.strip().split()[0] in ("train", "eval", "total")}
+    assert counts["total"] == 10000 and counts["train"] + counts["eval"] == 10000
+    assert len(read_split(str(out_dir), "eval")) == counts["eval"]
+
+
+def test_ingest_json_and_csv_options(tmp_path, capsys):
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.txt").write_text("1|'a|b'\n2|c\n")
+    code, out, err = run_cli(capsys, "ingest", "--input-base", str(data), "--output", str(tmp_path / "o"),
+                             "--delimiter", "|", "--quote-char", "'", "--no-header", "--column-names", "n,s",
+                             "--schema", "n:float", "--json",
+                             "--output-config", '{"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}}')
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["counts"] == {"all": 2} and result["split_names"] == ["all"]
+    import tensorflow as tf
+
+    examples = [tf.train.Example.FromString(r) for r in read_split(str(tmp_path / "o"), "all")]
+    assert [e.features.feature["s"].bytes_list.value[0] for e in examples] == [b"a|b", b"c"]
+    assert [e.features.feature["n"].float_list.value[0] for e in examples] == [1.0, 2.0]
+
+
+def test_resolve_prints_json_and_errors_go_to_stderr(tmp_path, capsys):
+    for span in (3, 12):
+        (tmp_path / f"span{span}").mkdir()
+        (tmp_path / f"span{span}" / "d.csv").write_text("a\n1\n")
+    code, out, err = run_cli(capsys, "resolve", "--input-base", str(tmp_path), "--input-config",
+                             '{"splits": [{"name": "s", "pattern": "span{SPAN}/*"}]}')
+    assert code == 0, err
+    resolved = json.loads(out)
+    assert resolved["span"] == 12 and resolved["version"] is None
+    assert resolved["splits"] == [{"name": "s", "pattern": "span12/*"}]
+    assert resolved["fingerprint"].startswith("sha256:")
+    code, out, err = run_cli(capsys, "resolve", "--input-base", str(tmp_path), "--input-config",
+                             '{"splits": [{"name": "s", "pattern": "nothing-{SPAN}/*"}]}')
+    assert code == 1 and out == ""
+    assert "examplegen resolve: error:" in err and "nothing-{SPAN}/*" in err
+
+
+def test_help_documents_every_ingest_option(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["ingest", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--input-base", "--format", "--output", "--input-config", "--output-config",
+                   "--range-config", "--delimiter", "--quote-char", "--encoding", "--no-header",
+                   "--column-names", "--schema", "--payload-format", "--num-shards", "--workers",
+                   "--verify-payload", "--no-lineage", "--mlmd", "--force", "--json"):
+        assert option in text, option
+
+
+def test_resplit_command(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "resplit", "--examples", shared("csv_example_gen"), "--output",
+                             str(tmp_path / "o"), "--input-splits", "eval", "--output-config",
+                             '{"split_config": {"splits": [{"name": "a", "hash_buckets": 1}, '
+                             '{"name": "b", "hash_buckets": 1}]}}', "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert sum(result["counts"].values()) == 5091
+
+
+def test_a_killed_run_leaves_nothing_complete_and_the_rerun_succeeds(tmp_path):
+    """SIGKILL in the middle of writing: no examples_metadata.json; the next run works."""
+    data = tmp_path / "in"
+    data.mkdir()
+    header, *rows = open(os.path.join(TAXI_CSV_DIR, "data.csv")).read().splitlines()
+    with open(data / "big.csv", "w") as f:
+        f.write(header + "\n")
+        for _ in range(40):
+            f.write("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", "examplegen.cli", "ingest", "--input-base", str(data),
+                             "--output", str(out), "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        staging = [d for d in (os.listdir(out) if out.exists() else []) if d.startswith(".staging")]
+        parts = [p for d in staging for p in os.listdir(out / d / "parts")] if staging else []
+        if parts:
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert killed, "the run finished before it could be killed: make the input larger"
+    assert not (out / "examples_metadata.json").exists()
+    assert not [d for d in os.listdir(out) if d.startswith("Split-")]
+    code = cli.main(["ingest", "--input-base", str(data), "--output", str(out)])
+    assert code == 0
+    assert (out / "examples_metadata.json").exists()
+    assert not [d for d in os.listdir(out) if d.startswith(".staging")]
+    md = json.load(open(out / "examples_metadata.json"))
+    assert sum(json.loads(md["example_counts"]).values()) == 400000
