@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from examplegen import encode, tfrecord
 from examplegen.errors import SourceError
@@ -98,7 +99,8 @@ def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
     """Converts one CSV range; on a type mismatch only finishes inferring the chunk."""
     names = list(task.layout.column_names)
     ColumnType = csv_source.ColumnType
-    seen = [ColumnType.UNKNOWN if not f else ColumnType(t) for t, f in zip(task.types, task.fixed)]
+    # Types seen: each column's given type unless a cell proved wider (see fast_convert).
+    seen = [ColumnType(t) for t in task.types]
     result = ChunkResult(task.input_split, task.chunk)
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
     feature_index = names.index(task.plan.feature) if task.plan.needs_feature else -1
@@ -108,29 +110,35 @@ def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
     rows = 0
     try:
         for batch in csv_source.read_chunk(task.layout, task.options, task.start, task.end, task.first_line):
-            columns = batch.columns
-            for i, column in enumerate(columns):
-                if not task.fixed[i]:
-                    seen[i] = max(seen[i], csv_source.infer_column_type(column))
-            if any(s > t for s, t in zip(seen, task.types)):
-                result.mismatch = True
-            if result.mismatch:
-                rows += batch.num_rows
-                continue
 
             def where(i: int, _offset=rows) -> str:
                 line = csv_source.line_of_row(task.layout, task.options, task.start, task.end,
                                               task.first_line, _offset + i)
                 return f"{task.layout.path}: line {line}"
 
-            features, split_values, split_kind = [], None, None
-            for i, (name, column) in enumerate(zip(names, columns)):
-                try:
-                    values, kind = csv_source.convert_column(column, ColumnType(task.types[i]))
-                except ValueError as exc:
-                    bad = _first_bad_row(column, ColumnType(task.types[i]))
-                    raise SourceError(f"{where(bad)}: column {name!r}: {exc} "
-                                      f"(the schema says {ColumnType(task.types[i]).name.lower()})") from None
+            converted = []
+            for i, (name, column) in enumerate(zip(names, batch.columns)):
+                ctype = ColumnType(task.types[i])
+                done = None if result.mismatch else csv_source.fast_convert(column, ctype)
+                if done is None and not task.fixed[i]:
+                    # Not provably within ctype: infer exactly; wider means a second pass.
+                    exact = csv_source.infer_column_type(column)
+                    seen[i] = max(seen[i], exact)
+                    if exact > ctype:
+                        result.mismatch = True
+                if done is None and not result.mismatch:
+                    try:
+                        done = csv_source.convert_column(column, ctype)
+                    except ValueError as exc:  # a schema override the data contradicts
+                        bad = _first_bad_row(column, ctype)
+                        raise SourceError(f"{where(bad)}: column {name!r}: {exc} "
+                                          f"(the schema says {ctype.name.lower()})") from None
+                converted.append(done)
+            if result.mismatch:
+                rows += batch.num_rows
+                continue
+            features, split_values, split_kind, split_feature = [], None, None, None
+            for i, (values, kind) in enumerate(converted):
                 feature = encode.feature_column(values, kind)
                 features.append(feature)
                 if i == feature_index:
@@ -153,7 +161,7 @@ def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
 
 
 def _first_bad_row(column: pa.Array, ctype) -> int:
-    for i, cell in enumerate(column.cast(pa.binary()).to_pylist()):
+    for i, cell in enumerate(pc.fill_null(column, "").cast(pa.binary()).to_pylist()):
         if cell:
             try:
                 csv_source._convert_cells([cell], ctype)

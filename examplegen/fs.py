@@ -330,9 +330,9 @@ class GcsFileSystem(ObjectStoreFileSystem):
         self, exc: Exception, url: str, not_found: SourceError
     ) -> Optional[ExampleGenError]:
         import google.auth.exceptions as auth_errors
-        from google.resumable_media import DataCorruption
         import requests
         from google.api_core import exceptions as api_errors
+        from google.resumable_media import DataCorruption
 
         if isinstance(exc, DataCorruption):
             return SourceError(f"{url}: the download was corrupted ({_limit(exc, 200)})")

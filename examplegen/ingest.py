@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -24,6 +25,7 @@ import math
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Optional, Sequence
@@ -51,6 +53,9 @@ from examplegen.writer import ExamplesWriter, read_metadata, split_dir
 SOURCE_FORMATS = ("csv", "tfrecord")
 CHUNK_BYTES = 16 << 20  # CSV bytes per work unit
 SHARD_BYTES = 256 << 20  # input bytes per output shard when the shard count is automatic
+# Starting worker processes costs ~1.5 s here (interpreter + pyarrow per worker); below this
+# much input one process is faster.
+PARALLEL_MIN_BYTES = 64 << 20
 
 
 @dataclasses.dataclass
@@ -127,6 +132,24 @@ def _split_files(resolutions: Sequence[SpanResolution]) -> list[_InputSplitFiles
         for s in r.splits:
             out.setdefault(s.name, _InputSplitFiles(s.name, [])).files.extend(s.files)
     return list(out.values())
+
+
+def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
+                       stack: contextlib.ExitStack) -> list[_InputSplitFiles]:
+    """_split_files with remote inputs downloaded (fs.localize) and checked against their digests.
+
+    Downloads go to $EXAMPLEGEN_INPUT_CACHE when set (kept between runs), else to a
+    temporary directory removed after the run.
+    """
+    split_files = _split_files(resolutions)
+    paths = [f for s in split_files for f in s.files]
+    if any(fs.is_remote(p) for p in paths):
+        cache_dir = os.environ.get("EXAMPLEGEN_INPUT_CACHE") or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="examplegen-inputs-"))
+        local = fs.localize(paths, cache_dir, {s.uri: s.digest for s in sources})
+        for split in split_files:
+            split.files = [local[f] for f in split.files]
+    return split_files
 
 
 def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, plan: SplitPlan,
@@ -211,7 +234,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     plans = plan_for(effective, [s.name for s in input_config.splits])
     total_bytes = sum(os.path.getsize(f) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
-    workers = workers or _default_workers()
+    if not workers:
+        workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
     writer = ExamplesWriter(output_uri, split_names, num_shards)
     runner = _Runner(workers, progress and sys.stderr.isatty(), total_bytes)
     try:
@@ -266,26 +290,26 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     }
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config)
     started = time.time()
-    with recorder:
+    with recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
         fingerprint = _combined_fingerprint(resolutions)
         sources = [s for r in resolutions for s in r.sources()]
         spans = [r.span for r in resolutions]
         last = resolutions[-1]
+        recorder.record_inputs(sources)
         if not force:
             cached = recorder.find_cached(fingerprint)
             if cached is not None:
                 result = _reuse(cached, output_uri)
                 recorder.complete_cached(result)
                 return result
-        recorder.record_inputs(sources)
         span_md = {"span": last.span, "input_fingerprint": fingerprint}
         if last.version is not None:
             span_md["version"] = last.version
         if len(spans) > 1:
             span_md["spans"] = json.dumps(spans)
         split_names, counts, rows, num_shards, extras = convert_files(
-            _split_files(resolutions), output_uri, source_format=source_format,
+            _local_split_files(resolutions, sources, stack), output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, csv_options=csv_opts,
             payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
             workers=workers, progress=progress, metadata=span_md)

@@ -80,7 +80,8 @@ def _rows(layout, options, chunks):
     out = []
     for start, end, line in chunks:
         for batch in csv_source.read_chunk(layout, options, start, end, line):
-            out.extend(zip(*[c.to_pylist() for c in batch.columns]))
+            # an empty cell is null
+            out.extend(tuple("" if v is None else v for v in row) for row in zip(*[c.to_pylist() for c in batch.columns]))
     return out
 
 
@@ -180,3 +181,45 @@ def test_header_errors(tmp_path):
 def test_option_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         CsvOptions.from_dict(options)
+
+
+def _random_cells(rng, n):
+    alphabet = "0123456789+-.eE _xnaifNIF"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("ctype", [ColumnType.INT, ColumnType.FLOAT])
+def test_fast_path_accepts_only_what_python_accepts_with_pythons_values(ctype):
+    """fast_convert must never claim a cell fits when Python's int()/float() says otherwise."""
+    rng = random.Random(5)
+    cells = TRICKY_CELLS + _random_cells(rng, 3000) + ["-nan", "+inf", "1e-45", "-0"]
+    for cell in cells:
+        done = csv_source.fast_convert(pa.array([cell or None], pa.string()), ctype)
+        python_type = tfx_reference.cell_type(cell.encode())
+        if done is None:
+            continue
+        assert python_type <= ctype, (cell, python_type)
+        values, _ = done
+        if not cell:
+            assert values.null_count == 1
+            continue
+        got = values.to_pylist()[0]
+        if ctype == ColumnType.INT:
+            assert got == int(cell), cell
+        else:
+            with np.errstate(over="ignore"):
+                expected = np.float64(float(cell)).astype(np.float32)
+            assert np.float32(got).tobytes() == expected.tobytes(), cell
+
+
+def test_fast_and_slow_conversion_agree_on_random_columns():
+    rng = random.Random(9)
+    for _ in range(200):
+        cells = [rng.choice(TRICKY_CELLS) for _ in range(rng.randint(1, 8))]
+        column = pa.array([c or None for c in cells], pa.string())
+        ctype = csv_source.infer_column_type(column)
+        fast = csv_source.fast_convert(column, ctype)
+        slow = csv_source.convert_column(column, ctype)
+        if fast is not None:
+            assert fast[1] == slow[1]
+            assert fast[0].cast(slow[0].type).equals(slow[0]) or ctype == ColumnType.FLOAT, cells

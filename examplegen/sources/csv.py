@@ -284,7 +284,7 @@ def _decode(data: bytes, options: CsvOptions, path: str, line: int) -> str:
 
 def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
                batch_bytes: int = 8 << 20) -> Iterator[pa.RecordBatch]:
-    """Yields record batches of string columns (empty cell = empty string) for one range."""
+    """Yields record batches of string columns (an empty cell is null) for one range."""
     names = list(layout.column_names)
     read_opts = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=batch_bytes,
                                   encoding=options.encoding)
@@ -295,8 +295,8 @@ def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, fir
         ignore_empty_lines=True,
     )
     convert_opts = pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names}, null_values=[], strings_can_be_null=False,
-        quoted_strings_can_be_null=False, check_utf8=True)
+        column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True,
+        quoted_strings_can_be_null=True, check_utf8=True)
     if layout.gzip:
         source = _open_stream(layout.path)
         source.read(start)
@@ -374,7 +374,8 @@ def _as_binary(column: pa.Array) -> pa.Array:
 
 
 def infer_column_type(column: pa.Array) -> ColumnType:
-    """The TFX type of a string column (empty string = empty cell)."""
+    """The TFX type of a string column (null or empty string = empty cell)."""
+    column = pc.fill_null(column, "")
     cells = column.filter(pc.greater(pc.binary_length(column), 0))
     if len(cells) == 0:
         return ColumnType.UNKNOWN
@@ -414,6 +415,7 @@ def convert_column(column: pa.Array, ctype: ColumnType) -> tuple[pa.Array, str]:
     """
     if ctype == ColumnType.UNKNOWN:
         return pa.nulls(len(column), pa.int64()), "none"
+    column = pc.fill_null(column, "")
     nonempty = pc.greater(pc.binary_length(column), 0)
     if ctype == ColumnType.STRING:
         values = _as_binary(column)
@@ -435,6 +437,50 @@ def convert_column(column: pa.Array, ctype: ColumnType) -> tuple[pa.Array, str]:
             fast_values = pa.array(fast_values.to_numpy(zero_copy_only=False).astype(np.float32))
     values = pc.if_else(nonempty, fast_values, pa.scalar(None, fast_values.type))
     return values, ("int64" if ctype == ColumnType.INT else "float")
+
+
+_HUGE = float(2**63) * (1 - 1e-12)  # beyond this a float-parsed cell may be an int > int64
+
+
+def fast_convert(column: pa.Array, ctype: ColumnType) -> Optional[tuple[pa.Array, str]]:
+    """``convert_column`` for a column whose cells all fit ``ctype`` in Arrow's own grammar.
+
+    One vectorised cast per column. Arrow's integer and float grammars are subsets of
+    Python's ``int()``/``float()`` but for hexadecimal integers (``0x1F``) and NaN payloads
+    (``nan(1)``), which are excluded here (tests check the rest on random strings), so a
+    successful cast proves every cell's TFX type is at most ``ctype`` and gives Python's
+    values. Returns None when that
+    is not proven (a cell such as ``+4``, `` 12`` or ``abc``): the caller then infers the
+    exact type and converts cell by cell.
+    """
+    if ctype == ColumnType.UNKNOWN:
+        if column.null_count == len(column) or not pc.any(pc.greater(pc.binary_length(column), 0)).as_py():
+            return pa.nulls(len(column), pa.int64()), "none"
+        return None
+    if ctype == ColumnType.STRING:
+        values = _as_binary(column)
+        shortest = pc.min(pc.binary_length(values)).as_py()
+        if shortest == 0:  # empty strings (not nulls) also mean "empty cell"
+            values = pc.if_else(pc.equal(pc.binary_length(values), 0), pa.scalar(None, pa.binary()), values)
+        return values, "bytes"
+    try:
+        values = pc.cast(column, pa.int64() if ctype == ColumnType.INT else pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    outside = "x" if ctype == ColumnType.INT else "("
+    if pc.any(pc.match_substring(column, outside, ignore_case=True)).as_py():
+        return None
+    if ctype == ColumnType.INT:
+        return values, "int64"
+    huge = pc.fill_null(pc.greater_equal(pc.abs(values), _HUGE), False)
+    if pc.any(huge).as_py():
+        # "99999999999999999999" parses as a float, but TFX types it STRING (an int > int64).
+        for cell in _as_binary(column.filter(huge)).to_pylist():
+            if _python_cell_type(cell) > ColumnType.FLOAT:
+                return None
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, as C's cast does
+        as_f32 = values.to_numpy(zero_copy_only=False).astype(np.float32)
+    return pa.array(as_f32, mask=values.is_null().to_numpy(zero_copy_only=False)), "float"
 
 
 def _convert_cells(cells: list[bytes], ctype: ColumnType) -> list:
