@@ -3,18 +3,17 @@
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-IMAGE ?= ghcr.io/kfp-examplegen/examplegen:0.1.0
 OUT ?= output
 
 .PHONY: venv run test test-fast bench compile image clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock requirements-test.lock pyproject.toml
 	$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3 setuptools==80.9.0 wheel==0.48.0
-	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock -r requirements-test.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	touch $@
@@ -34,8 +33,11 @@ bench: venv
 compile: venv
 	$(BIN)/examplegen compile --output-dir pipelines/compiled
 
-image:
-	docker build --platform linux/amd64 -f images/Dockerfile -t $(IMAGE) .
+# The component image; IMAGE (or EXAMPLEGEN_IMAGE) names it, default kfp-examplegen:<version>,
+# the name the compiled YAML refers to.
+image: venv
+	tag=$$(EXAMPLEGEN_IMAGE="$(or $(IMAGE),$(EXAMPLEGEN_IMAGE))" $(BIN)/python -c 'import components; print(components.image())') && \
+	docker build --platform linux/amd64 -f images/Dockerfile -t "$$tag" . && echo "built $$tag"
 
 clean:
 	rm -rf $(OUT) local_outputs .pytest_cache

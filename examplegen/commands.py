@@ -103,6 +103,10 @@ def register(subparsers) -> None:
                     "error on stderr when the patterns do not resolve.")
     p.add_argument("--input-base", required=True, help="directory the input config patterns are relative to")
     _add_config_arguments(p)
+    p.add_argument("--no-lineage", action="store_true", help="do not record the resolution in ML Metadata")
+    p.add_argument("--pipeline-name", default="examplegen", help="pipeline context name for the lineage records")
+    p.add_argument("--run-name", default=None, help="pipeline run context name (default: generated)")
+    _add_store_argument(p)
     p.set_defaults(func=_resolve)
 
 
@@ -175,9 +179,11 @@ def _resplit(args) -> int:
 
 
 def _resolve(args) -> int:
-    from examplegen.span import resolve_spans
+    from examplegen.ingest import resolve
 
-    resolutions = resolve_spans(args.input_base, args.input_config, args.range_config)
+    resolutions, _ = resolve(args.input_base, args.input_config, args.range_config, mlmd=args.mlmd,
+                             record_lineage=not args.no_lineage, pipeline_name=args.pipeline_name,
+                             run_name=args.run_name)
     payload = resolutions[0].to_json() if len(resolutions) == 1 else [r.to_json() for r in resolutions]
     print(json.dumps(payload, indent=2))
     return 0

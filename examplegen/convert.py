@@ -50,23 +50,27 @@ class _PartSink:
         self._files: dict[tuple[int, int], object] = {}
 
     def write(self, records: pa.Array, split_index: np.ndarray, row_offset: int) -> None:
+        """Frames the records and appends each (split, shard) group as one gzip member."""
         n = len(records)
         if n == 0:
             return
+        framed = tfrecord.frame_column(records)
         shard = (np.arange(row_offset, row_offset + n) % self.num_shards).astype(np.int64)
         key = split_index.astype(np.int64) * self.num_shards + shard
-        order = np.argsort(key, kind="stable")
-        sorted_keys = key[order]
-        bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
-        for group in np.split(order, bounds):
-            k = int(key[group[0]])
+        if self.num_shards == 1 and len(self._out_index) == 1:
+            groups = [(0, None)]
+        else:
+            order = np.argsort(key, kind="stable")
+            bounds = np.flatnonzero(np.diff(key[order])) + 1
+            groups = [(int(key[g[0]]), g) for g in np.split(order, bounds)]
+        for k, rows in groups:
             s, sh = divmod(k, self.num_shards)
-            self.counts[s] += len(group)
-            data = tfrecord.frame_records(records.take(pa.array(group)))
+            part = framed if rows is None else framed.take(pa.array(rows))
+            self.counts[s] += len(part)
             f = self._files.get((s, sh))
             if f is None:
                 f = self._files[(s, sh)] = open(self._path(self._out_index[s], sh), "wb")
-            f.write(tfrecord.gzip_member(data, GZIP_LEVEL))
+            f.write(tfrecord.gzip_member(tfrecord.concatenated(part), GZIP_LEVEL))
 
     def close(self) -> None:
         for f in self._files.values():
@@ -149,7 +153,7 @@ def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
             elif task.plan.mode == "partition":
                 split_index = assign_partition(split_feature, split_kind, task.plan, where)
             else:
-                split_index = assign_hash(examples.to_pylist(), task.plan)
+                split_index = assign_hash(examples, task.plan)
             sink.write(examples, split_index, rows)
             rows += batch.num_rows
     finally:
@@ -206,7 +210,7 @@ def run_tfrecord_file(task: TFRecordTask) -> ChunkResult:
                 values = payload.feature_values(py_records, task.payload_format, task.plan.feature, where)
                 split_index = assign_value(values, task.plan, where)
             else:
-                split_index = assign_hash(py_records, task.plan)
+                split_index = assign_hash(records, task.plan)
             sink.write(records, split_index, rows)
             rows += len(py_records)
     finally:

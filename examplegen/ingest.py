@@ -46,7 +46,7 @@ from examplegen.errors import ConfigError, SourceError
 from examplegen.payload import VERIFY_MODES, normalize_payload_format
 from examplegen.result import IngestResult
 from examplegen.sources import csv as csv_source
-from examplegen.span import SpanResolution, resolve_spans
+from examplegen.span import SpanResolution, combined_fingerprint, resolve_spans
 from examplegen.split import SplitPlan, plan_for
 from examplegen.writer import ExamplesWriter, read_metadata, split_dir
 
@@ -75,13 +75,9 @@ def _default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _combined_fingerprint(resolutions: Sequence[SpanResolution]) -> str:
-    if len(resolutions) == 1:
-        return resolutions[0].fingerprint
-    h = hashlib.sha256()
-    for r in resolutions:
-        h.update(f"span:{r.span},version:{r.version},{r.fingerprint}\n".encode())
-    return "sha256:" + h.hexdigest()
+def _warm_up() -> None:
+    """Runs in a fresh worker: the import of the conversion code is the slow part."""
+    import examplegen.convert  # noqa: F401
 
 
 class _Runner:
@@ -91,6 +87,14 @@ class _Runner:
         self.workers = workers
         self._pool: Optional[ProcessPoolExecutor] = None
         self._bar = None
+        if workers > 1:
+            # spawn: workers must not inherit a forked TensorFlow/gRPC state from the caller.
+            # Started now so that they import the engine while this process reads headers
+            # and samples types.
+            self._pool = ProcessPoolExecutor(max_workers=workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+            for _ in range(workers):
+                self._pool.submit(_warm_up)
         if progress:
             from tqdm import tqdm
 
@@ -104,10 +108,6 @@ class _Runner:
                 results.append(run_task(task))
                 self._advance(size)
             return results
-        if self._pool is None:
-            # spawn: workers must not inherit a forked TensorFlow/gRPC state from the caller.
-            self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
         results = []
         for result, size in zip(self._pool.map(run_task, tasks), sizes):
             results.append(result)
@@ -292,7 +292,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     started = time.time()
     with recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
-        fingerprint = _combined_fingerprint(resolutions)
+        fingerprint = combined_fingerprint(resolutions)
         sources = [s for r in resolutions for s in r.sources()]
         spans = [r.span for r in resolutions]
         last = resolutions[-1]
@@ -365,6 +365,12 @@ class _NoLineage:
     def complete_cached(self, result):
         pass
 
+    def set_properties(self, **properties):
+        pass
+
+    def record_input_examples(self, uri, metadata=None):
+        pass
+
 
 def _open_recorder(mlmd, record_lineage, execution_type, pipeline_name, run_name, config):
     if not record_lineage:
@@ -374,6 +380,29 @@ def _open_recorder(mlmd, record_lineage, execution_type, pipeline_name, run_name
     store = open_store(mlmd)
     return Recorder(store, execution_type=execution_type, pipeline_name=pipeline_name,
                     run_name=run_name, config=config, engine_version=__version__)
+
+
+def resolve(input_base: str, input_config: Any = None, range_config: Any = None, *,
+            mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
+            run_name: Optional[str] = None) -> tuple[list[SpanResolution], str]:
+    """Resolves the spans to ingest, recorded as an examplegen.ResolveSpan execution.
+
+    Returns the resolutions (ascending spans) and the input fingerprint that ``ingest``
+    computes for the same files.
+    """
+    in_cfg, _, range_cfg = _load_configs(input_config, None, range_config)
+    config = {"input_base": os.path.abspath(input_base) if not fs.is_remote(input_base) else input_base,
+              "input_config": in_cfg.to_dict(), "range_config": range_cfg.to_dict() if range_cfg else None}
+    recorder = _open_recorder(mlmd, record_lineage, "examplegen.ResolveSpan", pipeline_name, run_name, config)
+    with recorder:
+        resolutions = resolve_spans(input_base, in_cfg, range_cfg)
+        fingerprint = combined_fingerprint(resolutions)
+        recorder.record_inputs([source for r in resolutions for source in r.sources()])
+        last = resolutions[-1]
+        recorder.set_properties(input_fingerprint=fingerprint, span=last.span,
+                                **({"version": last.version} if last.version is not None else {}))
+        recorder.complete()
+    return resolutions, fingerprint
 
 
 def examples_split_files(examples_uri: str, input_splits: Optional[Sequence[str]] = None) -> list[_InputSplitFiles]:
@@ -414,8 +443,7 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Split", pipeline_name, run_name, config)
     started = time.time()
     with recorder:
-        if hasattr(recorder, "record_input_examples"):
-            recorder.record_input_examples(os.path.abspath(examples_uri))
+        recorder.record_input_examples(os.path.abspath(examples_uri))
         span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
         split_names, counts, rows, num_shards, _ = convert_files(
             pooled, output_uri, source_format="tfrecord", input_config=in_cfg, output_config=out_cfg,

@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import re
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from examplegen import fs
 from examplegen.config import (
@@ -282,6 +282,16 @@ def resolve_spans(
         targets = _in_range(scans, static.start_span_number, static.end_span_number)
 
     return [_resolution(base, scans, specs, span, version) for span, version in targets]
+
+
+def combined_fingerprint(resolutions: Sequence[SpanResolution]) -> str:
+    """One fingerprint for several spans (the single span's own when there is one)."""
+    if len(resolutions) == 1:
+        return resolutions[0].fingerprint
+    h = hashlib.sha256()
+    for r in resolutions:
+        h.update(f"span:{r.span},version:{r.version},{r.fingerprint}\n".encode())
+    return "sha256:" + h.hexdigest()
 
 
 def resolve(

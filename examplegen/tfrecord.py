@@ -77,8 +77,8 @@ def _fixed_width(matrix: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(matrix)])
 
 
-def frame_records(records: pa.Array | Sequence[bytes]) -> bytes:
-    """The TFRecord frames of ``records`` (a binary array or a sequence of bytes), concatenated."""
+def frame_column(records: pa.Array | Sequence[bytes]) -> pa.Array:
+    """Per record, its whole TFRecord frame (header, data, footer) as a binary array."""
     if isinstance(records, pa.ChunkedArray):
         records = records.combine_chunks()
     if not isinstance(records, pa.Array):
@@ -89,7 +89,7 @@ def frame_records(records: pa.Array | Sequence[bytes]) -> bytes:
         raise ValueError("cannot frame null records")
     n = len(records)
     if n == 0:
-        return b""
+        return pa.array([], records.type)
     width = np.int64 if pa.types.is_large_binary(records.type) else np.int32
     _, off_buf, data_buf = records.buffers()
     offsets = np.frombuffer(off_buf, dtype=width, count=n + 1,
@@ -105,15 +105,27 @@ def frame_records(records: pa.Array | Sequence[bytes]) -> bytes:
     header[:, 8:] = _header_crc_array(lengths).astype("<u4").view(np.uint8).reshape(n, 4)
     footer = _mask(crcs).astype("<u4").view(np.uint8).reshape(n, 4)
     if pa.types.is_large_binary(records.type):
-        framed = pc.binary_join_element_wise(_fixed_width(header).cast(pa.large_binary()), records,
-                                             _fixed_width(footer).cast(pa.large_binary()),
-                                             pa.scalar(b"", pa.large_binary()))
-    else:
-        framed = pc.binary_join_element_wise(_fixed_width(header), records, _fixed_width(footer), b"")
-    fwidth = np.int64 if pa.types.is_large_binary(framed.type) else np.int32
-    _, framed_offsets, framed_data = framed.buffers()
-    end = int(np.frombuffer(framed_offsets, dtype=fwidth)[n])
-    return framed_data.slice(0, end).to_pybytes()
+        return pc.binary_join_element_wise(_fixed_width(header).cast(pa.large_binary()), records,
+                                           _fixed_width(footer).cast(pa.large_binary()),
+                                           pa.scalar(b"", pa.large_binary()))
+    return pc.binary_join_element_wise(_fixed_width(header), records, _fixed_width(footer), b"")
+
+
+def concatenated(array: pa.Array) -> pa.Buffer:
+    """The values of a binary array back to back (zero-copy when the array is not sliced)."""
+    if len(array) == 0:
+        return pa.py_buffer(b"")
+    width = np.int64 if pa.types.is_large_binary(array.type) else np.int32
+    _, offsets, data = array.buffers()
+    item = np.dtype(width).itemsize
+    bounds = np.frombuffer(offsets, dtype=width, count=2, offset=array.offset * item)
+    end = int(np.frombuffer(offsets, dtype=width, count=1, offset=(array.offset + len(array)) * item)[0])
+    return data.slice(int(bounds[0]), end - int(bounds[0]))
+
+
+def frame_records(records: pa.Array | Sequence[bytes]) -> bytes:
+    """The TFRecord frames of ``records`` (a binary array or a sequence of bytes), concatenated."""
+    return concatenated(frame_column(records)).to_pybytes()
 
 
 def gzip_member(data: bytes, level: int = DEFAULT_LEVEL) -> bytes:

@@ -18,7 +18,7 @@ from examplegen.tfrecord import (
     read_record_batches,
 )
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf  # noqa: E402
 
 
 def random_records(seed, count, max_size=600):

@@ -219,17 +219,21 @@ def _file_dict(artifact: Any) -> dict[str, Any]:
             "digest": p.get("digest"), "size": p.get("size")}
 
 
+def _json_property(value: Any) -> Any:
+    """A property TFX stores as a JSON string (split_names, example_counts), decoded."""
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
+
+
 def _examples_dict(reader: _Reader, artifact: Any) -> dict[str, Any]:
     p = properties(artifact)
-    counts = p.get("example_counts")
-    try:
-        counts = json.loads(counts) if isinstance(counts, str) else counts
-    except ValueError:
-        pass
     return {"artifact_id": artifact.id, "uri": artifact.uri,
             "state": reader.pb.Artifact.State.Name(artifact.state),
             "created": iso_time(artifact.create_time_since_epoch),
-            "split_names": p.get("split_names"), "example_counts": counts}
+            "split_names": _json_property(p.get("split_names")),
+            "example_counts": _json_property(p.get("example_counts"))}
 
 
 # --------------------------------------------------------------------------- lineage

@@ -91,6 +91,33 @@ def examples_files_present(uri: str, split_names: Iterable[str]) -> bool:
     return True
 
 
+def committed_files_match(result: IngestResult) -> bool:
+    """False if the files at result.output_uri are no longer the ones recorded for it.
+
+    The engine's writer writes `examples_metadata.json` last on every commit: when present,
+    its input fingerprint and example counts must equal the artifact's. When it is missing
+    while a `.staging-*` folder exists, a commit was interrupted and the splits may be half
+    replaced. Examples written by other tools (neither file) are accepted.
+    """
+    from examplegen import fs
+    from examplegen.writer import METADATA_FILE
+
+    uri = result.output_uri
+    try:
+        marker = fs.join(uri, METADATA_FILE)
+        if fs.exists(marker):
+            with fs.open_read(marker) as f:
+                on_disk = json.load(f)
+            counts = on_disk.get("example_counts")
+            counts = json.loads(counts) if isinstance(counts, str) else counts
+            return (on_disk.get("input_fingerprint") == result.input_fingerprint
+                    and {k: int(v) for k, v in (counts or {}).items()} == result.counts)
+        return not fs.glob(fs.join(fs.escape_glob(uri), ".staging-*"))
+    except Exception as exc:  # noqa: BLE001 - cannot check: do not reuse
+        log.info("cannot check Examples metadata at %s (%s): not reusing them", uri, exc)
+        return False
+
+
 class Recorder:
     """Records one execution of `execution_type` in the run's contexts. See module doc."""
 
@@ -280,29 +307,31 @@ class Recorder:
         self._finish(pb.Execution.COMPLETE)
         ids = self._put(pairs)
         self.output_artifact_id = ids[0] if ids else None
+        if result is not None:
+            self._retire_superseded(result.output_uri, self.output_artifact_id)
         return self.output_artifact_id
 
     def complete_cached(self, result: IngestResult) -> int:
-        """Mark the execution CACHED, with an OUTPUT event to the existing Examples artifact
-        (the one `find_cached` found, else the newest LIVE one at result.output_uri)."""
+        """Mark the execution CACHED, with an OUTPUT event to the reused Examples artifact (the
+        one `find_cached` found, else the newest LIVE one at result.output_uri).
+
+        If the reused artifact lives at another URI than result.output_uri (the engine copied
+        its files there), the OUTPUT is a new LIVE artifact at result.output_uri with the
+        same properties and `copied_from_artifact_id`; the reused artifact is left as it is."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         self._require_running()
-        artifact_id = cached_execution_id = None
         if self._cached is not None:
             cached_execution_id, artifact_id = self._cached
-            [artifact] = self.store.call("get_artifacts_by_id", [artifact_id])
-            if artifact.uri != result.output_uri:
-                artifact_id = None
-        if artifact_id is None:
-            artifact = self._live_examples(result.output_uri)
-            if artifact is None:
+            [reused] = self.store.call("get_artifacts_by_id", [artifact_id])
+        else:
+            reused = self._live_examples(result.output_uri)
+            if reused is None:
                 raise LineageError(
                     f"cannot record a cached run: MLMD has no LIVE {schema.EXAMPLES} artifact at "
                     f"{result.output_uri}"
                 )
-            artifact_id = artifact.id
-            cached_execution_id = self._producer(artifact_id)
+            cached_execution_id = self._producer(reused.id)
         if result.sources:
             self.record_inputs(result.sources)
         self._set_result_properties(result)
@@ -310,10 +339,17 @@ class Recorder:
             "cached_execution_id": str(cached_execution_id) if cached_execution_id else None,
         })
         event = self._output_event()
-        event.artifact_id = artifact_id
+        copy = None
+        if reused.uri == result.output_uri:
+            event.artifact_id = reused.id
+        else:
+            copy = pb.Artifact(type_id=reused.type_id, uri=result.output_uri, state=pb.Artifact.LIVE)
+            set_properties(copy, {**properties(reused), "copied_from_artifact_id": reused.id})
         self._finish(pb.Execution.CACHED)
-        self._put([(None, event)])
+        [artifact_id] = self._put([(copy, event)])
         self.output_artifact_id = artifact_id
+        if copy is not None:
+            self._retire_superseded(result.output_uri, artifact_id)
         return artifact_id
 
     def fail(self, error: BaseException | str) -> None:
@@ -359,7 +395,8 @@ class Recorder:
                 if artifact.type_id != examples_type or artifact.state != pb.Artifact.LIVE:
                     continue
                 result = self._result_from(artifact, execution, inputs)
-                if result is not None and self._files_present(result.output_uri, result.split_names):
+                if (result is not None and self._files_present(result.output_uri, result.split_names)
+                        and committed_files_match(result)):
                     self._cached = (execution.id, artifact.id)
                     return result
         return None
@@ -467,6 +504,24 @@ class Recorder:
             return self.store.call("get_artifacts_by_external_ids", external_ids)
         except mlmd_errors.NotFoundError:
             return []
+
+    def _retire_superseded(self, uri: str, keep_id: int) -> None:
+        """Mark the other LIVE Examples artifacts at `uri` DELETED: the files just committed
+        there replaced theirs. A failure is logged, not raised (the run itself succeeded)."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        try:
+            examples_type = self.store.type_id("artifact", schema.EXAMPLES)
+            stale = [a for a in self.store.call("get_artifacts_by_uri", uri)
+                     if a.type_id == examples_type and a.state == pb.Artifact.LIVE and a.id != keep_id]
+            for artifact in stale:
+                artifact.state = pb.Artifact.DELETED
+                set_properties(artifact, {"superseded_by_artifact_id": keep_id})
+            if stale:
+                self.store.call("put_artifacts", stale)
+        except Exception as exc:  # noqa: BLE001 - never fail a completed run over this
+            log.warning("could not mark the earlier Examples at %s as replaced in MLMD: %s", uri,
+                        redact_url(str(exc)))
 
     def _live_examples(self, uri: str) -> Any:
         from ml_metadata.proto import metadata_store_pb2 as pb

@@ -467,9 +467,9 @@ def fast_convert(column: pa.Array, ctype: ColumnType) -> Optional[tuple[pa.Array
         values = pc.cast(column, pa.int64() if ctype == ColumnType.INT else pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    outside = "x" if ctype == ColumnType.INT else "("
-    if pc.any(pc.match_substring(column, outside, ignore_case=True)).as_py():
-        return None
+    for outside in ("x", "X") if ctype == ColumnType.INT else ("(",):
+        if pc.any(pc.match_substring(column, outside)).as_py():
+            return None
     if ctype == ColumnType.INT:
         return values, "int64"
     huge = pc.fill_null(pc.greater_equal(pc.abs(values), _HUGE), False)

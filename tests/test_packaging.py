@@ -1,0 +1,74 @@
+"""The pinned environment and the package layout rules."""
+
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+from tests.helpers import REPO
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    lines = open(os.path.join(REPO, "requirements.lock")).readlines()
+    lines += open(os.path.join(REPO, "requirements-test.lock")).readlines()
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_dependency_is_pinned_in_the_lock_with_the_same_version():
+    project = tomllib.load(open(os.path.join(REPO, "pyproject.toml"), "rb"))["project"]
+    lock = _lock()
+    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+    for requirement in wanted:
+        match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*(?:==\s*([^;,\s]+))?", requirement)
+        name, version = _normal(match.group(1)), match.group(2)
+        assert name in lock, f"{name} is not pinned in requirements.lock"
+        if version:
+            assert lock[name] == version, f"pyproject pins {name}=={version}, the lock {lock[name]}"
+
+
+def test_the_runtime_lock_has_no_test_tools():
+    runtime = open(os.path.join(REPO, "requirements.lock")).read().lower()
+    for name in ("pytest==", "moto==", "gcp-storage-emulator=="):
+        assert name not in runtime
+
+
+def test_the_stack_is_the_protobuf_4_set():
+    lock = _lock()
+    assert lock["kfp"] == "2.13.0" and lock["tensorflow-cpu"] == "2.17.1"
+    assert lock["ml-metadata"] == "1.17.1" and lock["apache-beam"] == "2.66.0"
+    assert lock["pyarrow"] == "18.1.0" and lock["protobuf"].startswith("4.25.")
+
+
+def test_installed_environment_matches_the_lock():
+    lock = _lock()
+    different = {}
+    for name, version in lock.items():
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            different[name] = (version, None)
+            continue
+        if installed != version:
+            different[name] = (version, installed)
+    assert not different, f"installed packages differ from requirements.lock: {different}"
+
+
+def test_the_engine_never_imports_kfp_or_tensorflow():
+    code = ("import sys, examplegen.cli, examplegen.ingest, examplegen.convert, examplegen.lineage, "
+            "examplegen.report; examplegen.cli.build_parser(); "
+            "bad = [m for m in ('kfp', 'tensorflow') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

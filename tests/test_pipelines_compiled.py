@@ -1,0 +1,167 @@
+"""The compiled pipeline YAML in pipelines/compiled/: current, valid, and portable.
+
+Valid means what the KFP API server and Vertex AI check: the file parses strictly as a
+kfp-pipeline-spec PipelineSpec, schemaVersion 2.1.0, the pipeline name is a lowercase DNS
+label, KFP's own loader accepts it, and it uses no kfp-kubernetes-only feature.
+"""
+
+import ast
+import filecmp
+import os
+import re
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+import components
+from pipelines.compile import COMPILED_DIR, compile_pipelines, yaml_file_name
+from pipelines.definitions import PIPELINE_NAMES
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+VERTEX_SCHEMA_TITLE = re.compile(r"^[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}$")
+YAML_FILES = [os.path.join(COMPILED_DIR, yaml_file_name(name)) for name in PIPELINE_NAMES]
+
+
+def _documents(path):
+    with open(path, encoding="utf-8") as f:
+        return list(yaml.safe_load_all(f))
+
+
+def _spec(path) -> dict:
+    [doc] = _documents(path)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def fresh_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compiled")
+    compile_pipelines(str(out), image=components.DEFAULT_IMAGE)
+    return out
+
+
+def test_checked_in_yaml_is_current(fresh_dir):
+    written = sorted(os.listdir(fresh_dir))
+    assert written == sorted(os.path.basename(p) for p in YAML_FILES)
+    stale = [name for name in written
+             if not filecmp.cmp(fresh_dir / name, os.path.join(COMPILED_DIR, name), shallow=False)]
+    assert not stale, f"{stale} differ from a fresh compile: run `examplegen compile` and commit"
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_parses_strictly_as_pipeline_spec(path):
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(_spec(path), spec)  # unknown fields raise
+    assert spec.schema_version == "2.1.0"
+    assert spec.sdk_version == "kfp-2.13.0"
+    assert spec.deployment_spec  # executors present
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_pipeline_name_is_a_dns_label(path):
+    name = _spec(path)["pipelineInfo"]["name"]
+    assert DNS_LABEL.match(name) and len(name) <= 63, name
+    assert name in PIPELINE_NAMES
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_kfp_loads_it_as_a_component(path):
+    from kfp import components as kfp_components
+
+    loaded = kfp_components.load_component_from_file(path)
+    assert loaded.name == _spec(path)["pipelineInfo"]["name"]
+    assert "input_base" in loaded.component_spec.inputs
+    assert "mlmd" in loaded.component_spec.inputs
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_no_kubernetes_only_features(path):
+    docs = _documents(path)
+    # kfp-kubernetes settings (volumes, secrets, node selectors, ...) compile into a second
+    # YAML document, the PlatformSpec, which Vertex AI does not run.
+    assert len(docs) == 1
+    spec = docs[0]
+    assert "platforms" not in spec and "platformSpec" not in spec
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        assert set(executor) == {"container"}, name
+        assert set(executor["container"]) <= {"image", "command", "args", "env", "resources"}, name
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_components_run_the_project_image_without_installing(path):
+    for name, executor in _spec(path)["deploymentSpec"]["executors"].items():
+        container = executor["container"]
+        assert container["image"] == components.DEFAULT_IMAGE, name
+        command = " ".join(container["command"])
+        assert "pip install" not in command and "ensurepip" not in command, name
+        assert "kfp.dsl.executor_main" in command, name
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_embedded_component_sources_are_valid_python(path):
+    for name, executor in _spec(path)["deploymentSpec"]["executors"].items():
+        source = executor["container"]["command"][-1]
+        tree = ast.parse(source)
+        functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+        assert functions == [executor["container"]["args"][-1]], name
+        if "Examples" in source:
+            assert "from components.artifacts import Examples" in source
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_artifact_types_are_tfx_examples_and_html(path):
+    titles = set()
+    for component in _spec(path)["components"].values():
+        for io in ("inputDefinitions", "outputDefinitions"):
+            for artifact in component.get(io, {}).get("artifacts", {}).values():
+                title = artifact["artifactType"]["schemaTitle"]
+                assert VERTEX_SCHEMA_TITLE.match(title), title
+                titles.add((title, artifact["artifactType"]["schemaVersion"]))
+    assert titles == {("tfx.Examples", "0.0.1"), ("system.HTML", "0.0.1")}
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_kfp_step_cache_is_off_and_lineage_gets_run_id(path):
+    tasks = _spec(path)["root"]["dag"]["tasks"]
+    assert len(tasks) == 3
+    for name, task in tasks.items():
+        assert not task.get("cachingOptions", {}).get("enableCache"), name
+        params = task["inputs"]["parameters"]
+        assert params["run_name"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+        assert params["pipeline_root"]["runtimeValue"]["constant"] == "{{$.pipeline_root}}"
+        assert params["mlmd"]["componentInputParameter"] == "mlmd"
+
+
+def test_csv_ingest_wires_resolve_span_into_ingestion():
+    tasks = _spec(YAML_FILES[0])["root"]["dag"]["tasks"]
+    gen = tasks["csv-example-gen"]
+    assert gen["dependentTasks"] == ["resolve-span"]
+    fingerprint = gen["inputs"]["parameters"]["expected_fingerprint"]["taskOutputParameter"]
+    assert fingerprint == {"outputParameterKey": "fingerprint", "producerTask": "resolve-span"}
+    report = tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
+    assert report == {"outputArtifactKey": "examples", "producerTask": "csv-example-gen"}
+
+
+def test_import_and_resplit_wires_the_resplit_into_the_report():
+    tasks = _spec(YAML_FILES[1])["root"]["dag"]["tasks"]
+    split = tasks["split-examples"]["inputs"]["artifacts"]["input_examples"]["taskOutputArtifact"]
+    assert split == {"outputArtifactKey": "examples", "producerTask": "import-example-gen"}
+    report = tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
+    assert report == {"outputArtifactKey": "examples", "producerTask": "split-examples"}
+
+
+def test_compile_image_option_sets_every_component_image(tmp_path):
+    from examplegen.cli import main
+
+    assert main(["compile", "--output-dir", str(tmp_path), "--image", "registry.example/eg:7"]) == 0
+    for name in PIPELINE_NAMES:
+        executors = _spec(tmp_path / yaml_file_name(name))["deploymentSpec"]["executors"]
+        assert {e["container"]["image"] for e in executors.values()} == {"registry.example/eg:7"}
+
+
+def test_compile_image_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(components.IMAGE_ENV, "env.example/eg:8")
+    compile_pipelines(str(tmp_path), names=["csv_ingest"])
+    executors = _spec(tmp_path / "csv_ingest.yaml")["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {"env.example/eg:8"}
