@@ -443,7 +443,7 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Split", pipeline_name, run_name, config)
     started = time.time()
     with recorder:
-        recorder.record_input_examples(os.path.abspath(examples_uri))
+        recorder.record_input_examples(os.path.abspath(examples_uri), md)
         span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
         split_names, counts, rows, num_shards, _ = convert_files(
             pooled, output_uri, source_format="tfrecord", input_config=in_cfg, output_config=out_cfg,

@@ -672,11 +672,13 @@ def test_two_ingest_processes_into_one_store_at_once_both_succeed(kind, request,
         assert [p.id for p in mlmd.get_parent_contexts_by_context(run.id)] == [pipeline.id]
 
 
-def test_ingest_killed_mid_way_leaves_no_complete_execution_and_no_live_output(sqlite_url, tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "mysql"])
+def test_ingest_killed_mid_way_leaves_no_complete_execution_and_no_live_output(kind, request, tmp_path):
+    url = request.getfixturevalue(f"{kind}_url")
     data, out = tmp_path / "data", tmp_path / "out"
     big = write_taxi(data / "data.csv", 0, 10000, repeat=40)  # 400,000 rows, ~55 MB
     proc = cli_process("ingest", "--input-base", str(data), "--output", str(out), "--workers", "1",
-                       "--mlmd", sqlite_url)
+                       "--mlmd", url)
     deadline = time.time() + 60
     while not glob.glob(str(out / ".staging-*" / "parts" / "*")):
         if proc.poll() is not None:
@@ -687,7 +689,7 @@ def test_ingest_killed_mid_way_leaves_no_complete_execution_and_no_live_output(s
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    mlmd = store_of(sqlite_url)
+    mlmd = store_of(url)
     [killed] = executions(mlmd)
     assert state(killed) == "RUNNING"  # not COMPLETE (nobody was left to say otherwise)
     assert "end_time" not in properties(killed)
@@ -696,7 +698,7 @@ def test_ingest_killed_mid_way_leaves_no_complete_execution_and_no_live_output(s
     assert properties(source)["digest"] == sha256_of(big)
     assert not (out / "examples_metadata.json").exists() and not list(out.glob("Split-*"))
 
-    result = ingest(str(data), str(out), mlmd=sqlite_url, workers=1)  # the same run again
+    result = ingest(str(data), str(out), mlmd=url, workers=1)  # the same run again
     assert not result.cached and sum(result.counts.values()) == 400000
     killed_again, done = executions(mlmd)
     assert killed_again.id == killed.id and state(killed_again) == "RUNNING"
