@@ -20,6 +20,7 @@ $(VENV)/.installed: requirements.lock requirements-test.lock pyproject.toml
 
 # The main job on the embedded defaults: the bundled taxi CSV, SQLite ML Metadata.
 run: venv
+	mkdir -p $(OUT)
 	$(BIN)/examplegen ingest --input-base examples/data/taxi --output $(OUT)/taxi_examples \
 	    --mlmd sqlite:///$(OUT)/mlmd.sqlite
 	@echo "Lineage: $(BIN)/examplegen lineage $(OUT)/taxi_examples --mlmd sqlite:///$(OUT)/mlmd.sqlite"

@@ -59,6 +59,7 @@ class ExamplesWriter:
         self.output_uri = os.path.abspath(output_uri)
         self.split_names = list(split_names)
         self.num_shards = num_shards
+        self._created_output = not os.path.exists(self.output_uri)
         os.makedirs(self.output_uri, exist_ok=True)
         self._clear_stale_staging()
         self.staging = os.path.join(self.output_uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
@@ -123,6 +124,11 @@ class ExamplesWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self._created_output:  # leave no empty output directory behind
+            try:
+                os.rmdir(self.output_uri)
+            except OSError:
+                pass
 
 
 def _fsync_dir(path: str) -> None:

@@ -232,6 +232,9 @@ _TRANSIENT_MARKERS = (
     "concurrent connection",
     "table definition has changed",
     "could not serialize access",
+    # ml-metadata's own SQLite retry loop giving up under contention (seen on a loaded
+    # 2-core machine when two processes create the schema of a new SQLite file at once)
+    "concurrent writes aborted",
 )
 
 
