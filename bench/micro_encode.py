@@ -1,5 +1,6 @@
 """Micro-benchmark of the byte layers: feature_column, example_column, frame_records, igzip,
-then reading the result back with read_record_batches.
+then reading the result back with read_record_batches. Also times frame_and_bucket (frames
+plus TFX hash buckets in one pass, as the hash-split path runs it) on its own.
 
 Builds --rows taxi-like rows by repeating examples/data/taxi/data.csv and times each stage
 over batches of --batch rows in one thread. Times are CPU time of this process
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from examplegen.encode import example_column, feature_column
-from examplegen.tfrecord import frame_records, read_record_batches
+from examplegen.tfrecord import frame_and_bucket, frame_records, read_record_batches
 
 TAXI_CSV = Path(__file__).resolve().parents[1] / "examples" / "data" / "taxi" / "data.csv"
 
@@ -64,6 +65,7 @@ def main() -> None:
     batches = table.to_batches(max_chunksize=args.batch)
 
     times = {"feature_column": 0.0, "example_column": 0.0, "frame_records": 0.0, "igzip": 0.0}
+    fused = 0.0
     out_bytes = record_bytes = 0
     tmp = Path(tempfile.mkdtemp(prefix="micro_encode_"))
     plain_file, gzip_file = open(tmp / "plain.tfrecord", "wb"), open(tmp / "gzip.tfrecord.gz", "wb")
@@ -79,6 +81,8 @@ def main() -> None:
         compressor = isal_zlib.compressobj(args.level, isal_zlib.DEFLATED, 31)
         compressed = compressor.compress(framed) + compressor.flush()
         t4 = time.process_time()
+        frame_and_bucket(examples, 3)
+        fused += time.process_time() - t4
         times["feature_column"] += t1 - t0
         times["example_column"] += t2 - t1
         times["frame_records"] += t3 - t2
@@ -110,6 +114,7 @@ def main() -> None:
     print(f"{'encode+frame':>15}: {rows / encode_frame:>12,.0f} rows/s  ({encode_frame:.3f} s)")
     total = encode_frame + times["igzip"]
     print(f"{'all four':>15}: {rows / total:>12,.0f} rows/s  ({total:.3f} s)")
+    print(f"{'frame+bucket':>15}: {rows / fused:>12,.0f} rows/s  ({fused:.3f} s)  (frame_and_bucket, 3 buckets)")
     for stage, seconds in read_times.items():
         print(f"{stage:>15}: {rows / seconds:>12,.0f} records/s  ({seconds:.3f} s)")
 

@@ -1,16 +1,17 @@
 """CPU time per row of each stage of the CSV worker's hot path, in one process.
 
 Stages, as examplegen.convert.run_csv_chunk runs them on each batch: parse (Arrow CSV),
-convert (fast_convert), feature_column, example_column, hash (split.assign_hash: sha256 per
-example and TFX's bucket rule), frame (tfrecord.frame_column), take (one take per (split,
-shard)) and gzip (isal). With --fused, hash and frame are timed as one stage
-(tfrecord.frame_and_bucket, as convert.py can call it).
+convert (fast_convert), feature_column, example_column, hash+frame
+(tfrecord.frame_and_bucket: sha256 and TFX's bucket rule, crc32c and the frames, in one pass),
+group (tfrecord.grouped_frames: each (split, shard)'s frames back to back) and gzip (isal).
+With --separate, the older flow: hash (split.assign_hash), frame (tfrecord.frame_column)
+and take (one take per (split, shard)); it also runs on a checkout without the fused API.
 
 The input is a CSV of --rows taxi rows (examples/data/taxi/data.csv repeated). Each of
 --repeats passes runs every stage over all batches; the report is the median over passes
 of the CPU time (time.process_time) per row, so other load on the machine skews it less.
 
-    .venv/bin/python bench/stages.py [--rows 120000] [--repeats 5] [--splits 3] [--shards 1]
+    .venv/bin/python bench/stages.py [--rows 120000] [--repeats 5] [--splits 3] [--shards 1] [--separate]
 """
 
 from __future__ import annotations
@@ -65,23 +66,26 @@ def one_pass(layout, options, size, types, plan, shards, fused) -> tuple[dict[st
         t = tick("feature_column", t)
         examples = encode.example_column(list(layout.column_names), features)
         t = tick("example_column", t)
+        n = len(examples)
         if fused:
             framed, buckets = tfrecord.frame_and_bucket(examples, plan.cumulative_buckets[-1])
             split_index = np.searchsorted(np.asarray(plan.cumulative_buckets), buckets, side="right")
             t = tick("hash+frame", t)
+            key = split_index.astype(np.int64) * shards + np.arange(rows, rows + n) % shards
+            parts = [data for _, _, data in tfrecord.grouped_frames(framed, key)]
+            t = tick("group", t)
         else:
             split_index = assign_hash(examples, plan)
             t = tick("hash", t)
             framed = tfrecord.frame_column(examples)
             t = tick("frame", t)
-        n = len(examples)
-        key = split_index.astype(np.int64) * shards + np.arange(rows, rows + n) % shards
-        order = np.argsort(key, kind="stable")
-        bounds = np.flatnonzero(np.diff(key[order])) + 1
-        parts = [framed.take(pa.array(g)) for g in np.split(order, bounds)]
-        t = tick("take", t)
+            key = split_index.astype(np.int64) * shards + np.arange(rows, rows + n) % shards
+            order = np.argsort(key, kind="stable")
+            bounds = np.flatnonzero(np.diff(key[order])) + 1
+            parts = [tfrecord.concatenated(framed.take(pa.array(g))) for g in np.split(order, bounds)]
+            t = tick("take", t)
         for part in parts:
-            tfrecord.gzip_member(tfrecord.concatenated(part), 1)
+            tfrecord.gzip_member(part, 1)
         t = tick("gzip", t)
         rows += n
     return times, rows
@@ -93,7 +97,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--splits", type=int, default=3, help="hash splits of one bucket each")
     parser.add_argument("--shards", type=int, default=1)
-    parser.add_argument("--fused", action="store_true", help="time tfrecord.frame_and_bucket")
+    parser.add_argument("--separate", action="store_true",
+                        help="hash, frame and take as separate stages (the flow before frame_and_bucket)")
     parser.add_argument("--csv", help="an existing taxi-like CSV instead of a generated one")
     args = parser.parse_args()
 
@@ -111,7 +116,7 @@ def main() -> None:
                      cumulative_buckets=tuple(range(1, args.splits + 1)))
     passes = []
     for _ in range(args.repeats):
-        times, rows = one_pass(layout, options, size, types, plan, args.shards, args.fused)
+        times, rows = one_pass(layout, options, size, types, plan, args.shards, not args.separate)
         passes.append(times)
     if tmp:
         os.unlink(path)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from examplegen import encode, tfrecord
 from examplegen.errors import SourceError
 from examplegen.sources import csv as csv_source
-from examplegen.split import SplitPlan, assign_hash, assign_partition, assign_value
+from examplegen.split import SplitPlan, assign_partition, assign_value, split_of_buckets
 from examplegen.writer import part_file_name
 
 GZIP_LEVEL = 1  # isal level 1: ~370 MB/s on this machine, ratio within 1% of level 2
@@ -49,28 +49,24 @@ class _PartSink:
         self.counts = [0] * num_splits
         self._files: dict[tuple[int, int], object] = {}
 
-    def write(self, records: pa.Array, split_index: np.ndarray, row_offset: int) -> None:
-        """Frames the records and appends each (split, shard) group as one gzip member."""
+    def write(self, records: pa.Array, split_index: np.ndarray, row_offset: int,
+              framed: Optional[pa.Array] = None) -> None:
+        """Appends each (split, shard) group of the records' frames as one gzip member
+        (``framed``: the frames of ``records`` when already made, see _frame_and_assign_hash)."""
         n = len(records)
         if n == 0:
             return
-        framed = tfrecord.frame_column(records)
-        shard = (np.arange(row_offset, row_offset + n) % self.num_shards).astype(np.int64)
+        if framed is None:
+            framed = tfrecord.frame_column(records)
+        shard = np.arange(row_offset, row_offset + n, dtype=np.int64) % self.num_shards
         key = split_index.astype(np.int64) * self.num_shards + shard
-        if self.num_shards == 1 and len(self._out_index) == 1:
-            groups = [(0, None)]
-        else:
-            order = np.argsort(key, kind="stable")
-            bounds = np.flatnonzero(np.diff(key[order])) + 1
-            groups = [(int(key[g[0]]), g) for g in np.split(order, bounds)]
-        for k, rows in groups:
+        for k, count, data in tfrecord.grouped_frames(framed, key):
             s, sh = divmod(k, self.num_shards)
-            part = framed if rows is None else framed.take(pa.array(rows))
-            self.counts[s] += len(part)
+            self.counts[s] += count
             f = self._files.get((s, sh))
             if f is None:
                 f = self._files[(s, sh)] = open(self._path(self._out_index[s], sh), "wb")
-            f.write(tfrecord.gzip_member(tfrecord.concatenated(part), GZIP_LEVEL))
+            f.write(tfrecord.gzip_member(data, GZIP_LEVEL))
 
     def close(self) -> None:
         for f in self._files.values():
@@ -93,6 +89,15 @@ class CsvChunkTask:
     out_index: tuple[int, ...]  # artifact split index of each of the plan's splits
     num_shards: int
     parts_dir: str
+
+
+def _frame_and_assign_hash(records, plan: SplitPlan) -> tuple[Optional[pa.Array], np.ndarray]:
+    """(frames, split index) of hash-split records: sha256 and crc32c in one pass over them.
+    A plan with one split needs no hashing; its frames are made by the sink (None here)."""
+    if len(plan.names) == 1:
+        return None, np.zeros(len(records), dtype=np.int32)
+    framed, buckets = tfrecord.frame_and_bucket(records, plan.cumulative_buckets[-1])
+    return framed, split_of_buckets(buckets, plan)
 
 
 def _part_path(parts_dir: str, input_split: int, chunk: int) -> Callable[[int, int], str]:
@@ -148,13 +153,14 @@ def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
                 if i == feature_index:
                     split_values, split_kind, split_feature = values, kind, feature
             examples = encode.example_column(names, features)
+            framed = None
             if task.plan.mode == "value":
                 split_index = assign_value(split_values, task.plan, where)
             elif task.plan.mode == "partition":
                 split_index = assign_partition(split_feature, split_kind, task.plan, where)
             else:
-                split_index = assign_hash(examples, task.plan)
-            sink.write(examples, split_index, rows)
+                framed, split_index = _frame_and_assign_hash(examples, task.plan)
+            sink.write(examples, split_index, rows, framed)
             rows += batch.num_rows
     finally:
         sink.close()
@@ -195,23 +201,24 @@ def run_tfrecord_file(task: TFRecordTask) -> ChunkResult:
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
     rows = 0
     try:
-        for records in tfrecord.read_record_batches(task.path, 65536):
-            records = records if isinstance(records, pa.Array) else pa.array(records, pa.binary())
-            py_records = records.to_pylist()
+        for batch in tfrecord.read_record_batches(task.path, 65536):
+            py_records = batch if isinstance(batch, list) else batch.to_pylist()  # bytes objects
+            records = pa.array(py_records, pa.binary())
             payload.check(py_records, task.payload_format, task.verify_payload, task.path, rows, records)
 
             def where(i: int, _offset=rows) -> str:
                 return f"{task.path}: record {_offset + i}"
 
+            framed = None
             if task.plan.mode == "partition":
                 keys, kind = payload.feature_keys(py_records, task.payload_format, task.plan.feature, where)
                 split_index = assign_partition(keys, kind, task.plan, where)
             elif task.plan.mode == "value":
                 values = payload.feature_values(py_records, task.payload_format, task.plan.feature, where)
                 split_index = assign_value(values, task.plan, where)
-            else:
-                split_index = assign_hash(records, task.plan)
-            sink.write(records, split_index, rows)
+            else:  # the records as bytes objects: hashed and checksummed without a conversion
+                framed, split_index = _frame_and_assign_hash(py_records, task.plan)
+            sink.write(records, split_index, rows, framed)
             rows += len(py_records)
     finally:
         sink.close()

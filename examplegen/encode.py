@@ -14,7 +14,10 @@ Every step works on whole columns with numpy and pyarrow.compute: no Python loop
 Building blocks: varint bytes are laid out in a (rows x width) byte matrix and compacted
 with a mask; variable parts are concatenated per row with
 ``pyarrow.compute.binary_join_element_wise``; a row's list values, being contiguous in the
-flattened value bytes, are regrouped by offsets without copying.
+flattened value bytes, are regrouped by offsets without copying. The join costs about the
+same per piece whatever its size, so example_column first lays the pieces that have one
+width in every row of the batch (most entry headers, features that are never null) side by
+side in one matrix: taxi rows join 15 pieces instead of 37.
 """
 
 from __future__ import annotations
@@ -381,20 +384,6 @@ def _entry_header(key: bytes, feature_len: int) -> bytes:
     return b"\x0a" + _varint_bytes(len(inner) + feature_len) + inner
 
 
-def _entry_headers(key: bytes, feature_len: np.ndarray) -> pa.Array:
-    """Per row, the map entry header for a feature of that length (one table, one take)."""
-    if len(feature_len) and int(feature_len.max()) < 1 << 22:
-        present = np.bincount(feature_len)
-        distinct = np.flatnonzero(present)
-        rank = np.zeros(len(present), dtype=np.int64)
-        rank[distinct] = np.arange(len(distinct))
-        index = rank[feature_len]
-    else:
-        distinct, index = np.unique(feature_len, return_inverse=True)
-    table = pa.array([_entry_header(key, int(length)) for length in distinct], pa.binary())
-    return table.take(pa.array(index))
-
-
 def example_column(names: Sequence[str], features: Sequence[pa.Array]) -> pa.Array:
     """Serialized tf.train.Example per row, one feature per name (any order of names).
 
@@ -420,14 +409,110 @@ def example_column(names: Sequence[str], features: Sequence[pa.Array]) -> pa.Arr
             raise ValueError(f"feature {name!r} must be a binary array, got {arr.type}")
         if arr.null_count:
             raise ValueError(f"feature {name!r} has null rows; use feature_column to encode them")
-    by_name = dict(zip(names, features))
-    pieces: list[pa.Array] = []
+    ordered = [features[names.index(name)] for name in sorted_feature_names(names)]
+    keys = [name.encode("utf-8") for name in sorted_feature_names(names)]
+    return _examples_by_join(keys, ordered)
+
+
+def _header_table(key: bytes, feature_len: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """Entry headers of the distinct feature lengths and the index of each row's one."""
+    if len(feature_len) and int(feature_len.max()) < 1 << 22:
+        present = np.bincount(feature_len)
+        distinct = np.flatnonzero(present)
+        rank = np.zeros(len(present), dtype=np.intp)
+        rank[distinct] = np.arange(len(distinct))
+        index = rank[feature_len]
+    else:
+        distinct, index = np.unique(feature_len, return_inverse=True)
+    return [_entry_header(key, int(length)) for length in distinct], index
+
+
+class _Block:
+    """A piece of every row that has the same width in all rows: ``template`` bytes, with
+    the rows of ``rows`` (a void array) or the byte columns of ``patches`` written over them."""
+
+    __slots__ = ("template", "rows", "patches")
+
+    def __init__(self, template: bytes, rows: np.ndarray | None = None,
+                 patches: Sequence[tuple[int, np.ndarray]] = ()):
+        self.template, self.rows, self.patches = template, rows, patches
+
+
+def _examples_by_join(keys: list[bytes], features: list[pa.Array]) -> pa.Array:
+    """Joins [head, header 1, feature 1, header 2, ...] per row. A piece whose rows all have
+    one width (most entry headers and many features) is a _Block; runs of neighbouring
+    blocks are laid out as one matrix, so the join gets far fewer pieces."""
+    n = len(features[0])
+    items: list[_Block | pa.Array] = []
     total = np.zeros(n, dtype=np.int64)
-    for name in sorted_feature_names(names):
-        feature = by_name[name]
+    for key, feature in zip(keys, features):
         feature_len = _lengths(feature)
-        header = _entry_headers(name.encode("utf-8"), feature_len)
-        total += _lengths(header) + feature_len
-        pieces += [header, feature]
-    head = _pack([_constant(0x0A, n), _varint(total.astype(np.uint64))])
-    return _join(head, *pieces)
+        table, index = _header_table(key, feature_len)
+        sizes = np.array([len(header) for header in table], dtype=np.int64)
+        total += sizes[index] + feature_len
+        items.append(_table_block(table, index) if n and sizes.min() == sizes.max()
+                     else pa.array(table, pa.binary()).take(pa.array(index)))
+        items.append(_fixed_rows(feature, feature_len))
+    u = total.astype(np.uint64)
+    lengths = _varint_lengths(u)
+    if n and lengths.min() == lengths.max():
+        varint = _varint_matrix(u, lengths)
+        head = _Block(bytes([0x0A]) + bytes(varint.shape[1]),
+                      patches=[(1 + k, varint[:, k]) for k in range(varint.shape[1])])
+    else:
+        head = _pack([_constant(0x0A, n), _varint(u)])
+    return _join(*_merge_blocks([head] + items, n))
+
+
+def _table_block(table: list[bytes], index: np.ndarray) -> _Block:
+    """Row i is table[index[i]] (rows of equal length): only the varying bytes are written."""
+    if len(table) == 1:
+        return _Block(table[0])
+    matrix = np.frombuffer(b"".join(table), dtype=np.uint8).reshape(len(table), -1)
+    varying = np.flatnonzero((matrix != matrix[0]).any(axis=0))
+    return _Block(table[0], patches=[(int(j), matrix[:, j][index]) for j in varying])
+
+
+def _fixed_rows(feature: pa.Array, feature_len: np.ndarray) -> _Block | pa.Array:
+    """The rows of a binary array as a block (zero-copy) when they all have one length;
+    otherwise the array itself."""
+    if not len(feature) or feature_len.min() != feature_len.max():
+        return feature
+    width = int(feature_len[0])
+    if width == 0:
+        return _Block(b"")
+    offsets, data = _binary_offsets(feature)
+    rows = np.frombuffer(data, dtype=f"V{width}", count=len(feature), offset=int(offsets[0]))
+    return _Block(bytes(width), rows=rows)
+
+
+def _merge_blocks(items: list[_Block | pa.Array], n: int) -> list[pa.Array]:
+    """Binary arrays for the join: each run of neighbouring blocks becomes one matrix."""
+    pieces: list[pa.Array] = []
+    run: list[_Block] = []
+
+    def flush() -> None:
+        template = b"".join(block.template for block in run)
+        if template:
+            matrix = np.empty((n, len(template)), dtype=np.uint8)
+            matrix[:] = np.frombuffer(template, dtype=np.uint8)
+            column = 0
+            for block in run:
+                width = len(block.template)
+                if block.rows is not None:
+                    matrix[:, column:column + width].view(block.rows.dtype)[:, 0] = block.rows
+                for j, values in block.patches:
+                    matrix[:, column + j] = values
+                column += width
+            step = np.arange(n + 1, dtype=np.int64) * len(template)
+            pieces.append(_binary_array(step, matrix.reshape(-1)))
+        run.clear()
+
+    for item in items:
+        if isinstance(item, _Block):
+            run.append(item)
+        else:
+            flush()
+            pieces.append(item)
+    flush()
+    return pieces or [_binary_array(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8))]

@@ -10,6 +10,7 @@ hold several concatenated members; readers (TF's and ours) read them as one stre
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
@@ -22,9 +23,13 @@ import pyarrow.compute as pc
 from isal import igzip, isal_zlib
 
 from examplegen.errors import SourceError
+from examplegen.split import buckets_of_digests
 
 __all__ = [
     "masked_crc32c",
+    "frame_column",
+    "frame_and_bucket",
+    "grouped_frames",
     "frame_records",
     "gzip_member",
     "open_writer",
@@ -63,9 +68,21 @@ def _header_crc(length: int) -> int:
     return crc
 
 
-def _header_crc_array(lengths: np.ndarray) -> np.ndarray:
-    distinct, index = np.unique(lengths, return_inverse=True)
-    table = np.array([_header_crc(int(length)) for length in distinct], dtype=np.uint32)
+def _frame_headers(lengths: np.ndarray) -> np.ndarray:
+    """(n x 12) uint8: the frame header of a record of each length (length, masked crc).
+    One crc per distinct length; records of a batch share few lengths."""
+    top = int(lengths.max())
+    if top < 1 << 22:
+        distinct = np.flatnonzero(np.bincount(lengths))
+        rank = np.zeros(top + 1, dtype=np.intp)
+        rank[distinct] = np.arange(len(distinct))
+        index = rank[lengths]
+    else:
+        distinct, index = np.unique(lengths, return_inverse=True)
+    table = np.empty((len(distinct), 12), dtype=np.uint8)
+    table[:, :8] = distinct.astype("<u8").view(np.uint8).reshape(-1, 8)
+    crcs = np.array([_header_crc(int(length)) for length in distinct], dtype="<u4")
+    table[:, 8:] = crcs.view(np.uint8).reshape(-1, 4)
     return table[index]
 
 
@@ -77,8 +94,7 @@ def _fixed_width(matrix: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(matrix)])
 
 
-def frame_column(records: pa.Array | Sequence[bytes]) -> pa.Array:
-    """Per record, its whole TFRecord frame (header, data, footer) as a binary array."""
+def _record_array(records: pa.Array | Sequence[bytes]) -> pa.Array:
     if isinstance(records, pa.ChunkedArray):
         records = records.combine_chunks()
     if not isinstance(records, pa.Array):
@@ -87,28 +103,58 @@ def frame_column(records: pa.Array | Sequence[bytes]) -> pa.Array:
         raise ValueError(f"records must be a binary array, got {records.type}")
     if records.null_count:
         raise ValueError("cannot frame null records")
-    n = len(records)
-    if n == 0:
-        return pa.array([], records.type)
+    return records
+
+
+def _record_lengths(records: pa.Array) -> np.ndarray:
     width = np.int64 if pa.types.is_large_binary(records.type) else np.int32
-    _, off_buf, data_buf = records.buffers()
-    offsets = np.frombuffer(off_buf, dtype=width, count=n + 1,
-                            offset=records.offset * np.dtype(width).itemsize).astype(np.int64)
-    lengths = np.diff(offsets)
-    if data_buf is None:
-        data_buf = pa.py_buffer(b"")
-    # the crc needs one call per record; zero-copy buffer slices keep it cheap
-    crcs = np.fromiter(map(google_crc32c.value, map(data_buf.slice, offsets[:-1].tolist(), lengths.tolist())),
-                       dtype=np.uint32, count=n)
-    header = np.empty((n, 12), dtype=np.uint8)
-    header[:, :8] = lengths.astype("<u8").view(np.uint8).reshape(n, 8)
-    header[:, 8:] = _header_crc_array(lengths).astype("<u4").view(np.uint8).reshape(n, 4)
+    offsets = np.frombuffer(records.buffers()[1], dtype=width, count=len(records) + 1,
+                            offset=records.offset * np.dtype(width).itemsize)
+    return np.diff(offsets).astype(np.int64)
+
+
+def _framed(records: pa.Array, crcs: np.ndarray) -> pa.Array:
+    """Header, record and footer of each record, from the records' raw crc32c values."""
+    n = len(records)
+    header = _frame_headers(_record_lengths(records))
     footer = _mask(crcs).astype("<u4").view(np.uint8).reshape(n, 4)
     if pa.types.is_large_binary(records.type):
         return pc.binary_join_element_wise(_fixed_width(header).cast(pa.large_binary()), records,
                                            _fixed_width(footer).cast(pa.large_binary()),
                                            pa.scalar(b"", pa.large_binary()))
     return pc.binary_join_element_wise(_fixed_width(header), records, _fixed_width(footer), b"")
+
+
+def _record_objects(records: pa.Array, given) -> Sequence[bytes]:
+    """The records as bytes objects: the caller's own list, or converted by Arrow (far
+    cheaper than slicing in Python; crc32c and sha256 take bytes at their lowest cost)."""
+    if isinstance(given, (list, tuple)) and all(type(item) is bytes for item in given):
+        return given
+    return records.to_numpy(zero_copy_only=False)
+
+
+def frame_column(records: pa.Array | Sequence[bytes]) -> pa.Array:
+    """Per record, its whole TFRecord frame (header, data, footer) as a binary array."""
+    array = _record_array(records)
+    n = len(array)
+    if n == 0:
+        return pa.array([], array.type)
+    crcs = np.fromiter(map(google_crc32c.value, _record_objects(array, records)), dtype=np.uint32, count=n)
+    return _framed(array, crcs)
+
+
+def frame_and_bucket(records: pa.Array | Sequence[bytes], total_buckets: int) -> tuple[pa.Array, np.ndarray]:
+    """``frame_column(records)`` and the TFX hash bucket of each record
+    (``split.hash_buckets(records, total_buckets)``), in one pass over the records."""
+    array = _record_array(records)
+    n = len(array)
+    if n == 0:
+        return pa.array([], array.type), np.zeros(0, dtype=np.int64)
+    items = _record_objects(array, records)
+    sha256 = hashlib.sha256
+    digests = b"".join([sha256(item).digest() for item in items])
+    crcs = np.fromiter(map(google_crc32c.value, items), dtype=np.uint32, count=n)
+    return _framed(array, crcs), buckets_of_digests(digests, total_buckets)
 
 
 def concatenated(array: pa.Array) -> pa.Buffer:
@@ -121,6 +167,26 @@ def concatenated(array: pa.Array) -> pa.Buffer:
     bounds = np.frombuffer(offsets, dtype=width, count=2, offset=array.offset * item)
     end = int(np.frombuffer(offsets, dtype=width, count=1, offset=(array.offset + len(array)) * item)[0])
     return data.slice(int(bounds[0]), end - int(bounds[0]))
+
+
+def grouped_frames(framed: pa.Array, key: np.ndarray) -> list[tuple[int, int, pa.Buffer]]:
+    """For each distinct value of ``key`` (one integer per frame), ascending: (the value,
+    how many frames have it, those frames back to back in their order). One stable sort
+    and a single take for all groups, the groups being zero-copy slices of its result."""
+    n = len(framed)
+    if n == 0:
+        return []
+    key = np.asarray(key, dtype=np.int64)
+    if len(key) != n:
+        raise ValueError(f"{len(key)} keys for {n} frames")
+    if (key == key[0]).all():
+        return [(int(key[0]), n, concatenated(framed))]
+    order = np.argsort(key, kind="stable")
+    ordered = framed.take(pa.array(order))
+    ordered_key = key[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(ordered_key)) + 1, [n]]).tolist()
+    return [(int(ordered_key[a]), b - a, concatenated(ordered.slice(a, b - a)))
+            for a, b in zip(starts[:-1], starts[1:])]
 
 
 def frame_records(records: pa.Array | Sequence[bytes]) -> bytes:

@@ -312,6 +312,44 @@ def test_example_column_taxi_like_rows():
     assert_same(got, proto_examples(columns))
 
 
+@pytest.mark.parametrize("mixed", [False, True])
+def test_example_column_fixed_width_pieces_and_variable_ones(mixed):
+    """Pieces of one width in every row are laid out as blocks, the rest joined: every mix
+    of the two must give protobuf's bytes (mixed: more variable pieces, and examples on
+    both sides of 16384 bytes, so the leading varint has two widths)."""
+    rng = random.Random(11)
+    n = 300
+    columns = {
+        "float_dense": ([rng.uniform(-5, 5) for _ in range(n)], "float", pa.float64()),
+        "int_small": ([rng.randint(0, 127) for _ in range(n)], "int64", pa.int64()),
+        "int_5_bytes": ([rng.randint(2**28, 2**35 - 1) for _ in range(n)], "int64", pa.int64()),
+        "none": ([None] * n, "none", pa.null()),
+        "same_len_bytes": ([bytes(rng.getrandbits(8) for _ in range(7)) for _ in range(n)], "bytes", pa.binary()),
+        "float_nulls": (with_nulls(rng, [rng.uniform(-5, 5) for _ in range(n)]), "float", pa.float64()),
+        # feature lengths on both sides of 128: entry headers of two widths
+        "bytes_across_127": ([b"m" * rng.randint(118, 140) for _ in range(n)], "bytes", pa.binary()),
+        # lengths 200..300: one header width, but the length bytes differ from row to row
+        "bytes_200_300": ([b"w" * rng.randint(200, 300) for _ in range(n)], "bytes", pa.binary()),
+        "int_list": (random_lists(rng, lambda: random_int64(rng), rows=n), "int64", pa.list_(pa.int64())),
+        "huge_or_empty": ([b"h" * 17000 if i % 5 == 0 else b"" for i in range(n)], "bytes", pa.binary()),
+    }
+    if not mixed:
+        for name in ("bytes_across_127", "bytes_200_300", "int_list", "huge_or_empty"):
+            del columns[name]
+    names = list(columns)
+    features = [feature_column(pa.array(values, typ), kind) for values, kind, typ in columns.values()]
+    expected = proto_examples({name: (values, kind) for name, (values, kind, _) in columns.items()})
+    head_widths = {next(i for i in range(1, 11) if e[i] < 0x80) for e in expected}  # varint bytes
+    assert len(head_widths) == (2 if mixed else 1)
+    assert_same(example_column(names, features), expected)
+    # sliced and large_binary feature arrays
+    sliced = example_column(names, [f.slice(17, 200) for f in features])
+    assert_same(sliced, expected[17:217])
+    large = example_column(names, [f.cast(pa.large_binary()) if i % 2 else f for i, f in enumerate(features)])
+    assert_same(large, expected)
+    assert example_column(names, [f.slice(0, 0) for f in features]).to_pylist() == []
+
+
 def test_example_column_rejects_bad_input():
     f = feature_column(pa.array([1, 2]), "int64")
     with pytest.raises(ValueError, match="duplicate feature name 'a'"):

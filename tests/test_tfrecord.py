@@ -1,16 +1,23 @@
 """TFRecord framing, writing and reading, checked against TensorFlow's own writer and reader."""
 
 import gzip
+import hashlib
 import random
 import re
 import zlib
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from examplegen.errors import SourceError
+from examplegen.split import hash_buckets
 from examplegen.tfrecord import (
+    concatenated,
+    frame_and_bucket,
+    frame_column,
     frame_records,
+    grouped_frames,
     gzip_member,
     iter_records,
     masked_crc32c,
@@ -53,6 +60,58 @@ def test_frames_are_byte_identical_to_tensorflow_writer(tmp_path):
     assert frame_records(pa.array(records, pa.large_binary())) == expected
     assert frame_records(pa.array(records, pa.binary()).slice(5, 20)) == frame_records(records[5:25])
     assert frame_records([]) == b""
+
+
+def tfx_bucket(record, total):
+    """TFX ExampleGen's hash bucket rule, spelled as TFX spells it."""
+    return int(hashlib.sha256(record).hexdigest(), 16) % total
+
+
+@pytest.mark.parametrize("total", [1, 3, 10, 2**31 - 1, 2**32 - 1, 2**32 + 15, 2**62 + 11])
+def test_frame_and_bucket_matches_tensorflow_frames_and_tfx_buckets(tmp_path, total):
+    records = random_records(9, 400)
+    tf_write(tmp_path / "tf.tfrecord", records)
+    expected_frames = (tmp_path / "tf.tfrecord").read_bytes()
+    expected_buckets = [tfx_bucket(r, total) for r in records]
+    for given in (records, pa.array(records, pa.binary()), pa.array(records, pa.large_binary()),
+                  [bytearray(r) for r in records]):
+        framed, buckets = frame_and_bucket(given, total)
+        assert concatenated(framed).to_pybytes() == expected_frames
+        assert buckets.tolist() == expected_buckets
+        assert hash_buckets(given, total).tolist() == expected_buckets
+    framed, buckets = frame_and_bucket(pa.array(records, pa.binary()).slice(7, 50), total)
+    assert concatenated(framed).to_pybytes() == frame_records(records[7:57])
+    assert buckets.tolist() == expected_buckets[7:57]
+    framed, buckets = frame_and_bucket([], total)
+    assert len(framed) == 0 and buckets.tolist() == []
+    with pytest.raises(ValueError, match="null"):
+        frame_and_bucket(pa.array([b"a", None]), total)
+
+
+def test_frame_column_takes_any_bytes_like_records():
+    records = random_records(10, 50)
+    expected = frame_records(records)
+    assert concatenated(frame_column([bytearray(r) for r in records])).to_pybytes() == expected
+    assert concatenated(frame_column(pa.chunked_array([records[:20], records[20:]], pa.binary()))).to_pybytes() == expected
+
+
+def test_grouped_frames_keep_each_groups_order():
+    records = random_records(11, 300)
+    framed = frame_column(records)
+    key = np.array([(i * 7) % 5 for i in range(len(records))])
+    key[::11] = 9
+    groups = grouped_frames(framed, key)
+    assert [k for k, _, _ in groups] == sorted(set(key.tolist()))
+    for k, count, data in groups:
+        members = [r for r, g in zip(records, key) if g == k]
+        assert count == len(members)
+        assert data.to_pybytes() == frame_records(members)
+    one = grouped_frames(framed, np.full(len(records), 4))
+    assert [(k, c) for k, c, _ in one] == [(4, len(records))]
+    assert one[0][2].to_pybytes() == frame_records(records)
+    assert grouped_frames(frame_column([]), np.zeros(0)) == []
+    with pytest.raises(ValueError, match="keys"):
+        grouped_frames(framed, key[:3])
 
 
 @pytest.mark.parametrize("compression", [None, "gzip"])
