@@ -89,6 +89,7 @@ class CsvChunkTask:
     out_index: tuple[int, ...]  # artifact split index of each of the plan's splits
     num_shards: int
     parts_dir: str
+    size: int  # input bytes (for progress)
 
 
 def _frame_and_assign_hash(records, plan: SplitPlan) -> tuple[Optional[pa.Array], np.ndarray]:
@@ -190,6 +191,7 @@ class TFRecordTask:
     out_index: tuple[int, ...]
     num_shards: int
     parts_dir: str
+    size: int
     verify_payload: str = "structure"  # "structure" | "full" | "none"
 
 

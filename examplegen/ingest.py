@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from examplegen import __version__, fs
 from examplegen.config import (
@@ -101,18 +102,31 @@ class _Runner:
             self._bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest",
                              file=sys.stderr, leave=False)
 
-    def run(self, tasks: list, sizes: list[int]) -> list[ChunkResult]:
-        if self.workers <= 1 or len(tasks) <= 1:
+    def run(self, tasks: Iterable) -> list[ChunkResult]:
+        """Runs the tasks (an iterable, consumed as workers free up) and returns their results
+        in task order. Each task has a ``size`` in input bytes for the progress bar."""
+        if self.workers <= 1:
             results = []
-            for task, size in zip(tasks, sizes):
+            for task in tasks:
                 results.append(run_task(task))
-                self._advance(size)
+                self._advance(task.size)
             return results
+        window = 2 * self.workers  # tasks in flight: keeps workers busy, memory bounded
+        pending: collections.deque = collections.deque()
         results = []
-        for result, size in zip(self._pool.map(run_task, tasks), sizes):
-            results.append(result)
-            self._advance(size)
+        for task in tasks:
+            pending.append((self._pool.submit(run_task, task), task.size))
+            while len(pending) > window:
+                results.append(self._collect(pending))
+        while pending:
+            results.append(self._collect(pending))
         return results
+
+    def _collect(self, pending) -> ChunkResult:
+        future, size = pending.popleft()
+        result = future.result()
+        self._advance(size)
+        return result
 
     def _advance(self, size: int) -> None:
         if self._bar is not None:
@@ -173,17 +187,18 @@ def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, 
     fixed = tuple(name in overrides for name in names)
     guess = csv_source.sample_types(first, options)
     types = tuple(int(overrides.get(n, t)) for n, t in zip(names, guess))
-    pieces = []
-    for layout in layouts:
-        for start, end, line in csv_source.plan_chunks(layout, options, chunk_bytes):
-            size = (end if end >= 0 else os.path.getsize(layout.path)) - start
-            pieces.append((layout, start, end, line, size))
 
     def make(types: tuple[int, ...]):
-        return [CsvChunkTask(k, i, layout, options, start, end, line, types, fixed, plan, out_index,
-                             num_shards, parts_dir) for i, (layout, start, end, line, _) in enumerate(pieces)]
+        """The chunk tasks, planned lazily so that conversion starts with the first chunk."""
+        i = 0
+        for layout in layouts:
+            for start, end, line in csv_source.iter_chunks(layout, options, chunk_bytes):
+                size = (end if end >= 0 else os.path.getsize(layout.path)) - start
+                yield CsvChunkTask(k, i, layout, options, start, end, line, types, fixed, plan, out_index,
+                                   num_shards, parts_dir, size)
+                i += 1
 
-    return make, types, [p[4] for p in pieces], names
+    return make, types, names
 
 
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
@@ -200,22 +215,23 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
         # Output split indices of this plan within the artifact's split list.
         out_index = tuple(split_names.index(n) for n in plan.names)
         if source_format == "csv":
-            make, types, sizes, names = _csv_tasks(k, split, csv_options, plan, out_index,
-                                                   writer.num_shards, writer.parts_dir, chunk_bytes)
-            results = runner.run(make(types), sizes)
+            make, types, names = _csv_tasks(k, split, csv_options, plan, out_index,
+                                            writer.num_shards, writer.parts_dir, chunk_bytes)
+            results = runner.run(make(types))
             final = list(types)
             for r in results:
                 final = [max(a, b) for a, b in zip(final, r.types)]
             if any(r.mismatch for r in results):
                 # The sample's types were too narrow: convert again with the split's types.
                 writer.discard_parts(k)
-                results = runner.run(make(tuple(final)), sizes)
+                results = runner.run(make(tuple(final)))
             extras.setdefault("column_types", {})[input_name] = {
                 n: csv_source.ColumnType(t).name for n, t in zip(names, final)}
         else:
             tasks = [TFRecordTask(k, i, path, payload_format, plan, out_index, writer.num_shards,
-                                  writer.parts_dir, verify_payload) for i, path in enumerate(split.files)]
-            results = runner.run(tasks, [os.path.getsize(p) for p in split.files])
+                                  writer.parts_dir, os.path.getsize(path), verify_payload)
+                     for i, path in enumerate(split.files)]
+            results = runner.run(tasks)
         for r in results:
             rows += r.rows
             for local, count in enumerate(r.counts):

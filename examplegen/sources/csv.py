@@ -213,20 +213,25 @@ def plan_chunks(layout: CsvLayout, options: CsvOptions, chunk_bytes: int) -> lis
 
     A gzip file is one range (it cannot be split); ``end`` is then -1.
     """
+    return list(iter_chunks(layout, options, chunk_bytes))
+
+
+def iter_chunks(layout: CsvLayout, options: CsvOptions, chunk_bytes: int) -> Iterator[tuple[int, int, int]]:
+    """plan_chunks, one range at a time (the file is scanned as the ranges are taken)."""
     if layout.gzip:
-        return [(layout.data_offset, -1, layout.header_lines + 1)]
+        yield (layout.data_offset, -1, layout.header_lines + 1)
+        return
     import os
 
     size = os.path.getsize(layout.path)
     quote = options.quote_byte()
-    chunks = []
     start, line = layout.data_offset, layout.header_lines + 1
     with open(layout.path, "rb") as f:
         parity = 0  # quote parity between `start` and the read position
         while start < size:
             target = start + chunk_bytes
             if target >= size:
-                chunks.append((start, size, line))
+                yield (start, size, line)
                 break
             # Scan from `start` for the first record boundary at or after `target`.
             f.seek(start)
@@ -257,10 +262,9 @@ def plan_chunks(layout: CsvLayout, options: CsvOptions, chunk_bytes: int) -> lis
                         break
                     i = nl + 1
                 pos += len(piece)
-            chunks.append((start, end, line))
+            yield (start, end, line)
             line += newlines
             start = end
-    return chunks
 
 
 def _pycsv_dialect(options: CsvOptions) -> dict:
@@ -497,7 +501,7 @@ def _convert_cells(cells: list[bytes], ctype: ColumnType) -> list:
     return out
 
 
-def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 4 << 20) -> list[ColumnType]:
+def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 << 20) -> list[ColumnType]:
     """Column types inferred from the first few MB of a file: the workers' first guess."""
     if layout.gzip:
         end = -1
