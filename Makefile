@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= output
 
-.PHONY: venv run test test-fast bench compile image clean
+.PHONY: venv run test bench compile image clean
 
 venv: $(VENV)/.installed
 

@@ -429,6 +429,9 @@ def examples_split_files(examples_uri: str, input_splits: Optional[Sequence[str]
                        if n.startswith("Split-") and os.path.isdir(os.path.join(examples_uri, n)))
     if not available:
         raise SourceError(f"examples artifact {examples_uri!r} has no Split-* directories")
+    if os.path.exists(os.path.join(examples_uri, "examples_metadata.json")):
+        recorded = json.loads(read_metadata(examples_uri).get("split_names", "[]"))
+        available.sort(key=lambda n: recorded.index(n) if n in recorded else len(recorded))
     wanted = list(input_splits) if input_splits else available
     missing = [s for s in wanted if s not in available]
     if missing:
