@@ -42,19 +42,29 @@ def _message_class(payload_format: str):
     return protos.SequenceExample if payload_format == "FORMAT_TF_SEQUENCE_EXAMPLE" else protos.Example
 
 
-def structure_ok(records: pa.Array, tags: Sequence[int], max_fields: int = 4) -> np.ndarray:
-    """Per record: is it a sequence of <= max_fields length-delimited fields with these tags?"""
-    records = records.cast(pa.binary()) if not pa.types.is_binary(records.type) else records
+def structure_ok(records: pa.Array, tags: Sequence[int], max_fields: int = 4,
+                 framed: bool = False) -> np.ndarray:
+    """Per record: is it a sequence of <= max_fields length-delimited fields with these tags?
+    ``framed``: ``records`` holds whole TFRecord frames; the check skips their 12-byte
+    header and 4-byte footer."""
+    if pa.types.is_large_binary(records.type):
+        width = np.int64
+    else:
+        records = records.cast(pa.binary()) if not pa.types.is_binary(records.type) else records
+        width = np.int32
     n = len(records)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    offsets = np.frombuffer(records.buffers()[1], dtype=np.int32)[records.offset: records.offset + n + 1]
+    offsets = np.frombuffer(records.buffers()[1], dtype=width)[records.offset: records.offset + n + 1]
     data_buffer = records.buffers()[2]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
     if len(data) == 0:
         data = np.zeros(1, np.uint8)
     pos = offsets[:-1].astype(np.int64)
     end = offsets[1:].astype(np.int64)
+    if framed:
+        pos += 12
+        end -= 4
     ok = np.ones(n, dtype=bool)
     last = len(data) - 1
     for _ in range(max_fields):
@@ -87,16 +97,22 @@ def structure_ok(records: pa.Array, tags: Sequence[int], max_fields: int = 4) ->
 
 
 def check(records: list[bytes], payload_format: str, mode: str, path: str, offset: int,
-          array: pa.Array | None = None) -> None:
-    """Raises SourceError naming file and record index for a record that is not the payload."""
+          array: pa.Array | None = None, frames: pa.Array | None = None) -> None:
+    """Raises SourceError naming file and record index for a record that is not the payload.
+    ``array``: the records as a binary array, or ``frames``: their TFRecord frames (either
+    saves converting ``records``)."""
     if mode == "none" or payload_format == "FORMAT_PROTO":
         return
     cls = _message_class(payload_format)
     if mode == "full":
         suspects = range(len(records))
     else:
-        arr = array if array is not None else pa.array(records, pa.binary())
-        bad = np.flatnonzero(~structure_ok(arr, _TOP_LEVEL_TAGS[payload_format]))
+        tags = _TOP_LEVEL_TAGS[payload_format]
+        if frames is not None:
+            ok = structure_ok(frames, tags, framed=True)
+        else:
+            ok = structure_ok(array if array is not None else pa.array(records, pa.binary()), tags)
+        bad = np.flatnonzero(~ok)
         head = range(0, max(0, min(len(records), _FULL_PARSE_PREFIX - offset)))
         suspects = sorted(set(head) | set(bad.tolist()))
     for i in suspects:

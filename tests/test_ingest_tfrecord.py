@@ -129,6 +129,13 @@ def test_structure_check_accepts_every_real_example():
     broken = [records[0][:-1], records[0] + b"\x00", b"\x0a\x05abc", b"\x12\x00", records[0][:1]]
     assert not structure_ok(pa.array(broken, pa.binary()), (0x0A,)).any()
     assert structure_ok(pa.array([b""], pa.binary()), (0x0A,)).all()  # an empty Example
+    # the same check over whole TFRecord frames (header and footer skipped), as imports run it
+    from examplegen.tfrecord import frame_column
+
+    mixed = records[:3] + broken + [b""]
+    expected = [True] * 3 + [False] * len(broken) + [True]
+    assert structure_ok(frame_column(mixed), (0x0A,), framed=True).tolist() == expected
+    assert structure_ok(frame_column(mixed).cast(pa.large_binary()), (0x0A,), framed=True).tolist() == expected
     _ = np
 
 

@@ -13,6 +13,7 @@ import pytest
 from examplegen.errors import SourceError
 from examplegen.split import hash_buckets
 from examplegen.tfrecord import (
+    _READ_CHUNK,
     concatenated,
     frame_and_bucket,
     frame_column,
@@ -22,6 +23,7 @@ from examplegen.tfrecord import (
     iter_records,
     masked_crc32c,
     open_writer,
+    read_frame_batches,
     read_record_batches,
 )
 
@@ -156,6 +158,37 @@ def test_reads_across_chunk_boundaries_and_huge_records(tmp_path):
     assert list(iter_records(path)) == records
 
 
+@pytest.mark.parametrize("compression", ["", "GZIP"])
+def test_frame_batches_hold_the_frames_as_read(tmp_path, compression):
+    # records spanning 4 MiB read chunks and a batch size that cuts chunks mid-way
+    records = random_records(11, 9000, max_size=900) + [b"h" * (5 << 20), b"tail"]
+    path = tmp_path / "frames.data"
+    tf_write(path, records, compression)
+    batches = list(read_frame_batches(path, batch_size=1000))
+    assert [len(b.records) for b in batches] == [1000] * 9 + [2]
+    assert [r for b in batches for r in b.records] == records
+    for batch in batches:
+        assert len(batch.frames) == len(batch.records)
+        # TF wrote these frames; they must equal both the file's bytes and a fresh framing
+        assert batch.frames.equals(frame_column(batch.records))
+    plain = b"".join(concatenated(b.frames).to_pybytes() for b in batches)
+    assert plain == frame_records(records)
+
+
+def test_frame_batches_check_crcs(tmp_path):
+    records = random_records(12, 3000)
+    path = tmp_path / "bad.tfrecord"
+    path.write_bytes(frame_records(records))
+    offset = len(frame_records(records[:2500]))
+    corrupt(path, offset + 14)  # data of record 2500
+    with pytest.raises(SourceError, match=rf"bad\.tfrecord: record 2500 \(byte offset {offset}\): data CRC"):
+        list(read_frame_batches(path, batch_size=1000))
+    path.write_bytes(frame_records(records))
+    corrupt(path, offset + 3)  # length of record 2500
+    with pytest.raises(SourceError, match=rf"record 2500 \(byte offset {offset}\): length CRC"):
+        list(read_frame_batches(path, batch_size=1000))
+
+
 def test_plain_file_whose_first_bytes_look_like_gzip(tmp_path):
     # a first record of 0x8b1f bytes begins the file with the gzip magic 1f 8b
     records = [b"q" * 0x8B1F, b"second"]
@@ -245,14 +278,14 @@ def test_truncated_zlib_file(tmp_path):
 
 
 def test_reading_is_lazy(tmp_path):
-    records = random_records(8, 10000)
+    records = random_records(8, 30000)
     path = tmp_path / "lazy.tfrecord"
     path.write_bytes(frame_records(records))
-    assert path.stat().st_size > 2 << 20
+    assert path.stat().st_size > 2 * _READ_CHUNK  # the corruption is chunks away
     corrupt(path, path.stat().st_size - 1)  # last record's data crc
     reader = read_record_batches(path, batch_size=100)
     assert next(reader) == records[:100]  # the corruption at the end is not reached yet
-    with pytest.raises(SourceError, match="record 9999"):
+    with pytest.raises(SourceError, match="record 29999"):
         list(reader)
 
 
