@@ -3,7 +3,6 @@
 import collections
 import json
 import os
-import shutil
 
 import pytest
 
@@ -253,4 +252,3 @@ def test_output_config_errors_name_the_key(tmp_path):
         ingest(shared("external", "csv"), str(tmp_path / "o"),
                output_config={"split_config": {"splits": [{"name": "a", "hash_buckets": 0}]}})
     assert parse_output_config(None).splits == ()
-    _ = shutil

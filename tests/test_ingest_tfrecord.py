@@ -2,7 +2,6 @@
 
 import gzip
 import os
-import struct
 
 import pytest
 
@@ -117,7 +116,6 @@ def test_records_that_are_not_examples_are_rejected_with_index(tmp_path):
 
 
 def test_structure_check_accepts_every_real_example():
-    import numpy as np
     import pyarrow as pa
 
     from examplegen.payload import structure_ok
@@ -136,7 +134,6 @@ def test_structure_check_accepts_every_real_example():
     expected = [True] * 3 + [False] * len(broken) + [True]
     assert structure_ok(frame_column(mixed), (0x0A,), framed=True).tolist() == expected
     assert structure_ok(frame_column(mixed).cast(pa.large_binary()), (0x0A,), framed=True).tolist() == expected
-    _ = np
 
 
 def test_partition_and_value_split_on_imported_examples(tmp_path):
@@ -170,4 +167,3 @@ def test_resplit_errors(tmp_path):
                 output_config={"split_config": {"splits": [{"name": "a", "hash_buckets": 1}]}})
     with pytest.raises(ConfigError, match="resplit needs output splits"):
         resplit(shared("csv_example_gen"), str(tmp_path / "o"), output_config={})
-    _ = struct
