@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterable, Optional, Sequence
 
 from examplegen import __version__, fs
@@ -42,7 +43,7 @@ from examplegen.config import (
     parse_range_config,
 )
 from examplegen.convert import ChunkResult, CsvChunkTask, TFRecordTask, run_task
-from examplegen.errors import ConfigError, SourceError
+from examplegen.errors import ConfigError, ExampleGenError, SourceError
 from examplegen.payload import VERIFY_MODES, normalize_payload_format
 from examplegen.result import IngestResult
 from examplegen.sources import csv as csv_source
@@ -123,7 +124,14 @@ class _Runner:
 
     def _collect(self, pending) -> ChunkResult:
         future, size = pending.popleft()
-        result = future.result()
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            raise ExampleGenError(
+                "a worker process died (killed, out of memory, or it could not start: a script "
+                "that calls ingest() must do so under `if __name__ == \"__main__\":`, because "
+                "workers are started with multiprocessing's spawn method); pass workers=1 to "
+                "convert in this process") from None
         self._advance(size)
         return result
 

@@ -121,3 +121,20 @@ def test_a_killed_run_leaves_nothing_complete_and_the_rerun_succeeds(tmp_path):
     assert not [d for d in os.listdir(out) if d.startswith(".staging")]
     md = json.load(open(out / "examples_metadata.json"))
     assert sum(json.loads(md["example_counts"]).values()) == 400000
+
+
+def test_a_script_without_main_guard_gets_a_clear_error(tmp_path):
+    """Workers are spawned: a script calling ingest() at top level must be told why it failed."""
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(2000)))
+    script = tmp_path / "script.py"
+    script.write_text("from examplegen.ingest import ingest\n"
+                      "import examplegen.ingest as m\n"
+                      "m.CHUNK_BYTES = 1000\n"
+                      f"ingest({str(data)!r}, {str(tmp_path / 'out')!r}, workers=2, record_lineage=False)\n")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert 'if __name__ == "__main__":' in done.stderr and "workers=1" in done.stderr
+    assert not (tmp_path / "out" / "examples_metadata.json").exists()
