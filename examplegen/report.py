@@ -562,7 +562,7 @@ def report_with_lineage(
             input_fingerprint=summary.metadata.get("input_fingerprint"),
             rows_read=summary.examples_read,
         )
-        recorder.complete()
+        recorder.complete(output=("system.HTML", "report", os.path.abspath(html_path)))
     return summary
 
 

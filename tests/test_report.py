@@ -204,3 +204,9 @@ def test_report_with_lineage_records_and_shows_upstream(tmp_path):
     assert run.name == "run-1"
     assert {e.id for e in mlmd.get_executions_by_context(run.id)} == {e.id for e in executions.values()}
     assert result.output_uri == str(tmp_path / "examples")
+    # the report itself is the Report execution's output: a system.HTML artifact at the page
+    outputs = [e.artifact_id for e in events
+               if e.type == pb.Event.OUTPUT and e.execution_id == executions["examplegen.Report"].id]
+    [html] = mlmd.get_artifacts_by_id(outputs)
+    assert html.uri == html_path and html.state == pb.Artifact.LIVE
+    assert {t.id: t.name for t in mlmd.get_artifact_types()}[html.type_id] == "system.HTML"

@@ -288,14 +288,24 @@ class Recorder:
         self.input_artifact_ids.append(artifact_id)
         return artifact_id
 
-    def complete(self, result: Optional[IngestResult] = None) -> Optional[int]:
+    def complete(self, result: Optional[IngestResult] = None, *,
+                 output: Optional[tuple[str, str, str]] = None) -> Optional[int]:
         """Mark the execution COMPLETE; with a result, create its Examples artifact LIVE (its
         files must already be committed) and record any of result.sources not yet recorded
-        as inputs. Returns the output artifact id."""
+        as inputs. ``output`` = (artifact type, key, uri) records another kind of output
+        instead (e.g. the report's system.HTML). Returns the output artifact id."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         self._require_running()
         pairs = []
+        if output is not None:
+            type_name, key, uri = output
+            artifact = pb.Artifact(type_id=self.store.type_id("artifact", type_name), uri=uri,
+                                   state=pb.Artifact.LIVE)
+            set_properties(artifact, {"display_name": key})
+            event = pb.Event(type=pb.Event.OUTPUT)
+            event.path.steps.add().key = key
+            pairs.append((artifact, event))
         if result is not None:
             if result.sources:
                 self.record_inputs(result.sources)
