@@ -211,7 +211,7 @@ def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, 
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
              source_format: str, writer: ExamplesWriter, runner: _Runner, *, csv_options=None,
              payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
-             chunk_bytes: int = CHUNK_BYTES) -> tuple[dict[str, int], int, dict]:
+             chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
     """Converts every input split into the writer's part files. Returns counts, rows, extras."""
     counts = {name: 0 for name in split_names}
     rows = 0
@@ -250,7 +250,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                   input_config: InputConfig, output_config: OutputConfig, csv_options=None,
                   payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
                   num_shards: int = 0, workers: int = 0, progress: bool = False,
-                  metadata: Optional[dict] = None, chunk_bytes: int = CHUNK_BYTES):
+                  metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None):
     """Converts resolved input files into a committed Examples artifact at ``output_uri``."""
     effective = effective_output_config(input_config, output_config)
     split_names = effective_output_splits(input_config, output_config)
@@ -264,7 +264,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     try:
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, writer, runner,
                                         csv_options=csv_options, payload_format=payload_format,
-                                        verify_payload=verify_payload, chunk_bytes=chunk_bytes)
+                                        verify_payload=verify_payload,
+                                        chunk_bytes=chunk_bytes or CHUNK_BYTES)
         md = dict(metadata or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
                    "payload_format": payload_format, "file_format": "tfrecords_gzip",

@@ -55,6 +55,10 @@ def test_many_chunks_and_workers_give_the_same_bytes_as_one(tmp_path, monkeypatc
     ingest(source, str(tmp_path / "one"), workers=1, record_lineage=False)
     monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 100_000)
     ingest(source, str(tmp_path / "many"), workers=2, record_lineage=False)
+    import examplegen.sources.csv as csv_mod
+
+    assert len(csv_mod.plan_chunks(csv_mod.read_layout(os.path.join(source, "data.csv"), csv_mod.CsvOptions()),
+                                   csv_mod.CsvOptions(), ingest_module.CHUNK_BYTES)) > 10
     one, many = tree_bytes(str(tmp_path / "one")), tree_bytes(str(tmp_path / "many"))
     # Chunking changes how shards are cut into gzip members, never the records or their order.
     for split in ("train", "eval"):
