@@ -111,7 +111,7 @@ class ExamplesWriter:
             if name.startswith("Split-") and os.path.isdir(path):
                 shutil.rmtree(path)
         for split in self.split_names:
-            os.rename(os.path.join(self.staging, f"Split-{split}"), split_dir(self.output_uri, split))
+            _move_dir(os.path.join(self.staging, f"Split-{split}"), split_dir(self.output_uri, split))
         tmp = os.path.join(self.staging, METADATA_FILE)
         with open(tmp, "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
@@ -129,6 +129,21 @@ class ExamplesWriter:
                 os.rmdir(self.output_uri)
             except OSError:
                 pass
+
+
+def _move_dir(source: str, target: str) -> None:
+    """Renames a directory; where the file system refuses directory renames (Cloud Storage
+    FUSE mounts such as Vertex AI's /gcs/ do by default), moves its files one by one."""
+    try:
+        os.rename(source, target)
+        return
+    except OSError:
+        if os.path.exists(target) and os.listdir(target):
+            raise
+    os.makedirs(target, exist_ok=True)
+    for name in sorted(os.listdir(source)):
+        shutil.move(os.path.join(source, name), os.path.join(target, name))
+    os.rmdir(source)
 
 
 def _fsync_dir(path: str) -> None:

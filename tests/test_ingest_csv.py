@@ -256,3 +256,21 @@ def test_output_config_errors_name_the_key(tmp_path):
         ingest(shared("external", "csv"), str(tmp_path / "o"),
                output_config={"split_config": {"splits": [{"name": "a", "hash_buckets": 0}]}})
     assert parse_output_config(None).splits == ()
+
+
+def test_commit_works_where_directories_cannot_be_renamed(tmp_path, monkeypatch):
+    """Cloud Storage FUSE (Vertex AI's /gcs/) refuses directory renames by default."""
+    real_rename = os.rename
+
+    def rename_files_only(source, target):
+        if os.path.isdir(source):
+            raise OSError(38, "Function not implemented", source)
+        return real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", rename_files_only)
+    source = shared("external", "csv_multi_line_string")
+    result = ingest(source, str(tmp_path / "out"), record_lineage=False)
+    assert read_split(str(tmp_path / "out"), "train") + read_split(str(tmp_path / "out"), "eval")
+    assert sum(result.counts.values()) == 3
+    assert (tmp_path / "out" / "examples_metadata.json").exists()
+    assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".staging")]

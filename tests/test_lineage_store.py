@@ -288,3 +288,27 @@ def test_transient_store_errors_are_retried_and_others_are_not():
     assert is_duplicate(mlmd_errors.InternalError(
         'ERROR: duplicate key value violates unique constraint "type_external_id_key"'))
     assert not is_duplicate(mlmd_errors.InternalError("disk I/O error"))
+
+
+def test_sqlite_on_a_cloud_storage_fuse_mount_is_worked_on_locally_and_written_back(tmp_path, monkeypatch):
+    """SQLite cannot lock files on Cloud Storage FUSE (Vertex AI's /gcs/): the store is a
+    local copy, written back after each recorded run, and the next run starts from it."""
+    from examplegen.ingest import ingest
+    from examplegen.lineage import store as store_module
+
+    mount = tmp_path / "gcs"
+    (mount / "bucket" / "root").mkdir(parents=True)
+    monkeypatch.setattr(store_module, "FUSE_MOUNT_PREFIXES", (str(mount) + "/",))
+    url = f"sqlite:///{mount}/bucket/root/mlmd.sqlite"
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.csv").write_text("a,b\n1,x\n2,y\n")
+    opened = open_store(url)
+    assert opened.config.path != str(mount / "bucket" / "root" / "mlmd.sqlite")  # a local copy
+    assert not opened.config.path.startswith(str(mount))
+    first = ingest(str(data), str(tmp_path / "out"), mlmd=url)
+    assert (mount / "bucket" / "root" / "mlmd.sqlite").exists()
+    second = ingest(str(data), str(tmp_path / "out"), mlmd=url)  # reads the written-back store
+    assert second.cached and not first.cached
+    mlmd = open_store(url).mlmd
+    assert len(mlmd.get_executions()) == 2

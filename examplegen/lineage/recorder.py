@@ -319,6 +319,7 @@ class Recorder:
         self.output_artifact_id = ids[0] if ids else None
         if result is not None:
             self._retire_superseded(result.output_uri, self.output_artifact_id)
+        self.store.sync()
         return self.output_artifact_id
 
     def complete_cached(self, result: IngestResult) -> int:
@@ -360,6 +361,7 @@ class Recorder:
         self.output_artifact_id = artifact_id
         if copy is not None:
             self._retire_superseded(result.output_uri, artifact_id)
+        self.store.sync()
         return artifact_id
 
     def fail(self, error: BaseException | str) -> None:
@@ -378,6 +380,7 @@ class Recorder:
         set_properties(self._execution, {"error_message": message})
         self._finish(pb.Execution.FAILED)
         self._put([])
+        self.store.sync()
 
     # ------------------------------------------------------------------ cache lookup
 

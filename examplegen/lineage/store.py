@@ -464,6 +464,24 @@ class LineageStore:
         self.mlmd = mlmd
         self.config = config
         self._type_ids: dict[tuple[str, str], int] = {}
+        self.mirror: Optional[str] = None
+
+    def mirror_to(self, path: str) -> None:
+        """Write this (local SQLite) store back to `path` on every sync() and at exit."""
+        import atexit
+
+        self.mirror = path
+        atexit.register(self.sync)
+
+    def sync(self) -> None:
+        """Copy a mirrored SQLite store back to where it belongs (no-op otherwise)."""
+        if self.mirror is None:
+            return
+        import shutil
+
+        tmp = f"{self.mirror}.tmp-{os.getpid()}"
+        shutil.copyfile(self.config.path, tmp)
+        os.replace(tmp, self.mirror)
 
     def __repr__(self) -> str:
         return f"LineageStore({self.config})"
@@ -567,6 +585,11 @@ def open_store(
         _probe_postgresql(cfg, create, timeout)
     else:
         _probe_grpc(cfg, timeout)
+    mirror = None
+    if cfg.scheme == "sqlite" and cfg.path.startswith(FUSE_MOUNT_PREFIXES):
+        # SQLite cannot lock files on Cloud Storage FUSE ("disk I/O error"): work on a
+        # local copy and write it back (LineageStore.sync) after each recorded run.
+        cfg, mirror = _local_working_copy(cfg)
     metadata_store = _import_mlmd()
     connection = cfg.connection_config(create=create, timeout=timeout)
 
@@ -582,7 +605,26 @@ def open_store(
         raise
     except Exception as exc:  # noqa: BLE001 - ml-metadata raises RuntimeError and others
         raise _translate_open_error(cfg, exc) from None
-    return LineageStore(mlmd, cfg)
+    store = LineageStore(mlmd, cfg)
+    if mirror is not None:
+        store.mirror_to(mirror)
+    return store
+
+
+# Where Cloud Storage is mounted with FUSE: Vertex AI Pipelines (and KFP's GCS FUSE CSI
+# volumes by convention) put gs://bucket/path at /gcs/bucket/path.
+FUSE_MOUNT_PREFIXES = ("/gcs/",)
+
+
+def _local_working_copy(cfg: StoreConfig) -> tuple[StoreConfig, str]:
+    """A StoreConfig for a local copy of the SQLite file at cfg.path (copied if it exists)."""
+    import shutil
+    import tempfile
+
+    local = os.path.join(tempfile.mkdtemp(prefix="examplegen-mlmd-"), os.path.basename(cfg.path))
+    if os.path.exists(cfg.path):
+        shutil.copyfile(cfg.path, local)
+    return dataclasses.replace(cfg, path=local), cfg.path
 
 
 def _quiet_construct(factory: Callable[[Any], T], connection: Any) -> T:
