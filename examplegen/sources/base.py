@@ -85,6 +85,17 @@ def schema_pairs(schema: Any, source: str) -> Optional[tuple[tuple[str, str], ..
     return tuple(sorted((str(k).strip(), str(v).strip()) for k, v in schema.items()))
 
 
+def column_list(columns: Any, source: str) -> Optional[tuple[str, ...]]:
+    """A ``columns`` option (a list, or names separated by commas) as a tuple; None: all."""
+    if isinstance(columns, str):
+        columns = [c.strip() for c in columns.split(",") if c.strip()]
+    if columns is None:
+        return None
+    if not isinstance(columns, (list, tuple)) or not columns or not all(isinstance(c, str) for c in columns):
+        raise ConfigError(f"{source} option columns: expected a non-empty list of column names, got {columns!r}")
+    return tuple(columns)
+
+
 def schema_difference(a: pa.Schema, b: pa.Schema) -> str:
     """What differs between two files' schemas, in words (empty when they are equal)."""
     a_types = {f.name: f.type for f in a}

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from examplegen import typemap
 from examplegen.errors import ConfigError, SourceError
-from examplegen.sources.base import (Plan, WorkUnit, check_same_schema, check_schema_columns,
+from examplegen.sources.base import (Plan, WorkUnit, check_same_schema, check_schema_columns, column_list,
                                      options_from_dict, schema_pairs)
 
 FORMAT = "parquet"
@@ -33,13 +33,7 @@ class Options:
     @classmethod
     def from_dict(cls, d: Optional[dict]) -> "Options":
         opts = options_from_dict(cls, d, FORMAT)
-        columns = opts.columns
-        if isinstance(columns, str):
-            columns = [c.strip() for c in columns.split(",") if c.strip()]
-        if columns is not None:
-            if not isinstance(columns, (list, tuple)) or not columns or not all(isinstance(c, str) for c in columns):
-                raise ConfigError(f"parquet option columns: expected a non-empty list of column names, got {columns!r}")
-            columns = tuple(columns)
+        columns = column_list(opts.columns, FORMAT)
         schema = schema_pairs(opts.schema, FORMAT)
         typemap.check_overrides(schema, FORMAT)
         if not isinstance(opts.batch_rows, int) or opts.batch_rows < 1:
