@@ -29,7 +29,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from examplegen import __version__, fs
 from examplegen.config import (
@@ -214,17 +214,22 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
 def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, source_format: str,
                   input_config: InputConfig, output_config: OutputConfig, source_options: Any = None,
                   payload_format: str = "FORMAT_TF_EXAMPLE", num_shards: int = 0, workers: int = 0,
-                  progress: bool = False, metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None):
+                  progress: bool = False, metadata: Optional[dict | Callable[[dict], dict]] = None,
+                  chunk_bytes: Optional[int] = None, total_bytes: Optional[int] = None):
     """Converts resolved input files into a committed Examples artifact at ``output_uri``.
 
     ``source_options``: the source's Options (examplegen.sources); None for its defaults.
+    ``metadata``: the artifact's metadata, or a function of the sources' extras (Plan.info
+    by key and input split) giving it, called before the commit. ``total_bytes``: the input
+    size when the inputs are not files (queries); it picks the shard and worker counts.
     """
     if source_options is None:
         source_options = sources.get(source_format).Options.from_dict(None)
     effective = effective_output_config(input_config, output_config)
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
-    total_bytes = sum(os.path.getsize(f) for s in split_files for f in s.files)
+    if total_bytes is None:
+        total_bytes = sum(os.path.getsize(f) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
@@ -233,7 +238,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     try:
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, source_options, writer,
                                         runner, chunk_bytes=chunk_bytes or CHUNK_BYTES)
-        md = dict(metadata or {})
+        md = dict((metadata(extras) if callable(metadata) else metadata) or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
                    "payload_format": payload_format, "file_format": "tfrecords_gzip",
                    "num_shards": num_shards})

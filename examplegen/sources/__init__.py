@@ -61,6 +61,7 @@ BUILTIN = {
     "parquet": "examplegen.sources.parquet",
     "avro": "examplegen.sources.avro",
     "jsonl": "examplegen.sources.jsonl",
+    "sql": "examplegen.sources.sql",
 }
 
 _REQUIRED = ("FORMAT", "Options", "plan", "read")
