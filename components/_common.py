@@ -118,6 +118,23 @@ def lineage_store(mlmd: str, pipeline_root: str, environ: Optional[dict] = None)
     return None
 
 
+def connection_without_password(connection: str) -> str:
+    """A query component's connection URL; one holding a password is refused (a parameter is
+    visible in the pipeline spec, the UI and ML Metadata)."""
+    import urllib.parse
+
+    from examplegen.lineage.store import redact_url
+
+    value = optional(connection)
+    if value is None:
+        raise ConfigError("connection: the database URL is required, e.g. postgresql://user@host:5432/db")
+    if urllib.parse.urlsplit(value).password is not None:
+        raise ConfigError(f"connection {redact_url(value)!r} holds a password; parameters are visible in the "
+                          "pipeline spec and the UI: give the URL without it and set EXAMPLEGEN_DB_PASSWORD "
+                          "in the task's environment from a Kubernetes secret (see README, Query sources)")
+    return value
+
+
 def run_name_or_none(run_name: str) -> Optional[str]:
     """The pipeline run's name for lineage; None when KFP left the placeholder unresolved."""
     value = optional(run_name)

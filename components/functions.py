@@ -175,6 +175,67 @@ def import_example_gen(
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
+def query_example_gen(
+    examples: Output[Examples],
+    connection: str,
+    input_config: str,
+    source_format: str = "sql",
+    output_config: str = "",
+    range_config: str = "",
+    source_options: str = "",
+    num_shards: int = 0,
+    force: bool = False,
+    mlmd: str = "",
+    pipeline_name: str = "examplegen",
+    run_name: str = "",
+    pipeline_root: str = "",
+):
+    """Run queries (TFX QueryBasedExampleGen: each input split's pattern is a query) into a
+    TFX Examples artifact, each query's result digest recorded as its data version.
+
+    The database password is never a parameter: the task reads it from the environment
+    variable EXAMPLEGEN_DB_PASSWORD, set from a Kubernetes secret (see the README, "Query
+    sources").
+
+    Args:
+        examples: The output Examples artifact.
+        connection: Database URL without password, e.g.
+            postgresql://user@host:5432/db or mysql://user@host:3306/db.
+        input_config: TFX input config JSON whose split patterns are the queries; they may
+            use @span_begin_timestamp, @span_end_timestamp and @span_yyyymmdd_utc.
+        source_format: The query source: sql.
+        output_config: TFX output config JSON; "" for train/eval hash buckets 2:1.
+        range_config: TFX range config JSON with a static_range; "" for span 0 (TFX).
+        source_options: JSON object of the source's options (partition_on, partition_num,
+            digest, schema, batch_rows); "" for the defaults.
+        num_shards: Output files per split; 0 for one.
+        force: Rewrite even when lineage shows an identical result was ingested already.
+        mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
+            pipeline root.
+        pipeline_name: Pipeline name recorded in lineage.
+        run_name: Pipeline run recorded in lineage.
+        pipeline_root: The pipeline root (for the default SQLite lineage store).
+    """
+    from components import _common
+    from examplegen.query_ingest import ingest_query
+
+    result = ingest_query(
+        _common.connection_without_password(connection),
+        examples.path,
+        source_format=source_format,
+        input_config=_common.optional(input_config),
+        output_config=_common.optional(output_config),
+        range_config=_common.optional(range_config),
+        source_options=_common.json_object(source_options, "source_options"),
+        num_shards=num_shards,
+        mlmd=_common.lineage_store(mlmd, pipeline_root),
+        pipeline_name=pipeline_name,
+        run_name=_common.run_name_or_none(run_name),
+        force=force,
+    )
+    examples.metadata.update(_common.artifact_metadata(result.metadata()))
+
+
 def split_examples(
     input_examples: Input[Examples],
     examples: Output[Examples],

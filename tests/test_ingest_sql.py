@@ -451,3 +451,53 @@ def test_cli_ingests_a_query(postgres_url, tmp_path, capsys):
     assert main(argv) == 0 and json.loads(capsys.readouterr().out)["cached"] is True
     assert main(["ingest", "--format", "sql", "--output", str(tmp_path / "x")]) == 1
     assert "--input-base (files) or --connection" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- KFP pipeline
+
+
+@pytest.mark.slow
+def test_query_pipeline_runs_query_examples_report_with_the_password_from_the_environment(
+        postgres_url, tmp_path, monkeypatch, capsys):
+    import re
+
+    _execute(postgres_url, "CREATE TABLE t (id int, x double precision, s text)", "INSERT INTO t VALUES (%s, %s, %s)",
+             rows=[(i, i / 8, None if i % 3 else f"s{i}") for i in range(120)])
+    password = f"Kube-secret-{uuid.uuid4().hex}"  # PostgreSQL here trusts 127.0.0.1: any password works
+    monkeypatch.setenv("EXAMPLEGEN_DB_PASSWORD", password)  # what the Kubernetes secret sets
+    monkeypatch.delenv("EXAMPLEGEN_MLMD", raising=False)
+    root = tmp_path / "root"
+    query = "SELECT id, x, s FROM t"
+    params = ["--param", f"connection={postgres_url}", "--param", f"input_config={json.dumps(_config(query))}"]
+    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
+    printed = capsys.readouterr().out
+    examples = re.search(r"query-example-gen/examples \(tfx.Examples\): (\S+)", printed).group(1)
+    report = re.search(r"^report: (.+)$", printed, re.M).group(1)
+    assert _written(examples) == _expected(_independent_rows(postgres_url, query),
+                                           {"id": "int64_list", "x": "float_list", "s": "bytes_list"})
+    with open(report, encoding="utf-8") as f:
+        html = f.read()
+    assert postgres_url in html and query in html and "rows-blake2b128-sum:" in html
+    # The second run finds the same data version: its ingest step is CACHED.
+    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
+    from examplegen.lineage import open_store
+    from examplegen.lineage.schema import properties
+
+    store = open_store(f"sqlite:///{root}/mlmd.sqlite")
+    ingests = store.call("get_executions_by_type", "examplegen.Ingest")
+    assert [e.last_known_state for e in ingests] == [3, 5]  # COMPLETE, then CACHED
+    assert properties(ingests[1])["input_fingerprint"] == properties(ingests[0])["input_fingerprint"]
+    assert password.encode() not in _everything_under(root) + capsys.readouterr().out.encode()
+
+
+def test_query_component_refuses_a_password_in_its_connection_parameter():
+    from components import _common
+
+    url = "postgresql://etl:Hunter2-zebra@db.example:5432/sales"
+    with pytest.raises(ConfigError, match="holds a password.*EXAMPLEGEN_DB_PASSWORD") as error:
+        _common.connection_without_password(url)
+    assert "Hunter2-zebra" not in str(error.value) and "etl:***@db.example" in str(error.value)
+    assert _common.connection_without_password(" postgresql://etl@db.example/sales ") == \
+        "postgresql://etl@db.example/sales"
+    with pytest.raises(ConfigError, match="required"):
+        _common.connection_without_password("")
