@@ -177,16 +177,19 @@ def _ingest(args) -> int:
     if args.input_base is None:
         raise ConfigError("ingest needs --input-base (files) or --connection (a query format such as "
                           "--format sql)")
-    result = ingest(
-        args.input_base, args.output, source_format=args.source_format,
-        input_config=args.input_config, output_config=args.output_config, range_config=args.range_config,
-        csv_options=options or None, source_options=args.source_options,
-        payload_format=args.payload_format, verify_payload=args.verify_payload,
-        num_shards=args.num_shards, workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
-        pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
-        progress=sys.stderr.isatty())
+    result = ingest(args.input_base, args.output, csv_options=options or None, payload_format=args.payload_format,
+                    verify_payload=args.verify_payload, **_ingest_arguments(args))
     _print_result(result, args.json)
     return 0
+
+
+def _ingest_arguments(args) -> dict:
+    """The keyword arguments ingest() and ingest_query() share."""
+    return dict(source_format=args.source_format, input_config=args.input_config, output_config=args.output_config,
+                range_config=args.range_config, source_options=args.source_options, num_shards=args.num_shards,
+                workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
+                pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
+                progress=sys.stderr.isatty())
 
 
 def _ingest_query(args) -> int:
@@ -194,13 +197,7 @@ def _ingest_query(args) -> int:
 
     if args.input_base is not None:
         raise ConfigError("--input-base and --connection exclude each other: files or a query")
-    result = ingest_query(
-        args.connection, args.output, source_format=args.source_format, input_config=args.input_config,
-        output_config=args.output_config, range_config=args.range_config, source_options=args.source_options,
-        num_shards=args.num_shards, workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
-        pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
-        progress=sys.stderr.isatty())
-    _print_result(result, args.json)
+    _print_result(ingest_query(args.connection, args.output, **_ingest_arguments(args)), args.json)
     return 0
 
 
