@@ -266,6 +266,11 @@ def _source_options(source_format: str, csv_options: Optional[dict], source_opti
     return source.Options.from_dict(given)
 
 
+def _is_query_format(source_format: str) -> bool:
+    """True for a query source (examplegen.sources.query), which takes a connection, not files."""
+    return bool(getattr(sources.get(source_format), "QUERY", False))
+
+
 def _load_configs(input_config, output_config, range_config):
     return parse_input_config(input_config), parse_output_config(output_config), parse_range_config(range_config)
 
@@ -286,6 +291,9 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
     if num_shards < 0:
         raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
+    if _is_query_format(source_format):
+        raise ConfigError(f"format {source_format!r} runs queries: give the database with --connection "
+                          "(examplegen.query_ingest.ingest_query), not an input base")
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     opts = _source_options(source_format, csv_options, source_options, payload_format, verify_payload)
     payload_format = getattr(opts, "payload_format", "FORMAT_TF_EXAMPLE")

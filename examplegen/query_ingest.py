@@ -27,7 +27,8 @@ from typing import Any, Optional
 from examplegen import sources
 from examplegen.config import effective_output_config, load_object
 from examplegen.errors import ConfigError
-from examplegen.ingest import _InputSplitFiles, _default_workers, _load_configs, _open_recorder, convert_files
+from examplegen.ingest import (_InputSplitFiles, _default_workers, _is_query_format, _load_configs, _open_recorder,
+                               convert_files)
 from examplegen.result import IngestResult, SourceFile
 from examplegen.sources.query import query_fingerprint, resolve_queries
 
@@ -44,13 +45,13 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
     ``source_options``: the source's options (dict, JSON text or .json path), e.g.
     ``{"partition_on": "id", "partition_num": 4}``, ``{"digest": false}``.
     """
-    source = sources.get(source_format)
-    if not getattr(source, "QUERY", False):
+    if not _is_query_format(source_format):
         raise ConfigError(f"format {source_format!r} reads files (use --input-base); a connection applies to "
                           "query formats such as sql")
     if num_shards < 0:
         raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
+    source = sources.get(source_format)
     opts = source.Options.from_dict(load_object(source_options, "source_options"))
     conn = source.connection(connection)
     queries = resolve_queries(in_cfg, range_cfg, conn)

@@ -434,9 +434,28 @@ def test_errors_name_the_query_and_what_to_do(postgres_url, tmp_path):
                      source_options={"partition_on": "nope"})
     with pytest.raises(ConfigError, match=r"pattern: a query source takes the query"):
         ingest_query(postgres_url, out)
+    with pytest.raises(ConfigError, match=r"format 'csv' reads files"):
+        ingest_query(postgres_url, out, source_format="csv", input_config=_config("SELECT 1"))
     with pytest.raises(ConfigError, match=r"scheme must be one of"):
         ingest_query("sqlite:///x.db", out, input_config=_config("SELECT 1"))
     assert not os.path.exists(out)  # nothing that looks like an artifact
+
+
+def test_partitions_keep_the_rows_whose_partition_column_is_null(mysql_url, tmp_path):
+    _execute(mysql_url, "CREATE TABLE t (k int NULL, v int)", "INSERT INTO t VALUES (%s, %s)",
+             rows=[(None if i % 4 == 0 else i, i) for i in range(40)])
+    result = ingest_query(mysql_url, str(tmp_path / "out"), input_config=_config("SELECT k, v FROM t"),
+                          source_options={"partition_on": "k", "partition_num": 3}, workers=1)
+    assert result.rows_read == 40
+    values = sorted(example_values(r)["v"][1][0] for s in SPLITS for r in read_split(str(tmp_path / "out"), s))
+    assert values == list(range(40))
+
+
+def test_file_ingest_of_a_query_format_is_refused(tmp_path):
+    from examplegen.ingest import ingest
+
+    with pytest.raises(ConfigError, match="runs queries: give the database with --connection"):
+        ingest(str(tmp_path), str(tmp_path / "out"), source_format="sql")
 
 
 def test_cli_ingests_a_query(postgres_url, tmp_path, capsys):
