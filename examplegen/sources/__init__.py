@@ -85,16 +85,18 @@ def get(name: str) -> Any:
             source = importlib.import_module(BUILTIN[name])
         elif name in (eps := _entry_points()):
             source = eps[name].load()
-        elif "." in name or ":" in name:
-            module_name, _, attribute = name.partition(":")
-            source = importlib.import_module(module_name)
-            if attribute:
-                for part in attribute.split("."):
-                    source = getattr(source, part)
         else:
-            raise ConfigError(f"source format {name!r} is unknown; use one of {', '.join(formats())}, "
-                              "a module path (package.module[:attribute]) or an entry point in the "
-                              f"{ENTRY_POINT_GROUP!r} group")
+            module_name, _, attribute = name.partition(":")
+            try:
+                source = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name.split(".")[0] and exc.name != module_name:
+                    raise
+                raise ConfigError(f"source format {name!r} is unknown; use one of {', '.join(formats())}, "
+                                  "a module path (package.module[:attribute]) or an entry point in the "
+                                  f"{ENTRY_POINT_GROUP!r} group") from None
+            for part in attribute.split(".") if attribute else ():
+                source = getattr(source, part)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"source format {name!r} could not be loaded: {exc}") from None
     missing = [attr for attr in _REQUIRED if not hasattr(source, attr)]
