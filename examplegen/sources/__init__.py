@@ -33,6 +33,11 @@ The contract: a source is a module (or any object) with
     line, row or record (``unit.where(row)``). The generator's return value, if any, is
     handed to ``Plan.review`` in the launcher.
 
+Optional: ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
+would roughly be (default: its size). The engine chooses the number of workers and of
+output shards, and sizes the progress bar, from the sum; units' ``size`` use the same
+scale. Parquet has it (its files are far smaller than the rows they decode to).
+
 Built-in formats are listed in ``BUILTIN``. A user's own source needs no change to this
 package: pass ``--format package.module`` (or ``package.module:attribute`` for an object in
 it), or register a name in the ``examplegen.sources`` entry point group of an installed

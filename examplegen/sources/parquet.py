@@ -1,7 +1,7 @@
 """Parquet source: pyarrow reads row groups straight into typed Arrow batches.
 
-Work units are runs of whole row groups (about ``chunk_bytes`` of the file each), so a
-large file is converted by several workers. ``columns`` projects the columns to read
+Work units are runs of whole row groups (about ``chunk_bytes`` of decoded rows each, see
+``work_bytes``), so a large file is converted by several workers. ``columns`` projects the columns to read
 (top-level names); ``schema`` overrides a column's mapping (examplegen.typemap). Every
 file of a split must have the same schema (after projection): a difference is an error
 naming both files.
@@ -10,7 +10,6 @@ naming both files.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
@@ -74,6 +73,27 @@ def _projected_schema(pf: pq.ParquetFile, path: str, options: Options) -> pa.Sch
     return pa.schema([schema.field(c) for c in options.columns])
 
 
+def _row_bytes(schema: pa.Schema) -> int:
+    """Rough bytes of one decoded row: 8 a fixed-width value, 16 a variable-width one."""
+    def width(typ: pa.DataType) -> int:
+        if pa.types.is_struct(typ):
+            return sum(width(f.type) for f in typ)
+        if pa.types.is_nested(typ):
+            return 16
+        try:
+            return max(1, typ.bit_width // 8)
+        except ValueError:  # variable width (string, binary)
+            return 16
+
+    return max(1, sum(width(f.type) for f in schema))
+
+
+def work_bytes(path: str, options: Options) -> int:
+    """Rows times a decoded row's rough size: the work a file holds (it is compressed)."""
+    pf = _open(path)
+    return pf.metadata.num_rows * _row_bytes(_projected_schema(pf, path, options))
+
+
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
     units: list[RowGroups] = []
     first: Optional[tuple[str, pa.Schema]] = None
@@ -85,20 +105,15 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
         else:
             check_same_schema(split_name, first, (path, schema))
         meta = pf.metadata
-        file_size = os.path.getsize(path)
-        total_rows = max(1, meta.num_rows)
-        group, group_bytes, start_row, row = [], 0, 0, 0
+        row_bytes = _row_bytes(schema)
+        group, group_rows, start_row = [], 0, 0
         for i in range(meta.num_row_groups):
-            rg = meta.row_group(i)
-            if not group:
-                start_row = row
             group.append(i)
-            group_bytes += rg.total_byte_size
-            row += rg.num_rows
-            if group_bytes >= chunk_bytes or i == meta.num_row_groups - 1:
-                share = sum(meta.row_group(g).num_rows for g in group) / total_rows
-                units.append(RowGroups(path, int(file_size * share), tuple(group), start_row))
-                group, group_bytes = [], 0
+            group_rows += meta.row_group(i).num_rows
+            if group_rows * row_bytes >= chunk_bytes or i == meta.num_row_groups - 1:
+                units.append(RowGroups(path, group_rows * row_bytes, tuple(group), start_row))
+                start_row += group_rows
+                group, group_rows = [], 0
     columns = typemap.example_names(first[1])
     check_schema_columns(options.schema, columns, first[0], FORMAT)
     return Plan(units, columns=columns)
