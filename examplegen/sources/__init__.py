@@ -23,7 +23,11 @@ The contract: a source is a module (or any object) with
     different schemas: a SourceError naming both files and the difference). Returns a
     ``Plan`` (examplegen.sources.base): its ``units`` are picklable ``WorkUnit`` s with
     ``path`` and ``size`` (input bytes, for progress) and ``where(row)`` naming the file
-    and line/row of the unit's ``row``-th row (for errors).
+    and line/row of the unit's ``row``-th row (for errors). Optional:
+    ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
+    would roughly be (default: its size; Parquet files are far smaller than their rows);
+    the engine picks the number of workers and of shards from the sum, and units'
+    ``size`` use the same scale.
 ``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
     Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
     every batch of a unit has the same schema. The shared converter
@@ -32,11 +36,6 @@ The contract: a source is a module (or any object) with
     their frames, written unchanged). Bad input is a SourceError naming the file and the
     line, row or record (``unit.where(row)``). The generator's return value, if any, is
     handed to ``Plan.review`` in the launcher.
-
-Optional: ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
-would roughly be (default: its size). The engine chooses the number of workers and of
-output shards, and sizes the progress bar, from the sum; units' ``size`` use the same
-scale. Parquet has it (its files are far smaller than the rows they decode to).
 
 Built-in formats are listed in ``BUILTIN``. A user's own source needs no change to this
 package: pass ``--format package.module`` (or ``package.module:attribute`` for an object in
