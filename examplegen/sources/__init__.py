@@ -19,8 +19,9 @@ The contract: a source is a module (or any object) with
 ``plan(split_name, files, options, chunk_bytes) -> Plan``
     Runs in the launcher, once per input split, with the split's local files (spans
     ascending, names sorted); ``chunk_bytes`` is the input size a work unit should have
-    when the format can cut files (a hint; a whole file is a fine unit). Cross-file checks belong here (files of one split with
-    different schemas: a SourceError naming both files and the difference). Returns a
+    when the format can cut files (a hint; a whole file is a fine unit). Cross-file
+    checks belong here (files of one split with different schemas: a SourceError naming
+    both files and the difference). Returns a
     ``Plan`` (examplegen.sources.base): its ``units`` are picklable ``WorkUnit`` s with
     ``path`` and ``size`` (input bytes, for progress) and ``where(row)`` naming the file
     and line/row of the unit's ``row``-th row (for errors). Optional:
