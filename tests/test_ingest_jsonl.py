@@ -98,3 +98,12 @@ def test_override_error_names_the_line_in_a_later_range(tmp_path, monkeypatch):
     with pytest.raises(SourceError, match=r"a.jsonl: line 302: column 'id': value 'oops' is not an integer"):
         ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False,
                source_options={"schema": {"id": "int"}})
+
+
+def test_columns_keeps_only_those_fields(tmp_path):
+    _write(str(tmp_path / "in" / "a.jsonl"), ['{"a": 1, "b": "x", "c": {"d": 2}}', '{"a": 2, "c": null}'])
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False,
+           output_config=ONE_SPLIT, source_options={"columns": ["c", "a"]})
+    got = sorted((example_values(r) for r in read_split(str(tmp_path / "out"), "all")), key=lambda e: e["a"])
+    assert got == [{"a": ("int64_list", (1,)), "c.d": ("int64_list", (2,))},
+                   {"a": ("int64_list", (2,)), "c.d": ("int64_list", ())}]

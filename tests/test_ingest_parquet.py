@@ -104,12 +104,6 @@ def test_bad_value_names_file_row_and_column(tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
-def test_not_a_parquet_file_is_named(tmp_path):
-    os.makedirs(tmp_path / "in")
-    (tmp_path / "in" / "a.parquet").write_text("hello")
-    with pytest.raises(SourceError, match=r"a.parquet: not a readable Parquet file"):
-        ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False)
-
 
 def test_nested_types_timestamps_and_value_split(tmp_path):
     utc = datetime.timezone.utc

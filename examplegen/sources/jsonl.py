@@ -6,7 +6,7 @@ fraction in another file becomes a float; a field missing or null in one file ta
 type of the others). Nested objects become structs (features ``parent.child``), arrays
 become lists. Strings stay strings (pyarrow would turn ISO 8601 text into timestamps;
 that inference is undone). ``schema`` overrides a feature's mapping (examplegen.typemap),
-e.g. ``{"id": "string"}``.
+e.g. ``{"id": "string"}``; ``columns`` keeps only those top-level fields.
 
 A line that is not a JSON object, or whose field has another JSON type than the same field
 on an earlier line (a number, then text), is an error naming the file and line. Blank
@@ -27,30 +27,15 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from examplegen import typemap
-from examplegen.errors import ConfigError, SourceError
-from examplegen.sources.base import Plan, WorkUnit, check_schema_columns, options_from_dict, schema_difference, \
-    schema_pairs
+from examplegen.errors import SourceError
+from examplegen.sources.base import Plan, TableOptions, WorkUnit, check_schema_columns, schema_difference
 
 FORMAT = "jsonl"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-    schema: Optional[tuple[tuple[str, str], ...]] = None  # feature -> typemap override
-    batch_rows: int = 65536  # rows per Arrow batch
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict]) -> "Options":
-        opts = options_from_dict(cls, d, FORMAT)
-        schema = schema_pairs(opts.schema, FORMAT)
-        typemap.check_overrides(schema, FORMAT)
-        if not isinstance(opts.batch_rows, int) or opts.batch_rows < 1:
-            raise ConfigError(f"jsonl option batch_rows must be a positive integer, got {opts.batch_rows!r}")
-        return dataclasses.replace(opts, schema=schema)
-
-    def to_dict(self) -> dict:
-        return {"schema": dict(self.schema) if self.schema else None, "batch_rows": self.batch_rows}
+class Options(TableOptions):
+    SOURCE = FORMAT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +119,9 @@ def _json_kind(value) -> Optional[str]:
 
 
 def _read(path: str, data: bytes, first_line: int, schema: Optional[pa.Schema] = None) -> pa.Table:
-    parse = pajson.ParseOptions(explicit_schema=schema) if schema is not None else pajson.ParseOptions()
+    """The lines as a table: types inferred, or ``schema``'s (other fields ignored)."""
+    parse = (pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+             if schema is not None else pajson.ParseOptions())
     try:
         return pajson.read_json(pa.BufferReader(data), read_options=pajson.ReadOptions(use_threads=False),
                                 parse_options=parse)
@@ -180,7 +167,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
                                   f"{first[0]} (first) and {other[0]} (second): "
                                   f"{schema_difference(first[1], other[1])}") from None
         raise SourceError(f"files in input split {split_name!r} cannot share one schema: {exc}") from None
-    schema = pa.schema([f.with_type(_no_timestamps(f.type)) for f in schema])
+    schema = options.project(pa.schema([f.with_type(_no_timestamps(f.type)) for f in schema]), files[0])
     units = []
     for path in files:
         if _is_gzip(path) or os.path.getsize(path) <= chunk_bytes:

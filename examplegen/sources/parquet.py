@@ -16,32 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from examplegen import typemap
-from examplegen.errors import ConfigError, SourceError
-from examplegen.sources.base import (Plan, WorkUnit, check_same_schema, check_schema_columns, column_list,
-                                     options_from_dict, schema_pairs)
+from examplegen.errors import SourceError
+from examplegen.sources.base import Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns
 
 FORMAT = "parquet"
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-    columns: Optional[tuple[str, ...]] = None  # top-level columns to read; None: all
-    schema: Optional[tuple[tuple[str, str], ...]] = None  # feature -> typemap override
-    batch_rows: int = 65536  # rows per batch a worker converts at once
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict]) -> "Options":
-        opts = options_from_dict(cls, d, FORMAT)
-        columns = column_list(opts.columns, FORMAT)
-        schema = schema_pairs(opts.schema, FORMAT)
-        typemap.check_overrides(schema, FORMAT)
-        if not isinstance(opts.batch_rows, int) or opts.batch_rows < 1:
-            raise ConfigError(f"parquet option batch_rows must be a positive integer, got {opts.batch_rows!r}")
-        return dataclasses.replace(opts, columns=columns, schema=schema)
-
-    def to_dict(self) -> dict:
-        return {"columns": list(self.columns) if self.columns else None,
-                "schema": dict(self.schema) if self.schema else None, "batch_rows": self.batch_rows}
+class Options(TableOptions):
+    SOURCE = FORMAT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,17 +44,6 @@ def _open(path: str) -> pq.ParquetFile:
         raise SourceError(f"{path}: not a readable Parquet file: {exc}") from None
 
 
-def _projected_schema(pf: pq.ParquetFile, path: str, options: Options) -> pa.Schema:
-    schema = pf.schema_arrow
-    if options.columns is None:
-        return pa.schema(list(schema), metadata=None)
-    missing = [c for c in options.columns if c not in schema.names]
-    if missing:
-        raise ConfigError(f"parquet option columns names {missing} that {path} does not have "
-                          f"(columns: {schema.names})")
-    return pa.schema([schema.field(c) for c in options.columns])
-
-
 def _row_bytes(schema: pa.Schema) -> int:
     """Rough bytes of one decoded row: 8 a fixed-width value, 16 a variable-width one."""
     def width(typ: pa.DataType) -> int:
@@ -91,7 +62,7 @@ def _row_bytes(schema: pa.Schema) -> int:
 def work_bytes(path: str, options: Options) -> int:
     """Rows times a decoded row's rough size: the work a file holds (it is compressed)."""
     pf = _open(path)
-    return pf.metadata.num_rows * _row_bytes(_projected_schema(pf, path, options))
+    return pf.metadata.num_rows * _row_bytes(options.project(pf.schema_arrow, path))
 
 
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
@@ -99,7 +70,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
     first: Optional[tuple[str, pa.Schema]] = None
     for path in files:
         pf = _open(path)
-        schema = _projected_schema(pf, path, options)
+        schema = options.project(pf.schema_arrow, path)
         if first is None:
             first = (path, schema)
         else:
