@@ -29,11 +29,9 @@ import pyarrow.json as pajson
 from examplegen import typemap
 from examplegen.errors import SourceError
 from examplegen.sources.base import Plan, TableOptions, WorkUnit, check_schema_columns, schema_difference
+from examplegen.sources.csv import is_gzip_file
 
 FORMAT = "jsonl"
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
 class Options(TableOptions):
     SOURCE = FORMAT
 
@@ -63,13 +61,8 @@ class LineRange(WorkUnit):
         return f"{self.path}: line {self.first_line}+"
 
 
-def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == _GZIP_MAGIC
-
-
 def _open(path: str):
-    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+    return gzip.open(path, "rb") if is_gzip_file(path) else open(path, "rb")
 
 
 def _no_timestamps(typ: pa.DataType) -> pa.DataType:
@@ -170,7 +163,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
     schema = options.project(pa.schema([f.with_type(_no_timestamps(f.type)) for f in schema]), files[0])
     units = []
     for path in files:
-        if _is_gzip(path) or os.path.getsize(path) <= chunk_bytes:
+        if is_gzip_file(path) or os.path.getsize(path) <= chunk_bytes:
             units.append(LineRange(path, os.path.getsize(path), 0, -1, 1, schema))
             continue
         for start, end, line in _ranges(path, chunk_bytes):
