@@ -122,6 +122,19 @@ def test_nested_types_timestamps_and_value_split(tmp_path):
                    "loc.tags": ("bytes_list", (b"a",))}
 
 
+def test_value_split_on_text_and_a_list_feature_refused(tmp_path):
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"k": ["a", "m", "z"], "l": [[1], [2], [3]]}))
+    config = {"split_config": {"splits": [{"name": "low"}, {"name": "high"}],
+                               "value_split": {"feature_name": "k", "boundaries": ["m"]}}}
+    result = ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False,
+                    output_config=config)
+    assert result.counts == {"low": 1, "high": 2}
+    config["split_config"]["value_split"]["feature_name"] = "l"
+    with pytest.raises(SourceError, match="value-split feature 'l' has a list of values per row"):
+        ingest(str(tmp_path / "in"), str(tmp_path / "out2"), source_format="parquet", record_lineage=False,
+               output_config=config)
+
+
 def test_cli_parquet_with_source_options(tmp_path, capsys):
     _write(str(tmp_path / "in" / "a.parquet"), pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]}))
     code = main(["ingest", "--format", "parquet", "--input-base", str(tmp_path / "in"), "--output",
