@@ -89,6 +89,20 @@ def test_files_with_conflicting_types_name_both(tmp_path):
         ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False)
 
 
+def test_types_are_inferred_over_every_block_of_a_file(tmp_path, monkeypatch):
+    lines = [json.dumps({"v": i, "pad": "x" * 40}) for i in range(300)] + [json.dumps({"v": 0.5, "pad": ""})]
+    _write(str(tmp_path / "in" / "a.jsonl"), lines)
+    monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 2000)  # the fraction is in the last block only
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False,
+           output_config=ONE_SPLIT)
+    values = sorted(example_values(r)["v"] for r in read_split(str(tmp_path / "out"), "all"))
+    assert values[0] == ("float_list", (0.0,)) and ("float_list", (0.5,)) in values
+    lines.append(json.dumps({"v": "text"}))
+    _write(str(tmp_path / "in" / "a.jsonl"), lines)
+    with pytest.raises(SourceError, match=r"a.jsonl: line 302: field 'v' is text here but a number on line \d+"):
+        ingest(str(tmp_path / "in"), str(tmp_path / "out2"), source_format="jsonl", record_lineage=False)
+
+
 def test_override_error_names_the_line_in_a_later_range(tmp_path, monkeypatch):
     lines = [json.dumps({"id": str(i), "pad": "x" * 50}) for i in range(400)]
     lines[300] = json.dumps({"id": "oops", "pad": ""})

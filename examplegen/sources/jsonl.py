@@ -1,7 +1,7 @@
 """JSON Lines source: one JSON object per line (``.jsonl``, ``.jsonl.gz``), read by pyarrow.
 
 Types are inferred over the whole split, as for CSV: the launcher reads every file once
-with pyarrow's JSON reader and unifies their schemas (an integer field that holds a
+(a block of ``chunk_bytes`` at a time) with pyarrow's JSON reader and unifies the schemas (an integer field that holds a
 fraction in another file becomes a float; a field missing or null in one file takes the
 type of the others). Nested objects become structs (features ``parent.child``), arrays
 become lists. Strings stay strings (pyarrow would turn ISO 8601 text into timestamps;
@@ -21,7 +21,7 @@ import gzip
 import io
 import json
 import os
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -76,10 +76,10 @@ def _no_timestamps(typ: pa.DataType) -> pa.DataType:
     return typ
 
 
-def _explain(path: str, data: bytes, first_line: int, exc: Exception) -> SourceError:
+def _explain(path: str, lines: Iterable[bytes], first_line: int, exc: Exception) -> SourceError:
     """Names the line at fault by reading the lines with Python's json module."""
     kinds: dict[str, tuple[str, int]] = {}
-    for number, line in enumerate(io.BytesIO(data), start=first_line):
+    for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:
@@ -119,7 +119,7 @@ def _read(path: str, data: bytes, first_line: int, schema: Optional[pa.Schema] =
         return pajson.read_json(pa.BufferReader(data), read_options=pajson.ReadOptions(use_threads=False),
                                 parse_options=parse)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise _explain(path, data, first_line, exc) from None
+        raise _explain(path, io.BytesIO(data), first_line, exc) from None
 
 
 def _ranges(path: str, chunk_bytes: int) -> list[tuple[int, int, int]]:
@@ -142,12 +142,36 @@ def _ranges(path: str, chunk_bytes: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
-    schemas = []
-    for path in files:
+def _blocks(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(whole lines, number of the first) of about block_bytes each, gzip decompressed."""
+    with _open(path) as f:
+        line, rest = 1, b""
+        while True:
+            data = f.read(block_bytes)
+            if not data:
+                break
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            block, rest = data[:cut], data[cut:]
+            if block:
+                yield block, line
+                line += block.count(b"\n")
+        if rest.strip():
+            yield rest, line
+
+
+def _file_schema(path: str, block_bytes: int) -> pa.Schema:
+    """The types of a file's fields, inferred over all its lines (a block at a time)."""
+    schemas = [_read(path, data, line).schema for data, line in _blocks(path, block_bytes)]
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         with _open(path) as f:
-            data = f.read()
-        schemas.append((path, _read(path, data, 1).schema))
+            raise _explain(path, f, 1, exc) from None
+
+
+def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
+    schemas = [(path, _file_schema(path, chunk_bytes)) for path in files]
     try:
         schema = pa.unify_schemas([s for _, s in schemas], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
