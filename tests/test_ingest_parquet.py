@@ -148,3 +148,19 @@ def test_cli_parquet_with_source_options(tmp_path, capsys):
                  str(tmp_path / "out2"), "--no-lineage", "--source-options", '{"colums": ["b"]}'])
     assert code == 1
     assert "parquet option 'colums' is unknown" in capsys.readouterr().err
+
+
+def test_spans_fingerprint_and_reuse_work_for_parquet(tmp_path):
+    for span, n in ((1, 3), (2, 5)):
+        _write(str(tmp_path / "in" / f"span-{span}" / "a.parquet"), pa.table({"v": list(range(n))}))
+    config = {"splits": [{"name": "all", "pattern": "span-{SPAN}/*.parquet"}]}
+    first = ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", input_config=config,
+                   source_options={"columns": ["v"]})
+    assert (first.span, first.rows_read, first.cached) == (2, 5, False)
+    again = ingest(str(tmp_path / "in"), str(tmp_path / "out2"), source_format="parquet", input_config=config,
+                   source_options={"columns": ["v"]})
+    assert again.cached and again.input_fingerprint == first.input_fingerprint
+    other = ingest(str(tmp_path / "in"), str(tmp_path / "out3"), source_format="parquet", input_config=config,
+                   source_options={"schema": {"v": "string"}})
+    assert not other.cached  # other options, other conversion
+    assert other.config["source_options"]["schema"] == {"v": "string"}
