@@ -164,3 +164,20 @@ def test_spans_fingerprint_and_reuse_work_for_parquet(tmp_path):
                    source_options={"schema": {"v": "string"}})
     assert not other.cached  # other options, other conversion
     assert other.config["source_options"]["schema"] == {"v": "string"}
+
+
+def test_partition_feature_keeps_a_key_in_one_split(tmp_path):
+    from tests import tfx_reference
+
+    keys = [f"k{i % 7}" for i in range(200)]
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"key": keys, "i": list(range(200))}))
+    config = {"split_config": {"splits": [{"name": "train", "hash_buckets": 3}, {"name": "eval", "hash_buckets": 1}],
+                               "partition_feature_name": "key"}}
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False,
+           output_config=config)
+    import tensorflow as tf
+
+    for index, split in enumerate(("train", "eval")):
+        for record in read_split(str(tmp_path / "out"), split):
+            feature = tf.train.Example.FromString(record).features.feature["key"]
+            assert tfx_reference.partition(feature.SerializeToString(deterministic=True), [3, 4]) == index
