@@ -118,6 +118,19 @@ def committed_files_match(result: IngestResult) -> bool:
         return False
 
 
+def _verify_files(uri: str, files_digest: Optional[str]) -> Optional[str]:
+    """What is wrong with the files of the Examples at a local `uri` (None: they are intact)."""
+    from examplegen import fs
+    from examplegen.writer import verify_files
+
+    if fs.is_remote(uri):
+        return None  # the engine writes Examples to local (or FUSE-mounted) paths only
+    try:
+        return verify_files(uri, files_digest)
+    except OSError as exc:
+        return f"cannot check the files at {uri}: {exc}"
+
+
 class Recorder:
     """Records one execution of `execution_type` in the run's contexts. See module doc."""
 
@@ -282,7 +295,8 @@ class Recorder:
         else:
             artifact = pb.Artifact(type_id=self.store.type_id("artifact", schema.EXAMPLES), uri=uri,
                                    state=pb.Artifact.LIVE)
-            set_properties(artifact, {"display_name": schema.EXAMPLES_KEY, **dict(metadata or {})})
+            known = {k: v for k, v in dict(metadata or {}).items() if k != "files"}  # files_digest stands for it
+            set_properties(artifact, {"display_name": schema.EXAMPLES_KEY, **known})
             pair = (artifact, event)
         [artifact_id] = self._put([pair])
         self.input_artifact_ids.append(artifact_id)
@@ -408,11 +422,31 @@ class Recorder:
                 if artifact.type_id != examples_type or artifact.state != pb.Artifact.LIVE:
                     continue
                 result = self._result_from(artifact, execution, inputs)
-                if (result is not None and self._files_present(result.output_uri, result.split_names)
-                        and committed_files_match(result)):
-                    self._cached = (execution.id, artifact.id)
-                    return result
+                if (result is None or not self._files_present(result.output_uri, result.split_names)
+                        or not committed_files_match(result)):
+                    continue
+                problem = _verify_files(result.output_uri, result.files_digest)
+                if problem is not None:
+                    self._invalidate(artifact, problem)
+                    continue
+                self._cached = (execution.id, artifact.id)
+                return result
         return None
+
+    def _invalidate(self, artifact: Any, problem: str) -> None:
+        """Mark Examples whose files no longer match their record DELETED, with the reason
+        (custom property invalidated_reason), and say so: the run converts again."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        log.warning("not reusing the earlier Examples (MLMD artifact %s) at %s: %s; converting again",
+                    artifact.id, artifact.uri, problem)
+        artifact.state = pb.Artifact.DELETED
+        set_properties(artifact, {"invalidated_reason": problem[:_MAX_ERROR_CHARS]})
+        try:
+            self.store.call("put_artifacts", [artifact])
+        except Exception as exc:  # noqa: BLE001 - the run itself can go on
+            log.warning("could not mark Examples artifact %s invalid in MLMD: %s", artifact.id,
+                        redact_url(str(exc)))
 
     def _result_from(self, artifact: Any, execution: Any, input_ids: list[int]) -> Optional[IngestResult]:
         art, ex = properties(artifact), properties(execution)
@@ -446,6 +480,7 @@ class Recorder:
                 sources=sources,
                 config=json.loads(ex.get("config", "{}")),
                 cached=True,
+                files_digest=art.get("files_digest"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignoring Examples artifact %s with unreadable properties: %s", artifact.id, exc)
