@@ -715,7 +715,9 @@ def test_ingest_killed_mid_way_leaves_no_complete_execution_and_no_live_output(k
     result = ingest(str(data), str(out), mlmd=url, workers=1)  # the same run again
     assert not result.cached and sum(result.counts.values()) == 400000
     killed_again, done = executions(mlmd)
-    assert killed_again.id == killed.id and state(killed_again) == "RUNNING"
+    assert killed_again.id == killed.id and state(killed_again) == "FAILED"  # its staging told it died
+    assert properties(killed_again)["error_message"].startswith(f"abandoned: process {proc.pid} ")
+    assert properties(killed_again)["abandoned_by_execution_id"] == done.id
     assert state(done) == "COMPLETE" and input_ids(mlmd, done.id) == {source.id}
     [examples] = mlmd.get_artifacts_by_type(schema.EXAMPLES)
     assert examples.state == pb.Artifact.LIVE and output_id(mlmd, done.id) == examples.id

@@ -396,6 +396,45 @@ class Recorder:
         self._put([])
         self.store.sync()
 
+    # ------------------------------------------------------------------ abandoned runs
+
+    def staging_owner(self) -> dict[str, Any]:
+        """What the writer records about this run in its staging folder (owner.json)."""
+        return {"store": self._store_id(), "execution_id": self.execution_id}
+
+    def mark_abandoned(self, owner: Mapping[str, Any], folder: str) -> None:
+        """Mark the execution of a dead run FAILED (MLMD has no "abandoned" execution state;
+        error_message says what happened). `owner` is the owner.json of its staging folder,
+        which the writer found and removed. Only RUNNING executions of this store change;
+        a failure is logged, not raised."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        execution_id = owner.get("execution_id")
+        if owner.get("store") != self._store_id() or not isinstance(execution_id, int):
+            return
+        try:
+            found = self.store.call("get_executions_by_id", [execution_id])
+            if not found or found[0].last_known_state != pb.Execution.RUNNING:
+                return
+            [execution] = found
+            set_properties(execution, {
+                "error_message": (f"abandoned: process {owner.get('pid')} on {owner.get('host')} died before "
+                                  f"the run finished; execution {self.execution_id} found and removed its "
+                                  f"staging folder {folder}"),
+                "abandoned_by_execution_id": self.execution_id,
+                "end_time": schema.utc_now(),
+            })
+            execution.last_known_state = pb.Execution.FAILED
+            self.store.call("put_executions", [execution])
+            log.info("marked execution %s of a dead run FAILED (abandoned)", execution_id)
+        except Exception as exc:  # noqa: BLE001 - this run goes on regardless
+            log.warning("could not mark the abandoned execution %s FAILED in MLMD: %s", execution_id,
+                        redact_url(str(exc)))
+
+    def _store_id(self) -> str:
+        """The store's URL (for a mirrored SQLite file, where it really lives)."""
+        return f"sqlite:///{self.store.mirror}" if self.store.mirror else str(self.store.config)
+
     # ------------------------------------------------------------------ cache lookup
 
     def find_cached(self, input_fingerprint: str) -> Optional[IngestResult]:

@@ -1,0 +1,99 @@
+"""Who made a staging folder, and is that process still alive?
+
+Every staging folder (``<output>/.staging-<id>/``, see examplegen.writer) holds
+``owner.json``: the process (pid, host, boot id, start time in clock ticks since boot, from
+/proc/<pid>/stat) and, when lineage is recorded, the MLMD store and execution id of the run.
+A later run into the same output reads it to tell the folder of a dead run (removed, its
+execution marked FAILED as abandoned) from that of a live one (left alone).
+
+A pid alone is not enough: after a process dies its pid can be given to a new one, so
+the start time must match too; after a reboot (another boot id) every recorded process
+is dead. Folders made on another host cannot be checked ("unknown").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any, Optional
+
+OWNER_FILE = "owner.json"
+
+ALIVE, DEAD, SELF, UNKNOWN = "alive", "dead", "self", "unknown"
+
+
+def _boot_id() -> Optional[str]:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _proc_stat(pid: int) -> Optional[tuple[str, int]]:
+    """(state letter, start time in clock ticks since boot) of `pid`, None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # "pid (comm) state ppid ..." -- comm may hold spaces and parentheses: split after the last ")".
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[19])  # fields 3 and 22 of proc(5)
+
+
+def process_identity(pid: Optional[int] = None) -> dict[str, Any]:
+    """What identifies process `pid` (default: this one) across pid reuse and reboots."""
+    pid = os.getpid() if pid is None else pid
+    stat = _proc_stat(pid) if os.path.isdir("/proc") else None
+    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(),
+            "start_ticks": stat[1] if stat else None}
+
+
+def write_owner(staging_dir: str, **run: Any) -> None:
+    """Write owner.json into `staging_dir`: this process, plus `run` (store, execution_id)."""
+    path = os.path.join(staging_dir, OWNER_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump({**process_identity(), **run}, f, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def read_owner(staging_dir: str) -> Optional[dict[str, Any]]:
+    """The owner.json of `staging_dir`, or None (none written, or unreadable)."""
+    try:
+        with open(os.path.join(staging_dir, OWNER_FILE)) as f:
+            owner = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) and isinstance(owner.get("pid"), int) else None
+
+
+def owner_state(owner: dict[str, Any]) -> str:
+    """SELF (this process), ALIVE, DEAD, or UNKNOWN (another host: cannot be checked)."""
+    if owner.get("host") != socket.gethostname():
+        return UNKNOWN
+    me = process_identity()
+    if owner.get("boot_id") and me["boot_id"] and owner["boot_id"] != me["boot_id"]:
+        return DEAD  # the machine was restarted since
+    pid = owner["pid"]
+    if not os.path.isdir("/proc"):  # no start times to compare: the pid must do
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return DEAD
+        except PermissionError:
+            pass
+        return SELF if pid == me["pid"] else ALIVE
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):  # gone, or a zombie nobody has reaped yet
+        return DEAD
+    if owner.get("start_ticks") is not None and stat[1] != owner["start_ticks"]:
+        return DEAD  # the pid now belongs to another process
+    return SELF if pid == me["pid"] else ALIVE
+
+
+def leftover_state(staging_dir: str) -> tuple[str, Optional[dict[str, Any]]]:
+    """(owner_state, owner) of a staging folder found on disk; UNKNOWN without owner.json."""
+    owner = read_owner(staging_dir)
+    return (owner_state(owner) if owner is not None else UNKNOWN), owner
