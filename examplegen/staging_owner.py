@@ -8,7 +8,8 @@ execution marked FAILED as abandoned) from that of a live one (left alone).
 
 A pid alone is not enough: after a process dies its pid can be given to a new one, so
 the start time must match too; after a reboot (another boot id) every recorded process
-is dead. Folders made on another host cannot be checked ("unknown").
+is dead. Folders made on another host or in another pid namespace (container) cannot be
+checked ("unknown").
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ def _boot_id() -> Optional[str]:
         return None
 
 
+def _pid_namespace() -> Optional[str]:
+    """This process's pid namespace ("pid:[4026531836]"): containers sharing a host name
+    and an output volume still number their processes apart."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _proc_stat(pid: int) -> Optional[tuple[str, int]]:
     """(state letter, start time in clock ticks since boot) of `pid`, None if it does not exist."""
     try:
@@ -47,7 +57,7 @@ def process_identity(pid: Optional[int] = None) -> dict[str, Any]:
     """What identifies process `pid` (default: this one) across pid reuse and reboots."""
     pid = os.getpid() if pid is None else pid
     stat = _proc_stat(pid) if os.path.isdir("/proc") else None
-    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(),
+    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(), "pid_ns": _pid_namespace(),
             "start_ticks": stat[1] if stat else None}
 
 
@@ -70,10 +80,12 @@ def read_owner(staging_dir: str) -> Optional[dict[str, Any]]:
 
 
 def owner_state(owner: dict[str, Any]) -> str:
-    """SELF (this process), ALIVE, DEAD, or UNKNOWN (another host: cannot be checked)."""
+    """SELF (this process), ALIVE, DEAD, or UNKNOWN (another host or container: cannot be checked)."""
     if owner.get("host") != socket.gethostname():
         return UNKNOWN
     me = process_identity()
+    if owner.get("pid_ns") != me["pid_ns"]:
+        return UNKNOWN  # another container: its pids are not ours to look up
     if owner.get("boot_id") and me["boot_id"] and owner["boot_id"] != me["boot_id"]:
         return DEAD  # the machine was restarted since
     pid = owner["pid"]

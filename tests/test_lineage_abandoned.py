@@ -67,6 +67,7 @@ def test_owner_state_tells_self_alive_dead_reused_and_unknown():
         assert owner_state({**alive, "start_ticks": alive["start_ticks"] + 1}) == DEAD  # pid reused
         assert owner_state({**alive, "boot_id": "another-boot"}) == DEAD  # machine restarted
         assert owner_state({**alive, "host": socket.gethostname() + "-other"}) == UNKNOWN
+        assert owner_state({**alive, "pid_ns": "pid:[1]"}) == UNKNOWN  # another container
         child.kill()
         os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # dead, not reaped: a zombie
         assert owner_state(alive) == DEAD
