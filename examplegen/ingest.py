@@ -250,11 +250,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                   input_config: InputConfig, output_config: OutputConfig, csv_options=None,
                   payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
                   num_shards: int = 0, workers: int = 0, progress: bool = False,
-                  metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None,
-                  owner: Optional[dict] = None, on_abandoned=None):
-    """Converts resolved input files into a committed Examples artifact at ``output_uri``.
-
-    ``owner`` and ``on_abandoned``: see ExamplesWriter (``_writer_hooks`` makes them)."""
+                  metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None):
+    """Converts resolved input files into a committed Examples artifact at ``output_uri``."""
     effective = effective_output_config(input_config, output_config)
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
@@ -262,7 +259,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
-    writer = ExamplesWriter(output_uri, split_names, num_shards, owner=owner, on_abandoned=on_abandoned)
+    writer = ExamplesWriter(output_uri, split_names, num_shards)
     runner = _Runner(workers, progress and sys.stderr.isatty(), total_bytes)
     try:
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, writer, runner,
@@ -327,7 +324,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         if not force:
             cached = recorder.find_cached(fingerprint)
             if cached is not None:
-                result = _reuse(cached, output_uri, **_writer_hooks(recorder))
+                result = _reuse(cached, output_uri)
                 recorder.complete_cached(result)
                 return result
         span_md = {"span": last.span, "input_fingerprint": fingerprint}
@@ -339,7 +336,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             _local_split_files(resolutions, sources, stack), output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, csv_options=csv_opts,
             payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md, **_writer_hooks(recorder))
+            workers=workers, progress=progress, metadata=span_md)
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=last.span, version=last.version, input_fingerprint=fingerprint,
@@ -351,20 +348,14 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         return result
 
 
-def _writer_hooks(recorder) -> dict:
-    """The run's identity for its staging folder, and the recorder's way to mark the
-    execution of a dead run found there abandoned (examplegen.staging_owner)."""
-    return {"owner": recorder.staging_owner(), "on_abandoned": recorder.mark_abandoned}
-
-
-def _reuse(cached: IngestResult, output_uri: str, **writer_hooks) -> IngestResult:
+def _reuse(cached: IngestResult, output_uri: str) -> IngestResult:
     """An earlier artifact with the same data and config: make ``output_uri`` hold it."""
     import shutil
 
     target = os.path.abspath(output_uri)
     source = os.path.abspath(cached.output_uri)
     if source != target:
-        writer = ExamplesWriter(target, cached.split_names, 1, **writer_hooks)
+        writer = ExamplesWriter(target, cached.split_names, 1)
         try:
             for split in cached.split_names:
                 shutil.copytree(split_dir(source, split), os.path.join(writer.staging, f"Split-{split}"))
@@ -403,12 +394,6 @@ class _NoLineage:
         pass
 
     def record_input_examples(self, uri, metadata=None):
-        pass
-
-    def staging_owner(self):
-        return {}
-
-    def mark_abandoned(self, owner, folder):
         pass
 
 
@@ -491,7 +476,7 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
         split_names, counts, rows, num_shards, _ = convert_files(
             pooled, output_uri, source_format="tfrecord", input_config=in_cfg, output_config=out_cfg,
             payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md, **_writer_hooks(recorder))
+            workers=workers, progress=progress, metadata=span_md)
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=int(md.get("span", 0)), version=md.get("version"),

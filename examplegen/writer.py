@@ -26,9 +26,9 @@ import json
 import os
 import shutil
 import uuid
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
-from examplegen.staging_owner import ALIVE, DEAD, leftover_state, write_owner
+from examplegen.liveness import ALIVE, staging_state, write_owner
 from examplegen.tfrecord import gzip_member
 
 METADATA_FILE = "examples_metadata.json"
@@ -107,34 +107,26 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
 class ExamplesWriter:
     """Stages part files for (chunk, split, shard) and commits them as one artifact."""
 
-    def __init__(self, output_uri: str, split_names: Iterable[str], num_shards: int, *,
-                 owner: Optional[dict] = None, on_abandoned: Optional[Callable[[dict, str], None]] = None):
-        """``owner``: what to record about the run in the staging folder (store, execution_id);
-        ``on_abandoned(owner, folder)`` is called for each folder of a dead run removed."""
+    def __init__(self, output_uri: str, split_names: Iterable[str], num_shards: int):
         self.output_uri = os.path.abspath(output_uri)
         self.split_names = list(split_names)
         self.num_shards = num_shards
         self._created_output = not os.path.exists(self.output_uri)
         os.makedirs(self.output_uri, exist_ok=True)
-        self._clear_stale_staging(on_abandoned)
+        self._clear_stale_staging()
         self.staging = os.path.join(self.output_uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
         self.parts_dir = os.path.join(self.staging, "parts")
         os.makedirs(self.parts_dir)
-        write_owner(self.staging, **(owner or {}))
+        write_owner(self.staging)  # who is writing here (examplegen.liveness)
         self.files: Optional[list[dict]] = None  # set by _assemble: path, size, sha256
 
-    def _clear_stale_staging(self, on_abandoned: Optional[Callable[[dict, str], None]] = None) -> None:
-        """Removes the staging folders of runs that died (reported to ``on_abandoned``) or
-        whose owner cannot be told; a live process's folder is left alone."""
+    def _clear_stale_staging(self) -> None:
+        """Removes the staging folders of runs that died or whose owner cannot be told;
+        a live process's folder is left alone."""
         for name in os.listdir(self.output_uri):
-            if name.startswith(_STAGING_PREFIX):
-                path = os.path.join(self.output_uri, name)
-                state, owner = leftover_state(path)
-                if state == ALIVE:
-                    continue
+            path = os.path.join(self.output_uri, name)
+            if name.startswith(_STAGING_PREFIX) and staging_state(path) != ALIVE:
                 shutil.rmtree(path, ignore_errors=True)
-                if state == DEAD and on_abandoned is not None:
-                    on_abandoned(owner, path)
 
     def discard_parts(self, input_split: int) -> None:
         """Drops what was written for one input split (to convert it again)."""

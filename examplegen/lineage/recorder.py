@@ -28,7 +28,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from examplegen.errors import LineageError
 from examplegen.lineage import schema
 from examplegen.lineage.schema import properties, quote_literal, set_properties
+from examplegen.lineage.postgres_text import is_plain
 from examplegen.lineage.store import LineageStore, is_duplicate, redact_url, retry
+from examplegen.liveness import DEAD, process_state, process_identity
 from examplegen.result import IngestResult, SourceFile
 
 log = logging.getLogger(__name__)
@@ -217,9 +219,11 @@ class Recorder:
             "start_time": schema.utc_now(),
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            "process": canonical_json(process_identity()),
         })
         self._execution = execution
         self._put([])
+        self.mark_dead_runs()
         return self._execution.id
 
     def set_properties(self, **values: Any) -> None:
@@ -398,42 +402,41 @@ class Recorder:
 
     # ------------------------------------------------------------------ abandoned runs
 
-    def staging_owner(self) -> dict[str, Any]:
-        """What the writer records about this run in its staging folder (owner.json)."""
-        return {"store": self._store_id(), "execution_id": self.execution_id}
+    def mark_dead_runs(self) -> None:
+        """Mark RUNNING executions (of any type) whose process on this host is gone (killed
+        outright: SIGKILL, out of memory) FAILED as abandoned; called by start(). Executions
+        without the "process" property (older versions) and unclear cases are left alone."""
+        host = socket.gethostname()
+        if not is_plain(host):
+            return
+        from ml_metadata.metadata_store import metadata_store as mlmd
 
-    def mark_abandoned(self, owner: Mapping[str, Any], folder: str) -> None:
-        """Mark the execution of a dead run FAILED (MLMD has no "abandoned" execution state;
-        error_message says what happened). `owner` is the owner.json of its staging folder,
-        which the writer found and removed. Only RUNNING executions of this store change;
-        a failure is logged, not raised."""
+        query = f"last_known_state = RUNNING AND custom_properties.host.string_value = {quote_literal(host)}"
+        try:
+            for execution in self.store.call("get_executions", list_options=mlmd.ListOptions(filter_query=query)):
+                process = properties(execution).get("process")
+                if execution.id == self.execution_id or not process:
+                    continue
+                identity = json.loads(process)
+                if process_state(identity) == DEAD:
+                    self._abandon(execution, identity)
+        except Exception as exc:  # noqa: BLE001 - this run goes on regardless
+            log.warning("could not look for runs of dead processes in MLMD: %s", redact_url(str(exc)))
+
+    def _abandon(self, execution: Any, process: Mapping[str, Any]) -> None:
+        """Mark `execution` FAILED: MLMD has no "abandoned" execution state (CANCELED would
+        claim that someone stopped it); error_message says what happened."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
-        execution_id = owner.get("execution_id")
-        if owner.get("store") != self._store_id() or not isinstance(execution_id, int):
-            return
-        try:
-            found = self.store.call("get_executions_by_id", [execution_id])
-            if not found or found[0].last_known_state != pb.Execution.RUNNING:
-                return
-            [execution] = found
-            set_properties(execution, {
-                "error_message": (f"abandoned: process {owner.get('pid')} on {owner.get('host')} died before "
-                                  f"the run finished; execution {self.execution_id} found and removed its "
-                                  f"staging folder {folder}"),
-                "abandoned_by_execution_id": self.execution_id,
-                "end_time": schema.utc_now(),
-            })
-            execution.last_known_state = pb.Execution.FAILED
-            self.store.call("put_executions", [execution])
-            log.info("marked execution %s of a dead run FAILED (abandoned)", execution_id)
-        except Exception as exc:  # noqa: BLE001 - this run goes on regardless
-            log.warning("could not mark the abandoned execution %s FAILED in MLMD: %s", execution_id,
-                        redact_url(str(exc)))
-
-    def _store_id(self) -> str:
-        """The store's URL (for a mirrored SQLite file, where it really lives)."""
-        return f"sqlite:///{self.store.mirror}" if self.store.mirror else str(self.store.config)
+        set_properties(execution, {
+            "error_message": (f"abandoned: process {process.get('pid')} on {process.get('host')} died before "
+                              f"the run finished (found by execution {self.execution_id})"),
+            "abandoned_by_execution_id": self.execution_id,
+            "end_time": schema.utc_now(),
+        })
+        execution.last_known_state = pb.Execution.FAILED
+        self.store.call("put_executions", [execution])
+        log.info("marked execution %s of a dead run FAILED (abandoned)", execution.id)
 
     # ------------------------------------------------------------------ cache lookup
 

@@ -17,10 +17,11 @@ so that, on a cluster, ours join KFP's:
   credentials redacted), config_digest, engine_version, span, version, spans,
   input_fingerprint, start_time/end_time (ISO-8601 UTC), rows_read, rows_written,
   rows_rejected, error_message (FAILED), cached_execution_id (CACHED; KFP's key), pid
-  and host. A run killed outright stays RUNNING until the next run into the same output
-  finds its staging folder (examplegen.staging_owner) and sees its process is dead: then
-  it is FAILED with error_message "abandoned: ..." and abandoned_by_execution_id (MLMD
-  has no "abandoned" execution state; CANCELED would claim someone stopped it).
+  and host, process (JSON identity: pid, host, boot id, pid namespace, start time;
+  examplegen.liveness). A run killed outright stays RUNNING until the next run on the
+  same store sees that its process is dead: then it is FAILED with error_message
+  "abandoned: ..." and abandoned_by_execution_id (MLMD has no "abandoned" execution
+  state; CANCELED would claim that someone stopped it).
 - Input artifacts `examplegen.SourceFile`, one per (uri, content digest), reused across
   runs: external_id `examplegen.SourceFile:<sha256 of uri NUL digest>`, properties
   digest ("sha256:<hex>" of the bytes: SHA-256 is in every Python and CPU-accelerated,

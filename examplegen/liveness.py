@@ -1,15 +1,19 @@
-"""Who made a staging folder, and is that process still alive?
+"""Is the process that started a run still alive? (for runs killed outright, e.g. SIGKILL)
 
-Every staging folder (``<output>/.staging-<id>/``, see examplegen.writer) holds
-``owner.json``: the process (pid, host, boot id, start time in clock ticks since boot, from
-/proc/<pid>/stat) and, when lineage is recorded, the MLMD store and execution id of the run.
-A later run into the same output reads it to tell the folder of a dead run (removed, its
-execution marked FAILED as abandoned) from that of a live one (left alone).
+A process is identified by pid, host, boot id, pid namespace and its start time in clock
+ticks since boot (from /proc/<pid>/stat). It is recorded twice:
+
+- on every MLMD execution (custom property ``process``): a later run on the same store
+  marks RUNNING executions whose process is dead FAILED as abandoned
+  (Recorder.mark_dead_runs);
+- in every staging folder (``<output>/.staging-<id>/owner.json``, see examplegen.writer):
+  a later run into the same output removes the folders of dead runs and leaves a live
+  run's alone.
 
 A pid alone is not enough: after a process dies its pid can be given to a new one, so
 the start time must match too; after a reboot (another boot id) every recorded process
-is dead. Folders made on another host or in another pid namespace (container) cannot be
-checked ("unknown").
+is dead. Processes on another host or in another pid namespace (container) cannot be
+checked ("unknown") and are never judged dead.
 """
 
 from __future__ import annotations
@@ -61,11 +65,11 @@ def process_identity(pid: Optional[int] = None) -> dict[str, Any]:
             "start_ticks": stat[1] if stat else None}
 
 
-def write_owner(staging_dir: str, **run: Any) -> None:
-    """Write owner.json into `staging_dir`: this process, plus `run` (store, execution_id)."""
+def write_owner(staging_dir: str) -> None:
+    """Write owner.json (this process's identity) into `staging_dir`."""
     path = os.path.join(staging_dir, OWNER_FILE)
     with open(path + ".tmp", "w") as f:
-        json.dump({**process_identity(), **run}, f, sort_keys=True)
+        json.dump(process_identity(), f, sort_keys=True)
     os.replace(path + ".tmp", path)
 
 
@@ -79,7 +83,7 @@ def read_owner(staging_dir: str) -> Optional[dict[str, Any]]:
     return owner if isinstance(owner, dict) and isinstance(owner.get("pid"), int) else None
 
 
-def owner_state(owner: dict[str, Any]) -> str:
+def process_state(owner: dict[str, Any]) -> str:  # owner: a process_identity()
     """SELF (this process), ALIVE, DEAD, or UNKNOWN (another host or container: cannot be checked)."""
     if owner.get("host") != socket.gethostname():
         return UNKNOWN
@@ -105,7 +109,7 @@ def owner_state(owner: dict[str, Any]) -> str:
     return SELF if pid == me["pid"] else ALIVE
 
 
-def leftover_state(staging_dir: str) -> tuple[str, Optional[dict[str, Any]]]:
-    """(owner_state, owner) of a staging folder found on disk; UNKNOWN without owner.json."""
+def staging_state(staging_dir: str) -> str:
+    """process_state of the process that made a staging folder; UNKNOWN without owner.json."""
     owner = read_owner(staging_dir)
-    return (owner_state(owner) if owner is not None else UNKNOWN), owner
+    return process_state(owner) if owner is not None else UNKNOWN
