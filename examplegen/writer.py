@@ -149,9 +149,10 @@ class ExamplesWriter:
             for shard in range(self.num_shards):
                 file_name = shard_file_name(shard, self.num_shards)
                 parts = by_shard.get((s, shard), [])
+                blocks = _blocks([os.path.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]
                 digest, size = hashlib.sha256(), 0
                 with open(os.path.join(target_dir, file_name), "wb") as out:
-                    for block in _blocks([os.path.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]:
+                    for block in blocks:
                         out.write(block)
                         digest.update(block)
                         size += len(block)

@@ -27,10 +27,10 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from examplegen.errors import LineageError
 from examplegen.lineage import schema
-from examplegen.lineage.schema import properties, quote_literal, set_properties
 from examplegen.lineage.postgres_text import is_plain
+from examplegen.lineage.schema import properties, quote_literal, set_properties
 from examplegen.lineage.store import LineageStore, is_duplicate, redact_url, retry
-from examplegen.liveness import DEAD, process_state, process_identity
+from examplegen.liveness import DEAD, process_identity, process_state
 from examplegen.result import IngestResult, SourceFile
 
 log = logging.getLogger(__name__)
