@@ -121,6 +121,65 @@ def csv_example_gen(
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
+def file_example_gen(
+    examples: Output[Examples],
+    source_format: str = "parquet",
+    input_base: str = "",
+    input_config: str = "",
+    output_config: str = "",
+    range_config: str = "",
+    source_options: str = "",
+    num_shards: int = 0,
+    force: bool = False,
+    mlmd: str = "",
+    pipeline_name: str = "examplegen",
+    run_name: str = "",
+    pipeline_root: str = "",
+):
+    """Ingest files of any format (Parquet, Avro, JSON Lines, CSV, TFRecord or a registered
+    source) into a TFX Examples artifact (split gzip TFRecords of tf.Example).
+
+    Args:
+        examples: The output Examples artifact.
+        source_format: parquet, avro, jsonl, csv, tfrecord, an entry point of the
+            examplegen.sources group or a module path (see the README).
+        input_base: Folder holding the files; "" means the bundled taxi sample of that
+            format (examples/data/taxi_<format>).
+        input_config: TFX input config JSON; "" for one split with pattern "*".
+        output_config: TFX output config JSON; "" for train/eval hash buckets 2:1.
+        range_config: TFX range config JSON; "" for the latest span.
+        source_options: JSON object of the format's options (Parquet/Avro/JSON Lines:
+            columns, schema, batch_rows); "" for the defaults.
+        num_shards: Output files per split; 0 chooses by size.
+        force: Rewrite even when lineage shows identical input was ingested already.
+        mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
+            pipeline root.
+        pipeline_name: Pipeline name recorded in lineage.
+        run_name: Pipeline run recorded in lineage.
+        pipeline_root: The pipeline root (for the default SQLite lineage store).
+    """
+    from components import _common
+    from examplegen.ingest import ingest
+
+    source_format = source_format.strip()
+    sample = {"csv": "taxi", "tfrecord": "taxi_tfrecord"}.get(source_format, f"taxi_{source_format}")
+    result = ingest(
+        _common.input_base_or_sample(input_base, sample),
+        examples.path,
+        source_format=source_format,
+        input_config=_common.optional(input_config),
+        output_config=_common.optional(output_config),
+        range_config=_common.optional(range_config),
+        source_options=_common.json_object(source_options, "source_options"),
+        num_shards=num_shards,
+        mlmd=_common.lineage_store(mlmd, pipeline_root),
+        pipeline_name=pipeline_name,
+        run_name=_common.run_name_or_none(run_name),
+        force=force,
+    )
+    examples.metadata.update(_common.artifact_metadata(result.metadata()))
+
+
 def import_example_gen(
     examples: Output[Examples],
     input_base: str = "",

@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from examplegen import __version__, fs
+from examplegen import __version__, fs, sources
 from examplegen.config import (
     InputConfig,
     InputSplit,
@@ -43,7 +43,6 @@ from examplegen.config import (
     parse_output_config,
     parse_range_config,
 )
-from examplegen import sources
 from examplegen.convert import ChunkResult, UnitTask, run_task
 from examplegen.errors import ConfigError, ExampleGenError, SourceError
 from examplegen.payload import VERIFY_MODES, normalize_payload_format
@@ -229,7 +228,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
     if total_bytes is None:
-        total_bytes = sum(os.path.getsize(f) for s in split_files for f in s.files)
+        work_bytes = getattr(sources.get(source_format), "work_bytes", None) or (lambda path, _: os.path.getsize(path))
+        total_bytes = sum(work_bytes(f, source_options) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
@@ -339,7 +339,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
-            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)))
+            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 
@@ -480,7 +481,8 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
-            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)))
+            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 

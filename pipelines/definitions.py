@@ -1,6 +1,7 @@
 """The pipelines, composed from the components in components/.
 
 - csv-ingest: resolve_span -> csv_example_gen -> ingestion_report
+- file-ingest: file_example_gen -> ingestion_report (Parquet, Avro, JSON Lines, any format)
 - import-and-resplit: import_example_gen -> split_examples -> ingestion_report
 - query-ingest: query_example_gen -> ingestion_report (the database password from a
   Kubernetes secret through kfp-kubernetes, never a parameter)
@@ -19,9 +20,10 @@ import json
 import components
 
 CSV_INGEST = "csv-ingest"
+FILE_INGEST = "file-ingest"
 IMPORT_AND_RESPLIT = "import-and-resplit"
 QUERY_INGEST = "query-ingest"
-PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, QUERY_INGEST)
+PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, FILE_INGEST, QUERY_INGEST)
 # The Kubernetes secret (key "password") the query step's EXAMPLEGEN_DB_PASSWORD comes from.
 DEFAULT_DB_PASSWORD_SECRET = "examplegen-db"
 DB_PASSWORD_ENV = "EXAMPLEGEN_DB_PASSWORD"
@@ -111,6 +113,51 @@ def build(image: str | None = None) -> dict:
                 force=force,
                 **lineage,
             ), "CSV ExampleGen")
+            step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
+
+        @dsl.pipeline(
+            name=FILE_INGEST,
+            description=(
+                "Ingest Parquet, Avro or JSON Lines files (or any registered format) into a TFX "
+                "Examples artifact and write an HTML ingestion report."
+            ),
+        )
+        def file_ingest(
+            source_format: str = "parquet",
+            input_base: str = "",
+            input_config: str = "",
+            output_config: str = "",
+            range_config: str = "",
+            source_options: str = "",
+            num_shards: int = 0,
+            force: bool = False,
+            mlmd: str = "",
+        ):
+            """Ingest files of any format into TFX Examples with a report.
+
+            Args:
+                source_format: parquet, avro, jsonl (or csv, tfrecord, a registered source).
+                input_base: Folder of the files; "" for the bundled taxi sample of the format.
+                input_config: TFX input config JSON; "" for one split, pattern "*".
+                output_config: TFX output config JSON; "" for train/eval 2:1.
+                range_config: TFX range config JSON; "" for the latest span.
+                source_options: JSON object of the format's options; "" for the defaults.
+                num_shards: Output files per split; 0 chooses by size.
+                force: Rewrite even when identical input was ingested before.
+                mlmd: Lineage store URL; "" for KFP's metadata service, else SQLite under the pipeline root.
+            """
+            lineage = lineage_args(FILE_INGEST, mlmd)
+            gen = step(c.file_example_gen(
+                source_format=source_format,
+                input_base=input_base,
+                input_config=input_config,
+                output_config=output_config,
+                range_config=range_config,
+                source_options=source_options,
+                num_shards=num_shards,
+                force=force,
+                **lineage,
+            ), "File ExampleGen")
             step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
 
         @dsl.pipeline(
@@ -216,4 +263,5 @@ def build(image: str | None = None) -> dict:
                                          secret_key_to_env={"password": DB_PASSWORD_ENV})
             step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
 
-    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, QUERY_INGEST: query_ingest}
+    return {CSV_INGEST: csv_ingest, FILE_INGEST: file_ingest, IMPORT_AND_RESPLIT: import_and_resplit,
+            QUERY_INGEST: query_ingest}
