@@ -38,8 +38,8 @@ def image(override: str | None = None) -> str:
 def _load(image_ref: str) -> types.SimpleNamespace:
     from kfp import dsl
 
-    from components import functions
-    from components._kfp_compat import allow_tfx_artifact_types
+    from kfp_examplegen.components import functions
+    from kfp_examplegen.components._kfp_compat import allow_tfx_artifact_types
 
     def make(func):
         return dsl.component(func, base_image=image_ref, install_kfp_package=False)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from kfp.dsl import HTML, Input, Output
 
-from components.artifacts import Examples
+from kfp_examplegen.components.artifacts import Examples
 
 
 def resolve_span(
@@ -48,7 +48,7 @@ def resolve_span(
     """
     import json
 
-    from components import _common
+    from kfp_examplegen.components import _common
 
     base = _common.input_base_or_sample(input_base, "taxi")
     resolutions, fingerprint = _common.resolve_and_record(
@@ -100,7 +100,7 @@ def csv_example_gen(
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
+    from kfp_examplegen.components import _common
     from examplegen.ingest import ingest
 
     result = ingest(
@@ -155,7 +155,7 @@ def import_example_gen(
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
+    from kfp_examplegen.components import _common
     from examplegen.ingest import ingest
 
     result = ingest(
@@ -202,7 +202,7 @@ def split_examples(
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
+    from kfp_examplegen.components import _common
     from examplegen.ingest import resplit
 
     result = resplit(
@@ -243,7 +243,7 @@ def ingestion_report(
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
+    from kfp_examplegen.components import _common
     from examplegen.report import report_with_lineage
 
     report_with_lineage(

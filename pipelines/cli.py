@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.compile import DEFAULT_OUTPUT_DIR
-from pipelines.definitions import PIPELINE_NAMES
-from pipelines.local_run import DEFAULT_PIPELINE_ROOT
+from kfp_examplegen.pipelines.compile import DEFAULT_OUTPUT_DIR
+from kfp_examplegen.pipelines.definitions import PIPELINE_NAMES
+from kfp_examplegen.pipelines.local_run import DEFAULT_PIPELINE_ROOT
 
 _PIPELINE_CHOICES = PIPELINE_NAMES + tuple(n.replace("-", "_") for n in PIPELINE_NAMES)
 
@@ -50,8 +50,8 @@ def register(subparsers) -> None:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from components import image
-    from pipelines.compile import compile_pipelines
+    from kfp_examplegen.components import image
+    from kfp_examplegen.pipelines.compile import compile_pipelines
 
     for path in compile_pipelines(args.output_dir, image=args.image):
         print(f"wrote {path}")
@@ -60,7 +60,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.local_run import describe, parse_params, run_pipeline
+    from kfp_examplegen.pipelines.local_run import describe, parse_params, run_pipeline
 
     params = parse_params(args.pipeline, args.param)
     run = run_pipeline(args.pipeline, pipeline_root=args.pipeline_root, params=params)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, Optional
 
-from pipelines.definitions import PIPELINE_NAMES, build, canonical_name
+from kfp_examplegen.pipelines.definitions import PIPELINE_NAMES, build, canonical_name
 
 DEFAULT_OUTPUT_DIR = os.path.join("pipelines", "compiled")
 COMPILED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compiled")
@@ -28,7 +28,7 @@ def compile_pipelines(
     """
     from kfp import compiler
 
-    from components._kfp_compat import allow_tfx_artifact_types
+    from kfp_examplegen.components._kfp_compat import allow_tfx_artifact_types
 
     pipelines = build(image)
     wanted = [canonical_name(n) for n in names] if names else list(PIPELINE_NAMES)

@@ -14,7 +14,7 @@ as types.
 
 import json
 
-import components
+from kfp_examplegen import components
 
 CSV_INGEST = "csv-ingest"
 IMPORT_AND_RESPLIT = "import-and-resplit"
@@ -40,7 +40,7 @@ def build(image: str | None = None) -> dict:
     """The pipelines, by name, with components running in `image` (see components.image())."""
     from kfp import dsl
 
-    from components._kfp_compat import allow_tfx_artifact_types
+    from kfp_examplegen.components._kfp_compat import allow_tfx_artifact_types
 
     c = components.load(image)
 

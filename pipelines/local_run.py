@@ -19,7 +19,7 @@ import warnings
 from typing import Any, Iterator, Mapping, Optional
 
 from examplegen.errors import ConfigError, ExampleGenError
-from pipelines.definitions import PIPELINE_NAMES, build, canonical_name
+from kfp_examplegen.pipelines.definitions import PIPELINE_NAMES, build, canonical_name
 
 DEFAULT_PIPELINE_ROOT = "local_outputs"
 EXECUTOR_OUTPUT = "executor_output.json"
@@ -102,7 +102,7 @@ def run_pipeline(
     """Run a pipeline with kfp.local (SubprocessRunner, current environment); see module doc."""
     from kfp import local
 
-    from components._kfp_compat import allow_tfx_artifact_types
+    from kfp_examplegen.components._kfp_compat import allow_tfx_artifact_types
 
     name = canonical_name(pipeline_name)
     if name not in PIPELINE_NAMES:
@@ -127,7 +127,7 @@ def run_pipeline(
 
 def _store_url(mlmd: str, root: str) -> str:
     """The lineage store the tasks used (as components._common.lineage_store chose it)."""
-    from components._common import lineage_store
+    from kfp_examplegen.components._common import lineage_store
     from examplegen.lineage import StoreConfig
 
     return StoreConfig.resolve(lineage_store(mlmd, root)).url()
@@ -136,9 +136,9 @@ def _store_url(mlmd: str, root: str) -> str:
 @contextlib.contextmanager
 def _tasks_see_this_package() -> Iterator[None]:
     """Let task subprocesses import this project even when it is not pip-installed."""
-    import components
+    import kfp_examplegen
 
-    project_root = os.path.dirname(os.path.dirname(os.path.abspath(components.__file__)))
+    project_root = os.path.dirname(os.path.dirname(os.path.abspath(kfp_examplegen.__file__)))
     saved = os.environ.get("PYTHONPATH")
     parts = [p for p in (saved or "").split(os.pathsep) if p]
     if project_root not in parts:

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-import components
-from components import _common
+from kfp_examplegen import components
+from kfp_examplegen.components import _common
 from examplegen.errors import ConfigError, ExampleGenError, SourceError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +52,7 @@ def test_component_interfaces():
 
 
 def test_examples_artifact_type_matches_tfx():
-    from components.artifacts import Examples
+    from kfp_examplegen.components.artifacts import Examples
 
     assert (Examples.schema_title, Examples.schema_version) == ("tfx.Examples", "0.0.1")
 
@@ -60,7 +60,7 @@ def test_examples_artifact_type_matches_tfx():
 def test_tfx_namespace_is_allowed_only_inside_the_block():
     from kfp.dsl.types import type_utils
 
-    from components._kfp_compat import allow_tfx_artifact_types
+    from kfp_examplegen.components._kfp_compat import allow_tfx_artifact_types
 
     with pytest.raises(TypeError, match="namespace"):
         type_utils.validate_bundled_artifact_type("tfx.Examples@0.0.1")
@@ -191,7 +191,7 @@ def test_resolve_errors_are_engine_errors(tmp_path):
 
 def test_resolve_span_function_outputs(tmp_path):
     """The component's Python function, called as the KFP executor would."""
-    from components.functions import resolve_span
+    from kfp_examplegen.components.functions import resolve_span
 
     data = tmp_path / "in"
     (data / "span-03").mkdir(parents=True)

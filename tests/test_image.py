@@ -26,7 +26,7 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKERFILE = os.path.join(REPO, "images", "Dockerfile")
 LOCK = os.path.join(REPO, "requirements.lock")
-PACKAGE_FILES = ["pyproject.toml", "README.md", "examplegen", "components", "pipelines"]
+PACKAGE_FILES = ["pyproject.toml", "README.md", "examplegen", "kfp_examplegen", "components", "pipelines"]
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def _executor(pipeline_yaml: str, component: str) -> dict:
 
 
 def test_the_package_imports_from_site_packages(image_env):
-    proc = _run(["python3", "-c", "import components, examplegen; print(components.__file__)"],
+    proc = _run(["python3", "-c", "import kfp_examplegen.components as c, examplegen; print(c.__file__)"],
                 env=image_env["environ"], cwd=image_env["workdir"])
     assert str(image_env["venv"]) in proc.stdout and REPO not in proc.stdout
 

@@ -72,3 +72,32 @@ def test_the_engine_never_imports_kfp_or_tensorflow():
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _source_files(folder: str) -> set[str]:
+    out = set()
+    for root, dirs, files in os.walk(os.path.join(REPO, folder)):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        out |= {os.path.relpath(os.path.join(root, f), os.path.join(REPO, folder))
+                for f in files if f.endswith(".py") or f == "component.yaml" or root.endswith("compiled")}
+    return out
+
+
+def test_the_wheel_installs_only_this_projects_own_top_level_names(tmp_path):
+    """No `components` / `pipelines` package in site-packages: they live under kfp_examplegen."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(tmp_path), REPO], check=True, capture_output=True, cwd=tmp_path)
+    [wheel] = list(tmp_path.glob("kfp_examplegen-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/", 1)[0] for n in names} == {
+        "examplegen", "kfp_examplegen", wheel.name.split("-py3")[0] + ".dist-info"}
+    [top_level] = [n for n in names if n.endswith(".dist-info/top_level.txt")]
+    assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["examplegen", "kfp_examplegen"]
+    # Every source file (and the compiled YAML, the component specs) is in the wheel.
+    packaged = set(names)
+    for folder, target in (("examplegen", "examplegen"), ("components", "kfp_examplegen/components"),
+                           ("pipelines", "kfp_examplegen/pipelines")):
+        missing = {f for f in _source_files(folder) if f"{target}/{f}" not in packaged}
+        assert not missing, f"{folder}/: {sorted(missing)} not in the wheel (pyproject.toml packages)"

@@ -15,9 +15,9 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-import components
-from pipelines.compile import COMPILED_DIR, compile_pipelines, yaml_file_name
-from pipelines.definitions import PIPELINE_NAMES
+from kfp_examplegen import components
+from kfp_examplegen.pipelines.compile import COMPILED_DIR, compile_pipelines, yaml_file_name
+from kfp_examplegen.pipelines.definitions import PIPELINE_NAMES
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 VERTEX_SCHEMA_TITLE = re.compile(r"^[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}$")
@@ -106,7 +106,7 @@ def test_embedded_component_sources_are_valid_python(path):
         functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
         assert functions == [executor["container"]["args"][-1]], name
         if "Examples" in source:
-            assert "from components.artifacts import Examples" in source
+            assert "from kfp_examplegen.components.artifacts import Examples" in source
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
