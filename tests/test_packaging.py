@@ -29,7 +29,7 @@ def _normal(name: str) -> str:
 def test_every_dependency_is_pinned_in_the_lock_with_the_same_version():
     project = tomllib.load(open(os.path.join(REPO, "pyproject.toml"), "rb"))["project"]
     lock = _lock()
-    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+    wanted = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     for requirement in wanted:
         match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*(?:==\s*([^;,\s]+))?", requirement)
         name, version = _normal(match.group(1)), match.group(2)
@@ -38,10 +38,36 @@ def test_every_dependency_is_pinned_in_the_lock_with_the_same_version():
             assert lock[name] == version, f"pyproject pins {name}=={version}, the lock {lock[name]}"
 
 
-def test_the_runtime_lock_has_no_test_tools():
+def test_the_runtime_lock_has_no_test_tools_and_no_unused_heavy_stack():
     runtime = open(os.path.join(REPO, "requirements.lock")).read().lower()
-    for name in ("pytest==", "moto==", "gcp-storage-emulator=="):
-        assert name not in runtime
+    for name in ("pytest==", "moto==", "gcp-storage-emulator==", "tensorflow-cpu==", "apache-beam==",
+                 "keras==", "tensorboard==", "google-cloud-aiplatform=="):
+        assert f"\n{name}" not in runtime, name
+
+
+def test_the_runtime_lock_is_exactly_what_the_runtime_requires():
+    """requirements.lock = the closure of pyproject's dependencies (plus the build tools the
+    image's `pip install --no-build-isolation` needs: setuptools, wheel and its packaging): nothing missing, nothing extra."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.load(open(os.path.join(REPO, "pyproject.toml"), "rb"))["project"]
+    closure, todo = set(), [Requirement(r) for r in project["dependencies"]]
+    while todo:
+        requirement = todo.pop()
+        name = _normal(requirement.name)
+        if name in closure:
+            continue
+        closure.add(name)
+        for text in importlib.metadata.requires(name) or []:
+            dependency = Requirement(text)
+            extras = [{"extra": e} for e in (requirement.extras or {""})]
+            if dependency.marker is None or any(dependency.marker.evaluate(e) for e in extras):
+                todo.append(dependency)
+    runtime = set()
+    for line in open(os.path.join(REPO, "requirements.lock")):
+        if line.strip() and not line.startswith("#"):
+            runtime.add(_normal(line.split("==")[0]))
+    assert runtime - {"setuptools", "wheel", "packaging"} == closure
 
 
 def test_the_stack_is_the_protobuf_4_set():
