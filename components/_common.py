@@ -30,8 +30,8 @@ SQLITE_STORE_NAME = "mlmd.sqlite"
 SECRET_HELP = (
     "put the password in the environment variable EXAMPLEGEN_MLMD_PASSWORD instead, from a "
     "Kubernetes secret (kfp-kubernetes: kubernetes.use_secret_as_env(task, secret_name=..., "
-    "secret_key_to_env={'password': 'EXAMPLEGEN_MLMD_PASSWORD'})) or, on Vertex AI, from "
-    "Secret Manager; see the README, 'Secrets'"
+    "secret_key_to_env={'password': 'EXAMPLEGEN_MLMD_PASSWORD'})) or, on Vertex AI, name a "
+    "Secret Manager secret version in EXAMPLEGEN_MLMD_PASSWORD_SECRET; see the README, 'Secrets'"
 )
 
 

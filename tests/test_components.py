@@ -153,28 +153,6 @@ def test_a_password_in_the_mlmd_parameter_is_refused_with_how_to_pass_it():
     assert _common.mlmd_url("") is None
 
 
-def test_the_mlmd_password_comes_from_the_environment():
-    from examplegen.lineage import StoreConfig
-
-    env = {"EXAMPLEGEN_MLMD_PASSWORD": "s3cret"}
-    assert StoreConfig.resolve("mysql://root@db:3306/mlmd", env).password == "s3cret"
-    assert StoreConfig.resolve(None, {**env, "EXAMPLEGEN_MLMD": "postgresql://u@db/m"}).password == "s3cret"
-    assert StoreConfig.resolve("mysql://root:other@db:3306/mlmd", env).password == "other"  # the URL's own wins
-    assert StoreConfig.resolve("mysql://root@db:3306/mlmd", {}).password is None
-    assert "s3cret" not in str(StoreConfig.resolve("mysql://root@db:3306/mlmd", env))
-
-
-def test_the_password_from_the_environment_opens_a_real_store(monkeypatch):
-    """MariaDB on 127.0.0.1:3306 (root, no password): a wrong password from the
-    environment is used, and refused by the server."""
-    from examplegen.lineage import open_store
-
-    monkeypatch.setenv("EXAMPLEGEN_MLMD_PASSWORD", "not-the-password")
-    with pytest.raises(LineageError, match="wrong password") as caught:
-        open_store("mysql://root@127.0.0.1:3306/examplegen_pw_probe")
-    assert "not-the-password" not in str(caught.value)
-
-
 # ----------------------------------------------------------------------------- Cloud Storage
 
 

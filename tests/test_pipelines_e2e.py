@@ -281,6 +281,13 @@ def test_bad_param_is_rejected_before_running(tmp_path, capsys):
     assert "--param num_shards='two': expected an integer" in capsys.readouterr().err
     assert main(["run", "csv_ingest", "--pipeline-root", str(tmp_path), "--param", "colour=red"]) == 1
     assert "pipeline csv-ingest has no parameter 'colour'" in capsys.readouterr().err
+    assert main(["run", "csv_ingest", "--pipeline-root", str(tmp_path), "--param", "input_config={splits"]) == 1
+    assert "--param input_config: not valid JSON" in capsys.readouterr().err
+    # A password in a parameter would be logged and stored: refused, with how to pass it.
+    assert main(["run", "csv_ingest", "--pipeline-root", str(tmp_path),
+                 "--param", "mlmd=mysql://root:s3cret@127.0.0.1:3306/mlmd"]) == 1
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "holds a password" in err and "EXAMPLEGEN_MLMD_PASSWORD" in err
     assert os.listdir(tmp_path) == []
 
 

@@ -23,7 +23,8 @@ psycopg2 (when installed) first. Choices made here:
 - Passwords never appear in messages, logs or records: `StoreConfig.__str__` and
   `redact_url` print `mysql://root:***@host:3306/db`.
 - A MySQL / PostgreSQL URL without a password takes it from `EXAMPLEGEN_MLMD_PASSWORD`
-  when that is set (e.g. from a Kubernetes secret), so no password needs to be in a URL.
+  when that is set (e.g. from a Kubernetes secret), else from the Secret Manager secret
+  named by `EXAMPLEGEN_MLMD_PASSWORD_SECRET` (Vertex AI), so no password is in a URL.
 
 Writes are retried with backoff on transient contention ("database is locked",
 deadlocks, concurrent schema creation), so several processes can share one store.
@@ -46,6 +47,7 @@ ENV_URL = "EXAMPLEGEN_MLMD"
 ENV_GRPC_HOST = "METADATA_GRPC_SERVICE_HOST"
 ENV_GRPC_PORT = "METADATA_GRPC_SERVICE_PORT"
 ENV_PASSWORD = "EXAMPLEGEN_MLMD_PASSWORD"
+ENV_PASSWORD_SECRET = "EXAMPLEGEN_MLMD_PASSWORD_SECRET"  # a Secret Manager secret version's name
 DEFAULT_SQLITE_PATH = "mlmd.sqlite"
 DEFAULT_TIMEOUT_SEC = 10.0
 MYSQL_DEFAULT_PORT = 3306
@@ -176,9 +178,18 @@ class StoreConfig:
         return cls("sqlite", path=os.path.abspath(DEFAULT_SQLITE_PATH), origin="default")
 
     def with_password_from(self, environ: Mapping[str, str]) -> "StoreConfig":
-        """This config with $EXAMPLEGEN_MLMD_PASSWORD as the password, if it has none."""
-        if self.scheme in ("mysql", "postgresql") and self.password is None and environ.get(ENV_PASSWORD):
+        """This config with the password from the environment, if it has none:
+        $EXAMPLEGEN_MLMD_PASSWORD, else the Secret Manager secret named by
+        $EXAMPLEGEN_MLMD_PASSWORD_SECRET (Vertex AI)."""
+        if self.scheme not in ("mysql", "postgresql") or self.password is not None:
+            return self
+        if environ.get(ENV_PASSWORD):
             return dataclasses.replace(self, password=environ[ENV_PASSWORD])
+        if environ.get(ENV_PASSWORD_SECRET):
+            from examplegen import secret_manager
+
+            password = secret_manager.access(environ[ENV_PASSWORD_SECRET], f"${ENV_PASSWORD_SECRET}", environ)
+            return dataclasses.replace(self, password=password)
         return self
 
     def url(self) -> str:
