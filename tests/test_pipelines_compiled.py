@@ -174,9 +174,13 @@ def test_compile_image_option_sets_every_component_image(tmp_path):
     from examplegen.cli import main
 
     assert main(["compile", "--output-dir", str(tmp_path), "--image", "registry.example/eg:7"]) == 0
-    for name in PIPELINE_NAMES:
-        executors = _spec(tmp_path / yaml_file_name(name))["deploymentSpec"]["executors"]
+    specs = [tmp_path / yaml_file_name(name) for name in PIPELINE_NAMES]
+    # The component specs go beside them (never over the checked-in ones).
+    specs += [component_spec_path(str(tmp_path / "components"), name) for name in components.COMPONENT_NAMES]
+    for path in specs:
+        executors = _spec(path)["deploymentSpec"]["executors"]
         assert {e["container"]["image"] for e in executors.values()} == {"registry.example/eg:7"}
+        assert "Runs in the container image registry.example/eg:7" in open(path, encoding="utf-8").read()
 
 
 def test_compile_image_from_environment(tmp_path, monkeypatch):
