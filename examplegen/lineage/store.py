@@ -160,7 +160,7 @@ class StoreConfig:
     def resolve(cls, url: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> "StoreConfig":
         """The store to use: `url`, else $EXAMPLEGEN_MLMD, else KFP's gRPC env, else ./mlmd.sqlite.
 
-        A database URL without a password gets $EXAMPLEGEN_MLMD_PASSWORD's, when set.
+        A database URL without a password gets one from the environment (with_password_from).
         """
         env = os.environ if environ is None else environ
         if url:
