@@ -117,6 +117,18 @@ def _spec(name: str) -> dict:
         return yaml.safe_load(f)
 
 
+# The components the contract tests below run; a new component needs a contract test too.
+CONTRACT_TESTED = {"resolve_span", "csv_example_gen", "split_examples", "ingestion_report", "import_example_gen"}
+
+
+def test_every_component_spec_has_a_contract_test():
+    from kfp_examplegen.components import COMPONENT_NAMES
+
+    specs = {d for d in os.listdir(os.path.join(REPO, "components"))
+             if os.path.isfile(os.path.join(REPO, "components", d, "component.yaml"))}
+    assert specs == set(COMPONENT_NAMES) == CONTRACT_TESTED
+
+
 def test_pipeline_executors_are_the_component_specs_executors():
     """What the contract test runs (the component specs) is what the pipelines run."""
     for pipeline in ("csv_ingest.yaml", "import_and_resplit.yaml"):
