@@ -490,7 +490,7 @@ def test_query_pipeline_runs_query_examples_report_with_the_password_from_the_en
     params = ["--param", f"connection={postgres_url}", "--param", f"input_config={json.dumps(_config(query))}"]
     assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
     printed = capsys.readouterr().out
-    examples = re.search(r"query-example-gen/examples \(tfx.Examples\): (\S+)", printed).group(1)
+    examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
     report = re.search(r"^report: (.+)$", printed, re.M).group(1)
     assert _written(examples) == _expected(_independent_rows(postgres_url, query),
                                            {"id": "int64_list", "x": "float_list", "s": "bytes_list"})
@@ -510,7 +510,7 @@ def test_query_pipeline_runs_query_examples_report_with_the_password_from_the_en
 
 
 def test_query_component_refuses_a_password_in_its_connection_parameter():
-    from components import _common
+    from kfp_examplegen.components import _common
 
     url = "postgresql://etl:Hunter2-zebra@db.example:5432/sales"
     with pytest.raises(ConfigError, match="holds a password.*EXAMPLEGEN_DB_PASSWORD") as error:
