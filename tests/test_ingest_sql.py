@@ -507,6 +507,13 @@ def test_query_pipeline_runs_query_examples_report_with_the_password_from_the_en
     assert [e.last_known_state for e in ingests] == [3, 5]  # COMPLETE, then CACHED
     assert properties(ingests[1])["input_fingerprint"] == properties(ingests[0])["input_fingerprint"]
     assert password.encode() not in _everything_under(root) + capsys.readouterr().out.encode()
+    # A password in the connection parameter is refused before anything runs.
+    with_password = postgres_url.replace("postgres@", f"postgres:{password}@")
+    assert main(["run", "query_ingest", "--pipeline-root", str(tmp_path / "r2"), "--param",
+                 f"connection={with_password}", *params[2:]]) == 1
+    shown = capsys.readouterr()
+    assert "holds a password" in shown.err and password not in shown.out + shown.err
+    assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())
 
 
 def test_query_component_refuses_a_password_in_its_connection_parameter():
