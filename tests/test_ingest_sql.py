@@ -281,6 +281,22 @@ def test_span_placeholders_select_the_span_with_tfx_values(postgres_url, tmp_pat
                      range_config={"rolling_range": {"num_spans": 1}})
 
 
+def test_placeholders_are_replaced_only_as_sql_tokens_and_connections_hide_the_password(monkeypatch):
+    from examplegen.sources.query import Connection, substitute
+
+    query = ("SELECT @span_begin_timestamp_x, \"@span_end_timestamp\", `@span_yyyymmdd_utc`, 'it''s @span_end_timestamp' "
+             "/* @span_begin_timestamp */ WHERE a >= @span_begin_timestamp AND d = @span_yyyymmdd_utc")
+    assert substitute(query, 1) == (
+        "SELECT @span_begin_timestamp_x, \"@span_end_timestamp\", `@span_yyyymmdd_utc`, 'it''s @span_end_timestamp' "
+        "/* @span_begin_timestamp */ WHERE a >= 86400 AND d = '19700102'")
+    conn = Connection.parse("mysql://etl:s3cr%40t@db.example:3306/sales?charset=utf8", ("mysql",))
+    assert conn.url == "mysql://etl@db.example:3306/sales?charset=utf8" and conn.password == "s3cr@t"
+    assert "s3cr" not in repr(conn) and conn.with_password() == "mysql://etl:s3cr%40t@db.example:3306/sales?charset=utf8"
+    assert conn.hide("failed for s3cr@t and mysql://etl:s3cr%40t@db") == "failed for *** and mysql://etl:***@db"
+    monkeypatch.setenv("EXAMPLEGEN_DB_PASSWORD", "from-env")
+    assert Connection.parse("mysql://etl@db/sales", ("mysql",)).password == "from-env"
+
+
 def test_several_splits_are_several_queries(postgres_url, tmp_path):
     _execute(postgres_url, "CREATE TABLE t (id int)", "INSERT INTO t VALUES (%s)", rows=[(i,) for i in range(10)])
     result = ingest_query(postgres_url, str(tmp_path / "out"),
