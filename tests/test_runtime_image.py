@@ -132,7 +132,7 @@ def test_every_component_spec_has_a_contract_test():
 
 def test_pipeline_executors_are_the_component_specs_executors():
     """What the contract test runs (the component specs) is what the pipelines run."""
-    for pipeline in ("csv_ingest.yaml", "import_and_resplit.yaml"):
+    for pipeline in ("csv_ingest.yaml", "import_and_resplit.yaml", "file_ingest.yaml"):
         with open(os.path.join(REPO, "pipelines", "compiled", pipeline), encoding="utf-8") as f:
             executors = yaml.safe_load(f)["deploymentSpec"]["executors"]
         for key, executor in executors.items():
