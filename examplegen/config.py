@@ -78,6 +78,11 @@ class InputConfig:
                 raise ConfigError(
                     f"{path}.pattern: {pattern!r} must be relative to the input base directory"
                 )
+            if ".." in pattern.split("/"):
+                raise ConfigError(
+                    f"{path}.pattern: {pattern!r} has a '..' part, which leads outside the input "
+                    "base; patterns only select files inside it (choose a higher input base)"
+                )
 
     @property
     def split_names(self) -> list[str]:

@@ -26,7 +26,8 @@ from examplegen.tfrecord import gzip_member
 
 METADATA_FILE = "examples_metadata.json"
 FILE_PREFIX = "data_tfrecord"
-_STAGING_PREFIX = ".staging-"
+STAGING_PREFIX = ".staging-"
+SPLIT_PREFIX = "Split-"
 _EMPTY_GZIP = gzip_member(b"")
 
 
@@ -40,7 +41,7 @@ def part_file_name(input_split: int, chunk: int, split: int, shard: int) -> str:
 
 
 def split_dir(output_uri: str, split: str) -> str:
-    return os.path.join(output_uri, f"Split-{split}")
+    return os.path.join(output_uri, f"{SPLIT_PREFIX}{split}")
 
 
 def is_complete(output_uri: str) -> bool:
@@ -62,13 +63,13 @@ class ExamplesWriter:
         self._created_output = not os.path.exists(self.output_uri)
         os.makedirs(self.output_uri, exist_ok=True)
         self._clear_stale_staging()
-        self.staging = os.path.join(self.output_uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+        self.staging = os.path.join(self.output_uri, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
         self.parts_dir = os.path.join(self.staging, "parts")
         os.makedirs(self.parts_dir)
 
     def _clear_stale_staging(self) -> None:
         for name in os.listdir(self.output_uri):
-            if name.startswith(_STAGING_PREFIX):
+            if name.startswith(STAGING_PREFIX):
                 shutil.rmtree(os.path.join(self.output_uri, name), ignore_errors=True)
 
     def discard_parts(self, input_split: int) -> None:
@@ -85,7 +86,7 @@ class ExamplesWriter:
             _, _, split, shard = name[:-3].split("-")
             by_shard.setdefault((int(split), int(shard)), []).append(name)
         for s, split in enumerate(self.split_names):
-            target_dir = os.path.join(self.staging, f"Split-{split}")
+            target_dir = os.path.join(self.staging, f"{SPLIT_PREFIX}{split}")
             os.makedirs(target_dir, exist_ok=True)
             for shard in range(self.num_shards):
                 target = os.path.join(target_dir, shard_file_name(shard, self.num_shards))
@@ -108,10 +109,10 @@ class ExamplesWriter:
             os.remove(marker)  # from here on the old artifact no longer looks complete
         for name in os.listdir(self.output_uri):
             path = os.path.join(self.output_uri, name)
-            if name.startswith("Split-") and os.path.isdir(path):
+            if name.startswith(SPLIT_PREFIX) and os.path.isdir(path):
                 shutil.rmtree(path)
         for split in self.split_names:
-            _move_dir(os.path.join(self.staging, f"Split-{split}"), split_dir(self.output_uri, split))
+            _move_dir(os.path.join(self.staging, f"{SPLIT_PREFIX}{split}"), split_dir(self.output_uri, split))
         tmp = os.path.join(self.staging, METADATA_FILE)
         with open(tmp, "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from examplegen.config import parse_output_config
-from examplegen.errors import ConfigError, SourceError
+from examplegen.errors import ConfigError, SourceError, SpanResolutionError
 from examplegen.ingest import ingest
 from tests import tfx_reference
 from tests.helpers import read_split, shared, split_names, tree_bytes
@@ -274,3 +274,16 @@ def test_commit_works_where_directories_cannot_be_renamed(tmp_path, monkeypatch)
     assert sum(result.counts.values()) == 3
     assert (tmp_path / "out" / "examples_metadata.json").exists()
     assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".staging")]
+
+
+def test_output_inside_the_input_base_is_not_ingested_again(tmp_path):
+    base = tmp_path / "in"
+    (base / "raw").mkdir(parents=True)
+    (base / "raw" / "a.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(100)))
+    config = {"splits": [{"name": "all", "pattern": "*/*"}]}
+    first = ingest(str(base), str(base), input_config=config, record_lineage=False)
+    assert first.rows_read == 100
+    with pytest.raises(SpanResolutionError) as info:
+        ingest(str(base), str(base), input_config=config, record_lineage=False)
+    assert "Examples artifact written by examplegen is not read as input" in str(info.value)
+    assert sum(len(read_split(str(base), s)) for s in first.split_names) == 100  # untouched
