@@ -21,6 +21,7 @@ import collections
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -31,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterable, Optional, Sequence
 
-from examplegen import __version__, fs
+from examplegen import __version__, fs, tfrecord
 from examplegen.config import (
     InputConfig,
     InputSplit,
@@ -50,6 +51,8 @@ from examplegen.sources import csv as csv_source
 from examplegen.span import SpanResolution, combined_fingerprint, resolve_spans
 from examplegen.split import SplitPlan, plan_for
 from examplegen.writer import ExamplesWriter, read_metadata, split_dir
+
+log = logging.getLogger(__name__)
 
 SOURCE_FORMATS = ("csv", "tfrecord")
 CHUNK_BYTES = 16 << 20  # CSV bytes per work unit
@@ -156,21 +159,48 @@ def _split_files(resolutions: Sequence[SpanResolution]) -> list[_InputSplitFiles
 
 
 def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
-                       stack: contextlib.ExitStack) -> list[_InputSplitFiles]:
-    """_split_files with remote inputs downloaded (fs.localize) and checked against their digests.
+                       stack: contextlib.ExitStack) -> tuple[list[_InputSplitFiles], dict[str, str]]:
+    """_split_files with remote inputs downloaded (fs.localize) and checked against their
+    digests, and {local path: input URI}.
 
     Downloads go to $EXAMPLEGEN_INPUT_CACHE when set (kept between runs), else to a
     temporary directory removed after the run.
     """
     split_files = _split_files(resolutions)
     paths = [f for s in split_files for f in s.files]
+    uris = {p: p for p in paths}
     if any(fs.is_remote(p) for p in paths):
         cache_dir = os.environ.get("EXAMPLEGEN_INPUT_CACHE") or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="examplegen-inputs-"))
         local = fs.localize(paths, cache_dir, {s.uri: s.digest for s in sources})
+        uris = {local[p]: p for p in paths}
         for split in split_files:
             split.files = [local[f] for f in split.files]
-    return split_files
+    return split_files, uris
+
+
+def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str, str],
+                             source_format: str, csv_options) -> dict[str, list[str]]:
+    """Leaves out input files that hold no rows (an empty file, a CSV header alone, a
+    TFRecord file without records) with a warning naming each; an input split none of
+    whose files has rows is an error. Returns {input split: [URIs left out]}."""
+    what = "data rows" if source_format == "csv" else "records"
+    left_out = {}
+    for split in split_files:
+        if source_format == "csv":
+            empty = [f for f in split.files if not csv_source.read_layout(f, csv_options).has_rows]
+        else:
+            empty = [f for f in split.files if tfrecord.is_empty(f)]
+        if not empty:
+            continue
+        names = [uris.get(f, f) for f in empty]
+        if len(empty) == len(split.files):
+            raise SourceError(f"input split {split.name!r}: no {what} in {', '.join(names)}")
+        for name in names:
+            log.warning("%s: no %s; skipped (input split %r has other files)", name, what, split.name)
+        split.files = [f for f in split.files if f not in empty]
+        left_out[split.name] = names
+    return left_out
 
 
 def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, plan: SplitPlan,
@@ -332,11 +362,15 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["version"] = last.version
         if len(spans) > 1:
             span_md["spans"] = json.dumps(spans)
+        split_files, uris = _local_split_files(resolutions, sources, stack)
+        without_rows = _drop_files_without_rows(split_files, uris, source_format, csv_opts)
         split_names, counts, rows, num_shards, extras = convert_files(
-            _local_split_files(resolutions, sources, stack), output_uri, source_format=source_format,
+            split_files, output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, csv_options=csv_opts,
             payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
             workers=workers, progress=progress, metadata=span_md)
+        if without_rows:
+            extras["files_without_rows"] = without_rows
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=last.span, version=last.version, input_fingerprint=fingerprint,

@@ -287,3 +287,43 @@ def test_output_inside_the_input_base_is_not_ingested_again(tmp_path):
         ingest(str(base), str(base), input_config=config, record_lineage=False)
     assert "Examples artifact written by examplegen is not read as input" in str(info.value)
     assert sum(len(read_split(str(base), s)) for s in first.split_names) == 100  # untouched
+
+
+def test_unclosed_quote_fails_the_run_with_file_and_line(tmp_path, capsys):
+    from examplegen import cli
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "q.csv").write_bytes(b'a,b\n1,"hello\n2,x\n3,y\n')
+    code = cli.main(["ingest", "--input-base", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                     "--mlmd", f"sqlite:///{tmp_path}/m.sqlite"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{tmp_path}/in/q.csv: line 2: a quoted field opened here is never closed" in err
+    assert "Traceback" not in err and not (tmp_path / "out" / "examples_metadata.json").exists()
+
+
+def test_a_split_without_data_rows_is_an_error(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "h.csv").write_text("a,b\n")
+    (tmp_path / "in" / "e.csv").write_text("")
+    with pytest.raises(SourceError) as info:
+        ingest(str(tmp_path / "in"), str(tmp_path / "out"), record_lineage=False)
+    message = str(info.value)
+    assert "input split 'single_split': no data rows in" in message
+    assert str(tmp_path / "in" / "h.csv") in message and str(tmp_path / "in" / "e.csv") in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_without_data_rows_beside_good_ones_are_skipped_with_a_warning(tmp_path, caplog):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("x,y\n1,2\n3,4\n")
+    (tmp_path / "in" / "b.csv").write_text("x,y\n")
+    (tmp_path / "in" / "c.csv").write_text("")
+    (tmp_path / "in" / "d.csv").write_text("other,header\n")  # no rows: its header is not compared
+    result = ingest(str(tmp_path / "in"), str(tmp_path / "out"), record_lineage=False,
+                    output_config={"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}})
+    assert result.counts == {"all": 2} and result.rows_read == 2
+    skipped = [str(tmp_path / "in" / f) for f in ("b.csv", "c.csv", "d.csv")]
+    assert result.config["files_without_rows"] == {"single_split": skipped}
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert all(f"{path}: no data rows; skipped" in warned for path in skipped)
