@@ -161,9 +161,15 @@ def test_unbalanced_quote_and_bad_encoding_errors(tmp_path):
 
 def test_header_errors(tmp_path):
     blank = tmp_path / "blank.csv"
-    blank.write_text("\n1,2\n")
-    with pytest.raises(SourceError, match="blank.csv: line 1: the file has no header"):
+    blank.write_text("\n\na,,c\n1,2,3\n")  # blank lines before the header are skipped
+    with pytest.raises(SourceError, match="blank.csv: line 3: the header has an empty column name"):
         csv_source.read_layout(str(blank), CsvOptions())
+    blank.write_text("\n\na,b\n1,2\n")
+    assert _read_all(blank) == [("1", "2")]
+    opened = tmp_path / "opened.csv"
+    opened.write_text('a,"b\n1,2\n')
+    with pytest.raises(SourceError, match="opened.csv: line 1: a quoted field opened in the header is never closed"):
+        csv_source.read_layout(str(opened), CsvOptions())
     dup = tmp_path / "dup.csv"
     dup.write_text("a,b,a\n1,2,3\n")
     with pytest.raises(SourceError, match=r"repeats column name\(s\) \['a'\]"):
@@ -250,6 +256,14 @@ def test_quote_never_closed_after_a_closed_multi_line_field_and_in_a_late_chunk(
         _read_all(path, chunk_bytes=4096)
 
 
+def test_quote_never_closed_after_a_quote_inside_an_unquoted_field(tmp_path):
+    # Found by the property tests: the stray quote evens out the count of quotes.
+    path = tmp_path / "even.csv"
+    path.write_bytes(b'c0,c1,c2,c3\n"a\r\n",aaaaa",",","\n')
+    with pytest.raises(SourceError, match=r"even\.csv: line 3: a quoted field opened here is never closed"):
+        _read_all(path)
+
+
 def test_stray_quote_far_from_the_end_of_a_file_is_an_error(tmp_path):
     # More than Arrow's 8 MiB block after the stray quote: Arrow reads it all as one field.
     path = tmp_path / "stray.csv"
@@ -288,7 +302,7 @@ def test_truncated_gzip_names_the_file(tmp_path):
     with pytest.raises(SourceError, match=r"small\.csv\.gz: the gzip data is truncated or corrupt"):
         _read_all(small)
     rng = random.Random(5)
-    text = "a,b\n" + "".join(f"{rng.random()},{rng.random()}\n" for _ in range(200_000))
+    text = "a,b\n" + "".join(f"{rng.random()},{rng.random()}\n" for _ in range(40_000))
     big = tmp_path / "big.csv.gz"
     big.write_bytes(gzip.compress(text.encode())[:-5000])
     with pytest.raises(SourceError, match=r"big\.csv\.gz: the gzip data is truncated or corrupt"):

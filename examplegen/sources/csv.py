@@ -19,6 +19,7 @@ schema override (column -> int/float/string) that replaces inference.
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import csv as pycsv
 import dataclasses
@@ -140,15 +141,16 @@ def is_gzip_file(path: str) -> bool:
 
 class _GzipReader(io.RawIOBase):
     """A gzip file's decompressed bytes; a truncated or corrupt file is a SourceError
-    naming it. Counts the bytes equal to ``count_byte`` it hands out (in ``counted``)."""
+    naming it. Keeps the last ``keep`` bytes or more it handed out (``tail``)."""
 
-    def __init__(self, path: str, count_byte: Optional[int] = None):
+    def __init__(self, path: str, keep: int = 0):
         from isal import igzip
 
         self._path = path
         self._file = igzip.open(path, "rb")
-        self._count = bytes([count_byte]) if count_byte is not None else None
-        self.counted = 0
+        self._keep = keep
+        self._blocks: collections.deque = collections.deque()
+        self._kept = 0
 
     def readable(self) -> bool:
         return True
@@ -161,9 +163,16 @@ class _GzipReader(io.RawIOBase):
         except (EOFError, OSError, isal_zlib.error) as exc:
             raise SourceError(f"{self._path}: the gzip data is truncated or corrupt ({exc}); "
                               "the file must be copied again") from None
-        if self._count is not None:
-            self.counted += data.count(self._count)
+        if self._keep and data:
+            self._blocks.append(data)
+            self._kept += len(data)
+            while self._kept - len(self._blocks[0]) >= self._keep:
+                self._kept -= len(self._blocks.popleft())
         return data
+
+    @property
+    def tail(self) -> bytes:
+        return b"".join(self._blocks)
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -222,6 +231,8 @@ def read_layout(path: str, options: CsvOptions) -> CsvLayout:
         head = f.read(1 << 20)
         while True:
             offset = len(_BOM) if head.startswith(_BOM) else 0
+            if options.header:  # blank lines before the header are skipped, as Arrow does
+                offset = len(head) - len(head[offset:].lstrip(b"\r\n"))
             end = _record_end(head, options.quote_byte(), offset) if options.header else offset
             if end >= 0 or not options.header:
                 break
@@ -235,19 +246,28 @@ def read_layout(path: str, options: CsvOptions) -> CsvLayout:
         return CsvLayout(path, tuple(options.column_names), offset, 0, gz, has_rows)
     if not has_rows and not head[offset:].strip(b"\r\n"):
         return CsvLayout(path, (), offset, 0, gz, has_rows=False)  # an empty file
+    header_line = 1 + head.count(b"\n", 0, offset)
+    where = f"{path}: line {header_line}"
     if end == offset or not head[offset:end].strip():
-        raise SourceError(f"{path}: line 1: the file has no header line (is it empty?)")
+        raise SourceError(f"{where}: the file has no header line (is it empty?)")
     header_text = _decode(head[offset:end], options, path, 1)
-    rows = list(pycsv.reader(io.StringIO(header_text), **_pycsv_dialect(options)))
+    try:
+        rows = list(pycsv.reader(io.StringIO(header_text, newline=""), strict=True, **_pycsv_dialect(options)))
+    except pycsv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise SourceError(f"{where}: a quoted field opened in the header is never closed") from None
+        raise SourceError(f"{where}: the header is not valid CSV ({exc}): {header_text[:120]!r}") from None
+    if len(rows) > 1:  # a quote inside an unquoted name made the header look longer
+        raise SourceError(f"{where}: the header holds a line break outside quotes: {header_text[:120]!r}")
     names = tuple(rows[0]) if rows else ()
     if not names or any(n == "" for n in names):
-        raise SourceError(f"{path}: line 1: the header has an empty column name: {header_text.strip()!r}")
+        raise SourceError(f"{where}: the header has an empty column name: {header_text.strip()!r}")
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise SourceError(f"{path}: line 1: the header repeats column name(s) {dup}")
+        raise SourceError(f"{where}: the header repeats column name(s) {dup}")
     if options.column_names and tuple(options.column_names) != names:
         raise SourceError(
-            f"{path}: line 1: the header {list(names)} differs from column_names {list(options.column_names)}")
+            f"{where}: the header {list(names)} differs from column_names {list(options.column_names)}")
     return CsvLayout(path, names, end, head.count(b"\n", 0, end), gz, has_rows)
 
 
@@ -358,19 +378,15 @@ def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, fir
     convert_opts = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True,
         quoted_strings_can_be_null=True, check_utf8=True)
-    quote = options.quote_byte()
     if layout.gzip:
-        source = _GzipReader(layout.path, quote)
+        source = _GzipReader(layout.path, keep=2 * batch_bytes)  # Arrow's limit on a record
         source.read(start)
     else:
         with open(layout.path, "rb") as f:
             f.seek(start)
             raw = f.read(end - start)
-        # Chunks end where quotes balance, so an odd count means the last record's quote
-        # is never closed, or quotes inside unquoted fields (text): Python's reader decides.
-        if quote is not None and raw.count(bytes([quote])) & 1:
-            _check_quotes_closed(layout, options, start, end, first_line)
         source = pa.BufferReader(raw)
+    batch = None
     try:
         reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse_opts,
                                 convert_options=convert_opts)
@@ -385,8 +401,24 @@ def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, fir
     finally:
         if layout.gzip:
             source.close()
-    if layout.gzip and source.counted & 1:
-        _check_quotes_closed(layout, options, start, end, first_line)
+    if batch is not None and _may_end_inside_quotes(source.tail if layout.gzip else raw, batch, options):
+        found = _unclosed_quote_line(layout, options, start, end, first_line)
+        if found is not None:
+            raise _unclosed_quote_error(layout.path, *found)
+
+
+def _may_end_inside_quotes(raw_tail: bytes, last_batch: pa.RecordBatch, options: CsvOptions) -> bool:
+    """Cheap test on the range's last record: could a quoted field be left open at the end?
+
+    Arrow reads a quote that is never closed as a field running to the end of the data.
+    Then the data ends with the quote and that field's value exactly (inner quotes
+    doubled); a field that is closed ends with a quote or a line break after its value."""
+    if options.quote_char is None or last_batch.num_rows == 0:
+        return False
+    value = last_batch.column(last_batch.num_columns - 1)[-1].as_py() or ""
+    quote = options.quote_char
+    written = (quote + value.replace(quote, quote * 2)).encode(options.encoding)
+    return len(written) > len(raw_tail) or raw_tail.endswith(written)
 
 
 @contextlib.contextmanager
@@ -478,27 +510,26 @@ def _unclosed_quote_line(layout: CsvLayout, options: CsvOptions, start: int, end
     last = None
     for last in _records(layout, options, start, end, first_line):
         pass
-    if last is None or not last.fields:
+    return _open_quote(last, options) if last is not None else None
+
+
+def _open_quote(record: _Record, options: CsvOptions) -> Optional[tuple[int, int]]:
+    """For a record the data ends inside a quoted field of: (line where that field opens,
+    last line); None if every quoted field of the record is closed."""
+    if not record.fields:
         return None
     try:
         with _no_field_limit():
-            for _ in pycsv.reader(last.lines, strict=True, **_pycsv_dialect(options)):
+            for _ in pycsv.reader(record.lines, strict=True, **_pycsv_dialect(options)):
                 pass
         return None
     except pycsv.Error as exc:
         if "unexpected end of data" not in str(exc):
             return None
-    # The open field runs to the end of the file: it spans as many lines as its value does.
-    value = last.fields[-1]
+    # The open field runs to the end of the data: it spans as many lines as its value does.
+    value = record.fields[-1]
     value_lines = value.count("\n") + (0 if value.endswith("\n") else 1)
-    return last.last_line - value_lines + 1, last.last_line
-
-
-def _check_quotes_closed(layout: CsvLayout, options: CsvOptions, start: int, end: int,
-                         first_line: int) -> None:
-    found = _unclosed_quote_line(layout, options, start, end, first_line)
-    if found is not None:
-        raise _unclosed_quote_error(layout.path, *found)
+    return record.last_line - value_lines + 1, record.last_line
 
 
 def _unclosed_quote_error(path: str, line: int, last_line: int) -> SourceError:
@@ -516,6 +547,9 @@ def _explain_parse_error(layout: CsvLayout, options: CsvOptions, start: int, end
     for record in _records(layout, options, start, end, first_line):
         last_line = record.last_line
         if record.fields and len(record.fields) != width:
+            opened = _open_quote(record, options)
+            if opened is not None:
+                return _unclosed_quote_error(layout.path, *opened)
             preview = options.delimiter.join(record.fields)[:120]
             spans = ""
             if record.last_line > record.line:
