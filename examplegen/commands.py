@@ -24,7 +24,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser, output_required: bool
     parser.add_argument("--input-config", default=None,
                         help=f"input splits ({_CONFIG_HELP} Input), e.g. "
                              '\'{"splits": [{"name": "train", "pattern": "span-{SPAN}/train/*"}]}\'; '
-                             "default: one split 'single_split' with pattern '*'")
+                             "default: one split 'single_split' with pattern '*'. Patterns stay inside "
+                             "the input base (no '..') and never match an Examples artifact or staging "
+                             "folder of examplegen unless they name its Split- folder literally")
     parser.add_argument("--range-config", default=None,
                         help=f"which spans ({_CONFIG_HELP} RangeConfig): "
                              '\'{"static_range": {"start_span_number": 1, "end_span_number": 3}}\' '
@@ -37,8 +39,9 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0,
                         help="worker processes (default 0: one per CPU core)")
     parser.add_argument("--verify-payload", choices=["structure", "full", "none"], default="structure",
-                        help="TFRecord input: check each record's wire structure (default), parse "
-                             "every record (slower), or not at all")
+                        help="TFRecord input: check each record's wire structure and parse some "
+                             "(default), parse every record and refuse unknown fields (slower), or "
+                             "not at all")
     parser.add_argument("--no-lineage", action="store_true",
                         help="do not record anything in ML Metadata (no cache lookup either)")
     parser.add_argument("--pipeline-name", default="examplegen",
