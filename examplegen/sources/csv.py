@@ -489,12 +489,12 @@ class _LineTap:
         return text
 
 
-def _records(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
-             **dialect) -> Iterator[_Record]:
+def _records(layout: CsvLayout, options: CsvOptions, start: int, end: int,
+             first_line: int) -> Iterator[_Record]:
     """Python's csv reading of a range, record by record, with the lines each starts on
     (blank lines are records without fields). Slow: for errors and their line numbers."""
     tap = _LineTap(_text_lines(layout, options, start, end, first_line))
-    reader = pycsv.reader(tap, **_pycsv_dialect(options), **dialect)
+    reader = pycsv.reader(tap, **_pycsv_dialect(options))
     line = first_line
     with _no_field_limit():
         for fields in reader:
@@ -543,9 +543,8 @@ def _explain_parse_error(layout: CsvLayout, options: CsvOptions, start: int, end
                          first_line: int, exc: Exception, batch_bytes: int) -> SourceError:
     """Re-reads the range with Python's csv module to name the offending line."""
     width = len(layout.column_names)
-    last_line = first_line
+    record = None
     for record in _records(layout, options, start, end, first_line):
-        last_line = record.last_line
         if record.fields and len(record.fields) != width:
             opened = _open_quote(record, options)
             if opened is not None:
@@ -562,10 +561,12 @@ def _explain_parse_error(layout: CsvLayout, options: CsvOptions, start: int, end
                 f"{layout.path}: line {record.line}: the record starting here has "
                 f"{record.size / (1 << 20):.1f} MiB (to line {record.last_line:,}); records over "
                 f"{batch_bytes >> 20} MiB are not supported (is a quote in it unbalanced?)")
-    found = _unclosed_quote_line(layout, options, start, end, first_line)
-    if found is not None:
-        return _unclosed_quote_error(layout.path, *found)
-    return SourceError(f"{layout.path}: lines {first_line}-{last_line}: {exc}")
+    if record is None:
+        return SourceError(f"{layout.path}: line {first_line}: {exc}")
+    opened = _open_quote(record, options)
+    if opened is not None:
+        return _unclosed_quote_error(layout.path, *opened)
+    return SourceError(f"{layout.path}: lines {first_line}-{record.last_line}: {exc}")
 
 
 # ---------------------------------------------------------------------------------------
