@@ -537,3 +537,9 @@ def test_files_that_only_look_like_ours_are_read(tmp_path):
     make(tmp_path, ["Split-2024/a.csv", "notes/examples.json"])
     res = resolve(tmp_path, inputs("*/*"))
     assert len(res.splits[0].files) == 2
+
+
+def test_a_split_folder_given_as_the_input_base_is_read(tmp_path):
+    _artifact(tmp_path / "old")
+    res = resolve(tmp_path / "old" / "Split-train", inputs("*"))
+    assert len(res.splits[0].files) == 1
