@@ -318,8 +318,13 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            csv_options: Optional[dict] = None, payload_format: str = "FORMAT_TF_EXAMPLE",
            verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
            mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-           run_name: Optional[str] = None, force: bool = False, progress: bool = False) -> IngestResult:
-    """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``."""
+           run_name: Optional[str] = None, force: bool = False, progress: bool = False,
+           expected_fingerprint: Optional[str] = None) -> IngestResult:
+    """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
+
+    ``expected_fingerprint`` (from an earlier ``resolve``) makes the run fail before
+    anything is written when the resolved files are not exactly those.
+    """
     if source_format not in SOURCE_FORMATS:
         raise ConfigError(f"source format {source_format!r} is unknown; use one of {', '.join(SOURCE_FORMATS)}")
     if verify_payload not in VERIFY_MODES:
@@ -347,6 +352,10 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     with recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
         fingerprint = combined_fingerprint(resolutions)
+        if expected_fingerprint and fingerprint != expected_fingerprint:
+            raise SourceError(
+                f"the input files changed since they were resolved: resolved fingerprint "
+                f"{expected_fingerprint}, now {fingerprint}; nothing was written, rerun the pipeline")
         sources = [s for r in resolutions for s in r.sources()]
         spans = [r.span for r in resolutions]
         last = resolutions[-1]
