@@ -76,6 +76,32 @@ def _default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker as soon as the process that started it is gone
+    (killed with SIGKILL, it cannot shut the pool down), instead of converting on for
+    minutes. Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a
+    watchdog thread that polls the parent pid covers other systems and the moment before
+    prctl took effect."""
+    import ctypes
+    import signal
+    import threading
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # the parent died before prctl
+        os._exit(1)
+    threading.Thread(target=watch, name="examplegen-parent-watchdog", daemon=True).start()
+
+
 def _warm_up() -> None:
     """Runs in a fresh worker: the import of the conversion code is the slow part."""
     import examplegen.convert  # noqa: F401
@@ -93,7 +119,8 @@ class _Runner:
             # Started now so that they import the engine while this process reads headers
             # and samples types.
             self._pool = ProcessPoolExecutor(max_workers=workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
             for _ in range(workers):
                 self._pool.submit(_warm_up)
         if progress:

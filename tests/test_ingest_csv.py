@@ -3,6 +3,10 @@
 import collections
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -274,3 +278,53 @@ def test_commit_works_where_directories_cannot_be_renamed(tmp_path, monkeypatch)
     assert sum(result.counts.values()) == 3
     assert (tmp_path / "out" / "examples_metadata.json").exists()
     assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".staging")]
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie nobody reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_busy_workers_exit_as_soon_as_the_main_process_is_killed(tmp_path):
+    """SIGKILL to the main process only: its workers (busy: blocked in a task) must not
+    convert on for minutes. Two workers are held in a task until the parent is killed."""
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(2000)))
+    announced = tmp_path / "workers"
+    announced.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import examplegen.ingest as m\n"
+        "from tests import worker_hooks\n"
+        "if __name__ == '__main__':\n"
+        "    m.CHUNK_BYTES = 1000\n"
+        "    m.run_task = worker_hooks.announce_and_block\n"
+        f"    m.ingest({str(data)!r}, {str(tmp_path / 'out')!r}, workers=2, record_lineage=False)\n")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)),
+               EXAMPLEGEN_TEST_WORKER_DIR=str(announced))
+    proc = subprocess.Popen([sys.executable, str(script)], env=env)
+    try:
+        def announced_pids():
+            return [int(name) for name in os.listdir(announced) if name.isdigit()]
+
+        deadline = time.monotonic() + 120  # generous: only bounds a hang, the workers announce
+        while len(announced_pids()) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = announced_pids()
+        assert len(workers) == 2, f"the workers did not start (exit code {proc.poll()})"
+        assert all(_alive(pid) for pid in workers)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20  # the mechanism is immediate; this bounds the wait
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # do not leak them into the rest of the test run
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"worker processes {left} outlived their killed parent"
