@@ -5,6 +5,9 @@ Layout (TFX's)::
     <output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz   gzip TFRecords
     <output>/examples_metadata.json                         written last
 
+A split gets ``num_shards`` files, or fewer when it has fewer examples than that (no empty
+shard files, except one for an empty split).
+
 Workers write gzip members into part files under a hidden staging directory
 (``<output>/.staging-<id>/``); ``commit`` concatenates each shard's parts in input order
 (a gzip file may hold several members; every TFRecord reader accepts that), then swaps the
@@ -87,8 +90,9 @@ class ExamplesWriter:
         for s, split in enumerate(self.split_names):
             target_dir = os.path.join(self.staging, f"Split-{split}")
             os.makedirs(target_dir, exist_ok=True)
-            for shard in range(self.num_shards):
-                target = os.path.join(target_dir, shard_file_name(shard, self.num_shards))
+            shards = _shards_with_files(s, by_shard, self.num_shards)
+            for number, shard in enumerate(shards):
+                target = os.path.join(target_dir, shard_file_name(number, len(shards)))
                 parts = by_shard.get((s, shard), [])
                 with open(target, "wb") as out:
                     if not parts:
@@ -129,6 +133,14 @@ class ExamplesWriter:
                 os.rmdir(self.output_uri)
             except OSError:
                 pass
+
+
+def _shards_with_files(split: int, by_shard: dict, num_shards: int) -> list[int]:
+    """The shards of one split that become files: all of them, except that shards no example
+    went to (a split with fewer examples than shards) get none -- the files are numbered
+    over the others -- and an empty split gets one empty file. Never more files than examples."""
+    filled = sorted(shard for s, shard in by_shard if s == split)
+    return list(range(num_shards)) if len(filled) == num_shards else filled or [0]
 
 
 def _move_dir(source: str, target: str) -> None:

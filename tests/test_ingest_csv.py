@@ -328,3 +328,22 @@ def test_busy_workers_exit_as_soon_as_the_main_process_is_killed(tmp_path):
     for pid in left:  # do not leak them into the rest of the test run
         os.kill(pid, signal.SIGKILL)
     assert not left, f"worker processes {left} outlived their killed parent"
+
+
+def test_no_more_shard_files_than_examples(tmp_path):
+    """--num-shards 1000 on 3 rows: a file per example-holding shard (an empty split one
+    empty file), numbered without gaps; today it wrote 2,000 files, 1,997 of them empty."""
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.csv").write_text("a\n1\n2\n3\n")
+    out = tmp_path / "out"
+    result = ingest(str(data), str(out), num_shards=1000, record_lineage=False)
+    assert sum(result.counts.values()) == 3
+    for split in ("train", "eval"):
+        files = sorted(os.listdir(out / f"Split-{split}"))
+        n = len(files)
+        assert n == max(1, result.counts[split])
+        assert files == [f"data_tfrecord-{i:05d}-of-{n:05d}.gz" for i in range(n)]
+        assert len(read_split(str(out), split)) == result.counts[split]
+    assert json.load(open(out / "examples_metadata.json"))["num_shards"] == 1000
+
