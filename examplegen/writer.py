@@ -63,6 +63,8 @@ class ExamplesWriter:
         self.split_names = list(split_names)
         self.num_shards = num_shards
         self._created_output = not os.path.exists(self.output_uri)
+        self.had_artifact = is_complete(self.output_uri)
+        self.replacing = False  # set once commit starts to remove the earlier artifact
         os.makedirs(self.output_uri, exist_ok=True)
         self._clear_stale_staging()
         self.staging = os.path.join(self.output_uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
@@ -108,6 +110,7 @@ class ExamplesWriter:
         """Makes the staged splits the artifact's content; metadata file last."""
         self._assemble()
         marker = os.path.join(self.output_uri, METADATA_FILE)
+        self.replacing = True
         if os.path.exists(marker):
             os.remove(marker)  # from here on the old artifact no longer looks complete
         for name in os.listdir(self.output_uri):

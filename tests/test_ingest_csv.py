@@ -347,3 +347,16 @@ def test_no_more_shard_files_than_examples(tmp_path):
         assert len(read_split(str(out), split)) == result.counts[split]
     assert json.load(open(out / "examples_metadata.json"))["num_shards"] == 1000
 
+
+def test_the_python_api_checks_the_bounds_of_the_run_options(tmp_path):
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.csv").write_text("a\n1\n")
+    for options, message in [({"num_shards": 1001}, r"num_shards \(--num-shards\) must be 0 \(automatic\) or "
+                                                     r"an output file count per split from 1 to 1000, got 1001"),
+                             ({"workers": -1}, r"workers \(--workers\) must be 0"),
+                             ({"workers": 2.5}, r"workers \(--workers\) must be 0"),
+                             ({"lock_timeout": -3}, r"lock_timeout \(--lock-timeout\) must be 0")]:
+        with pytest.raises(ConfigError, match=message):
+            ingest(str(data), str(tmp_path / "out"), record_lineage=False, **options)
+    assert not (tmp_path / "out").exists()
