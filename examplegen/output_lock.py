@@ -23,6 +23,7 @@ import time
 from typing import Iterator
 
 from examplegen.errors import OutputError, os_error_message
+from examplegen.writer import METADATA_FILE
 
 LOCK_FILE = ".examplegen.lock"
 _POLL_SECONDS = 0.2
@@ -37,6 +38,8 @@ def lock_path(output_uri: str) -> str:
 @contextlib.contextmanager
 def lock_output(output_uri: str, timeout: float = 0) -> Iterator[None]:
     """Holds the output folder's lock (creating the folder) for the ``with`` block."""
+    if not output_uri:
+        raise OutputError("the output path is empty: give the folder to write the Examples artifact to")
     output = os.path.abspath(output_uri)
     fd, created = _acquire(output, timeout)
     try:
@@ -47,7 +50,10 @@ def lock_output(output_uri: str, timeout: float = 0) -> Iterator[None]:
 
 def _make_output_dir(output: str) -> bool:
     """Creates the output folder; True when it did not exist. Paths that cannot be a
-    folder are an OutputError."""
+    folder, and folders that hold other things than an Examples artifact, are an OutputError."""
+    if os.path.isdir(output):
+        _check_artifact_folder(output)
+        return False
     if os.path.isfile(output):
         raise OutputError(f"output {output} is an existing file, not a folder: give the path of a new "
                           "folder or of an earlier Examples artifact")
@@ -60,6 +66,21 @@ def _make_output_dir(output: str) -> bool:
         return False
     except OSError as exc:
         raise OutputError(f"cannot create the output folder: {os_error_message(exc, output)}") from exc
+
+
+def _check_artifact_folder(output: str) -> None:
+    """An existing output folder must be empty, an earlier artifact or the leftovers of one
+    (a staging folder, Split-* folders): never, say, the current directory by mistake."""
+    try:
+        names = os.listdir(output)
+    except OSError as exc:
+        raise OutputError(f"cannot read the output folder: {os_error_message(exc, output)}") from exc
+    artifact_like = [n for n in names if n == METADATA_FILE or n.startswith(("Split-", ".staging-"))]
+    others = sorted(n for n in names if n != LOCK_FILE)
+    if others and not artifact_like:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise OutputError(f"output folder {output} is not empty and holds no Examples artifact ({shown}): "
+                          "give the path of a new or empty folder or of an earlier artifact")
 
 
 def _acquire(output: str, timeout: float) -> tuple[int, bool]:

@@ -74,6 +74,31 @@ def test_output_below_a_file_is_a_clear_error(tmp_path, capsys):
                    "directory; a part of the path is a file, not a directory\n")
 
 
+def test_a_folder_with_other_things_than_an_artifact_is_refused(tmp_path, capsys, monkeypatch):
+    """`--output .` in a project folder (or an empty --output, which meant the current
+    folder): refused, nothing written into it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine")
+    data = small_input(tmp_path / "in")
+    monkeypatch.chdir(project)
+    for output in (".", str(project)):
+        code, out, err = run_cli(capsys, "ingest", "--input-base", data, "--output", output)
+        assert code == 1 and out == ""
+        assert err == (f"examplegen ingest: error: output folder {project} is not empty and holds no Examples "
+                       "artifact (notes.txt): give the path of a new or empty folder or of an earlier artifact\n")
+    code, _, err = run_cli(capsys, "ingest", "--input-base", data, "--output", "")
+    assert code == 1 and "error: the output path is empty" in err
+    assert os.listdir(project) == ["notes.txt"]
+
+
+def test_an_empty_folder_and_an_earlier_artifact_are_fine_outputs(tmp_path):
+    data = small_input(tmp_path / "in")
+    (tmp_path / "empty").mkdir()
+    for _ in range(2):
+        assert sum(ingest(data, str(tmp_path / "empty"), record_lineage=False, force=True).counts.values()) == 3
+
+
 def test_read_only_output_is_a_clear_error(tmp_path, capsys, mount_tmpfs):
     read_only = mount_tmpfs("1m", read_only=True)
     code, out, err = run_cli(capsys, "ingest", "--input-base", small_input(tmp_path / "in"),
