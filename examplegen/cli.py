@@ -33,7 +33,7 @@ _EPILOG = (
 _COMMAND_MODULES = (
     "examplegen.commands",  # ingest, resplit, resolve
     "examplegen.lineage.cli",  # versions, lineage
-    "pipelines.cli",  # compile, run
+    "kfp_examplegen.pipelines.cli",  # compile, run
 )
 
 

@@ -360,11 +360,13 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
            mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
            run_name: Optional[str] = None, force: bool = False, progress: bool = False,
-           lock_timeout: float = 0) -> IngestResult:
+           expected_fingerprint: Optional[str] = None, lock_timeout: float = 0) -> IngestResult:
     """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
 
-    Another run holding ``output_uri`` (examplegen.output_lock) is an OutputError at once, or
-    after waiting up to ``lock_timeout`` seconds for it.
+    ``expected_fingerprint`` (from an earlier ``resolve``) makes the run fail before
+    anything is written when the resolved files are not exactly those. Another run holding
+    ``output_uri`` (examplegen.output_lock) is an OutputError at once, or after waiting up
+    to ``lock_timeout`` seconds for it.
     """
     if source_format not in SOURCE_FORMATS:
         raise ConfigError(f"source format {source_format!r} is unknown; use one of {', '.join(SOURCE_FORMATS)}")
@@ -392,6 +394,10 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     with lock_output(output_uri, lock_timeout), recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
         fingerprint = combined_fingerprint(resolutions)
+        if expected_fingerprint and fingerprint != expected_fingerprint:
+            raise SourceError(
+                f"the input files changed since they were resolved: resolved fingerprint "
+                f"{expected_fingerprint}, now {fingerprint}; nothing was written, rerun the pipeline")
         sources = [s for r in resolutions for s in r.sources()]
         spans = [r.span for r in resolutions]
         last = resolutions[-1]
@@ -417,7 +423,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
-            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)))
+            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 
@@ -557,7 +564,8 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
-            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)))
+            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 
