@@ -333,7 +333,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
 
 def _is_output_failure(exc: OSError, output_uri: str) -> bool:
     """Whether an OSError is about writing the output (a write() on a full disk names no file)."""
-    if exc.filename is None:
+    if not isinstance(exc.filename, (str, bytes)):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
     return os.path.abspath(os.fsdecode(exc.filename)).startswith(output_uri + os.sep)
 
