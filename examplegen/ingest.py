@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import math
@@ -44,7 +45,8 @@ from examplegen.config import (
     parse_range_config,
 )
 from examplegen.convert import ChunkResult, CsvChunkTask, TFRecordTask, run_task
-from examplegen.errors import ConfigError, ExampleGenError, SourceError
+from examplegen.errors import ConfigError, ExampleGenError, OutputError, SourceError, os_error_message
+from examplegen.output_lock import lock_output
 from examplegen.payload import VERIFY_MODES, normalize_payload_format
 from examplegen.result import IngestResult
 from examplegen.sources import csv as csv_source
@@ -60,6 +62,8 @@ SHARD_BYTES = 256 << 20  # input bytes per output shard when the shard count is 
 # Starting worker processes costs ~1.5 s here (interpreter + pyarrow per worker); below this
 # much input one process is faster.
 PARALLEL_MIN_BYTES = 64 << 20
+MAX_SHARDS = 1000  # output files per split; also the automatic choice's cap
+MAX_WORKERS = 256
 
 
 @dataclasses.dataclass
@@ -69,7 +73,23 @@ class _InputSplitFiles:
 
 
 def _auto_shards(total_bytes: int) -> int:
-    return max(1, min(1000, math.ceil(total_bytes / SHARD_BYTES)))
+    return max(1, min(MAX_SHARDS, math.ceil(total_bytes / SHARD_BYTES)))
+
+
+def check_run_options(num_shards: Any, workers: Any, lock_timeout: Any) -> None:
+    """Bounds of the run options, checked before anything is read or written."""
+    def check(value, name, option, low, high, what):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name} ({option}) must be {what}, got {value!r}")
+
+    check(num_shards, "num_shards", "--num-shards", 0, MAX_SHARDS,
+          f"0 (automatic) or an output file count per split from 1 to {MAX_SHARDS}")
+    check(workers, "workers", "--workers", 0, MAX_WORKERS,
+          f"0 (one per CPU core) or a number of worker processes from 1 to {MAX_WORKERS}")
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) \
+            or not 0 <= lock_timeout < math.inf:
+        raise ConfigError(f"lock_timeout (--lock-timeout) must be 0 (fail at once) or a number of "
+                          f"seconds to wait, got {lock_timeout!r}")
 
 
 def _default_workers() -> int:
@@ -77,6 +97,32 @@ def _default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker as soon as the process that started it is gone
+    (killed with SIGKILL, it cannot shut the pool down), instead of converting on for
+    minutes. Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a
+    watchdog thread that polls the parent pid covers other systems and the moment before
+    prctl took effect."""
+    import ctypes
+    import signal
+    import threading
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # the parent died before prctl
+        os._exit(1)
+    threading.Thread(target=watch, name="examplegen-parent-watchdog", daemon=True).start()
 
 
 def _warm_up() -> None:
@@ -96,7 +142,8 @@ class _Runner:
             # Started now so that they import the engine while this process reads headers
             # and samples types.
             self._pool = ProcessPoolExecutor(max_workers=workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
             for _ in range(workers):
                 self._pool.submit(_warm_up)
         if progress:
@@ -301,12 +348,36 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                    "payload_format": payload_format, "file_format": "tfrecords_gzip",
                    "num_shards": num_shards})
         writer.commit(md)
+    except OSError as exc:
+        writer.abort()
+        if not _is_output_failure(exc, writer.output_uri):
+            raise
+        raise OutputError(_output_failure_message(exc, writer)) from exc
     except BaseException:
         writer.abort()
         raise
     finally:
         runner.close()
     return split_names, counts, rows, num_shards, extras
+
+
+def _is_output_failure(exc: OSError, output_uri: str) -> bool:
+    """Whether an OSError is about writing the output (a write() on a full disk names no file)."""
+    if not isinstance(exc.filename, (str, bytes)):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+    return os.path.abspath(os.fsdecode(exc.filename)).startswith(output_uri + os.sep)
+
+
+def _output_failure_message(exc: OSError, writer: ExamplesWriter) -> str:
+    if writer.replacing:
+        state = "the earlier artifact there was partly replaced and no longer counts as complete"
+    elif writer.had_artifact:
+        state = "the earlier artifact there is unchanged"
+    else:
+        state = "no artifact was written"
+    reason = os_error_message(OSError(exc.errno, exc.strerror))  # the output, not a staging file
+    return (f"cannot write the Examples artifact to {writer.output_uri}: {reason}. "
+            f"The partial output was removed; {state}")
 
 
 def _load_configs(input_config, output_config, range_config):
@@ -319,18 +390,19 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
            mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
            run_name: Optional[str] = None, force: bool = False, progress: bool = False,
-           expected_fingerprint: Optional[str] = None) -> IngestResult:
+           expected_fingerprint: Optional[str] = None, lock_timeout: float = 0) -> IngestResult:
     """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
 
     ``expected_fingerprint`` (from an earlier ``resolve``) makes the run fail before
-    anything is written when the resolved files are not exactly those.
+    anything is written when the resolved files are not exactly those. Another run holding
+    ``output_uri`` (examplegen.output_lock) is an OutputError at once, or after waiting up
+    to ``lock_timeout`` seconds for it.
     """
     if source_format not in SOURCE_FORMATS:
         raise ConfigError(f"source format {source_format!r} is unknown; use one of {', '.join(SOURCE_FORMATS)}")
     if verify_payload not in VERIFY_MODES:
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
-    if num_shards < 0:
-        raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
+    check_run_options(num_shards, workers, lock_timeout)
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     payload_format = normalize_payload_format(payload_format) if source_format == "tfrecord" else "FORMAT_TF_EXAMPLE"
     csv_opts = csv_source.CsvOptions.from_dict(csv_options) if source_format == "csv" else None
@@ -349,7 +421,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     }
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config)
     started = time.time()
-    with recorder, contextlib.ExitStack() as stack:
+    with lock_output(output_uri, lock_timeout), recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
         fingerprint = combined_fingerprint(resolutions)
         if expected_fingerprint and fingerprint != expected_fingerprint:
@@ -499,8 +571,9 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             input_splits: Optional[Sequence[str]] = None, payload_format: Optional[str] = None,
             verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
             mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-            run_name: Optional[str] = None, progress: bool = False) -> IngestResult:
+            run_name: Optional[str] = None, progress: bool = False, lock_timeout: float = 0) -> IngestResult:
     """Re-splits an Examples artifact (its chosen splits pooled) into new output splits."""
+    check_run_options(num_shards, workers, lock_timeout)
     out_cfg = parse_output_config(output_config)
     if not out_cfg.splits:
         raise ConfigError("resplit needs output splits in output_config.split_config.splits")
@@ -513,7 +586,7 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
               "output_config": out_cfg.to_dict(), "payload_format": payload_format, "num_shards": num_shards}
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Split", pipeline_name, run_name, config)
     started = time.time()
-    with recorder:
+    with lock_output(output_uri, lock_timeout), recorder:
         recorder.record_input_examples(os.path.abspath(examples_uri), md)
         span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
         split_names, counts, rows, num_shards, _ = convert_files(

@@ -5,6 +5,9 @@ Layout (TFX's)::
     <output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz   gzip TFRecords
     <output>/examples_metadata.json                         written last
 
+A split gets ``num_shards`` files, or fewer when it has fewer examples than that (no empty
+shard files, except one for an empty split).
+
 Workers write gzip members into part files under a hidden staging directory
 (``<output>/.staging-<id>/``); ``commit`` concatenates each shard's parts in input order
 (a gzip file may hold several members; every TFRecord reader accepts that), then swaps the
@@ -113,6 +116,8 @@ class ExamplesWriter:
         self.split_names = list(split_names)
         self.num_shards = num_shards
         self._created_output = not os.path.exists(self.output_uri)
+        self.had_artifact = is_complete(self.output_uri)
+        self.replacing = False  # set once commit starts to remove the earlier artifact
         os.makedirs(self.output_uri, exist_ok=True)
         self._clear_stale_staging()
         self.staging = os.path.join(self.output_uri, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
@@ -147,8 +152,9 @@ class ExamplesWriter:
         for s, split in enumerate(self.split_names):
             target_dir = os.path.join(self.staging, f"{SPLIT_PREFIX}{split}")
             os.makedirs(target_dir, exist_ok=True)
-            for shard in range(self.num_shards):
-                file_name = shard_file_name(shard, self.num_shards)
+            shards = _shards_with_files(s, by_shard, self.num_shards)
+            for number, shard in enumerate(shards):
+                file_name = shard_file_name(number, len(shards))
                 parts = by_shard.get((s, shard), [])
                 blocks = _blocks([os.path.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]
                 digest, size = hashlib.sha256(), 0
@@ -169,6 +175,7 @@ class ExamplesWriter:
         if self.files is not None:
             metadata = {**metadata, "files": self.files, "files_digest": files_digest(self.files)}
         marker = os.path.join(self.output_uri, METADATA_FILE)
+        self.replacing = True
         if os.path.exists(marker):
             os.remove(marker)  # from here on the old artifact no longer looks complete
         for name in os.listdir(self.output_uri):
@@ -194,6 +201,14 @@ class ExamplesWriter:
                 os.rmdir(self.output_uri)
             except OSError:
                 pass
+
+
+def _shards_with_files(split: int, by_shard: dict, num_shards: int) -> list[int]:
+    """The shards of one split that become files: all of them, except that shards no example
+    went to (a split with fewer examples than shards) get none -- the files are numbered
+    over the others -- and an empty split gets one empty file. Never more files than examples."""
+    filled = sorted(shard for s, shard in by_shard if s == split)
+    return list(range(num_shards)) if len(filled) == num_shards else filled or [0]
 
 
 def _blocks(paths: list[str], size: int = 1 << 20):
