@@ -194,6 +194,15 @@ def _block_runs(path: str, chunk_bytes: int) -> list[tuple[int, int, int, int]]:
     return runs
 
 
+def has_rows(path: str, options: Options) -> bool:
+    """Whether a block of the file holds a record."""
+    import fastavro
+
+    _header(path, options)  # a file that is not Avro is named here
+    with open(path, "rb") as f:
+        return any(block.num_records for block in fastavro.block_reader(f))
+
+
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
     units: list[AvroBlocks] = []
     first: Optional[tuple[str, pa.Schema]] = None

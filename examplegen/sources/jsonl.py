@@ -172,6 +172,12 @@ def _file_schema(path: str, block_bytes: int) -> pa.Schema:
             raise _explain(path, f, 1, exc) from None
 
 
+def has_rows(path: str, options: Options) -> bool:
+    """Whether a line of the file is not blank."""
+    with _open(path) as f:
+        return any(line.strip() for line in f)
+
+
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
     schemas = [(path, _file_schema(path, chunk_bytes)) for path in files]
     try:

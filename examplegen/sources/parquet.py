@@ -65,6 +65,10 @@ def work_bytes(path: str, options: Options) -> int:
     return pf.metadata.num_rows * _row_bytes(options.project(pf.schema_arrow, path))
 
 
+def has_rows(path: str, options: Options) -> bool:
+    return _open(path).metadata.num_rows > 0
+
+
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
     units: list[RowGroups] = []
     first: Optional[tuple[str, pa.Schema]] = None
