@@ -68,7 +68,8 @@ def register(subparsers) -> None:
                         "that follows the source contract (see README, 'Your own source')")
     p.add_argument("--source-options", default=None,
                    help="the format's options as JSON text or the path of a .json file, e.g. "
-                        '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' (see README, "Parquet, Avro, JSON Lines")')
+                        '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' '
+                        '(see README, "Parquet, Avro, JSON Lines")')
     p.add_argument("--output", required=True, help="artifact directory to write (created; replaced atomically)")
     _add_config_arguments(p)
     p.add_argument("--output-config", default=None,
