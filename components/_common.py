@@ -254,12 +254,17 @@ def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_
         "expected_fingerprint": fingerprint(expected_fingerprint),
         **lineage,
     }
-    if source_options is not None:
-        arguments["source_options"] = struct(source_options, "source_options")
     if source_format == "csv":
         options = struct(csv_options, "csv_options")
         named("csv_options", CsvOptions.from_dict, options)
         arguments["csv_options"] = options
+    if source_options is not None:  # any format's options (examplegen.sources)
+        from examplegen import sources
+
+        source = named("source_format", sources.get, source_format)
+        options = struct(source_options, "source_options")
+        named("source_options", source.Options.from_dict, options)
+        arguments["source_options"] = options
     if payload_format is not None:
         arguments["payload_format"] = named("payload_format", normalize_payload_format, payload_format)
     return arguments

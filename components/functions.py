@@ -156,11 +156,11 @@ def file_example_gen(
     from examplegen.ingest import ingest
     from kfp_examplegen.components import _common
 
-    source_format = _common.named("source_format", _common.optional, source_format) or "parquet"
+    source_format = source_format.strip()
     sample = {"csv": "taxi", "tfrecord": "taxi_tfrecord"}.get(source_format, f"taxi_{source_format}")
     arguments = _common.ingest_arguments(
         input_base=input_base, sample=sample, source_format=source_format, input_config=input_config,
-        output_config=output_config, range_config=range_config, source_options=source_options,
+        output_config=output_config, range_config=range_config, source_options=source_options or {},
         num_shards=num_shards, force=force,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
     result = ingest(output_uri=examples.path, **arguments)

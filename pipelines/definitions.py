@@ -1,8 +1,8 @@
 """The pipelines, composed from the components in components/.
 
 - csv-ingest: resolve_span -> csv_example_gen -> ingestion_report
-- file-ingest: file_example_gen -> ingestion_report (Parquet, Avro, JSON Lines, any format)
 - import-and-resplit: import_example_gen -> split_examples -> ingestion_report
+- file-ingest: file_example_gen -> ingestion_report (Parquet, Avro, JSON Lines, any format)
 - query-ingest: query_example_gen -> ingestion_report (the database password from a
   Kubernetes secret through kfp-kubernetes, never a parameter)
 
@@ -21,8 +21,8 @@ as types.
 from kfp_examplegen import components
 
 CSV_INGEST = "csv-ingest"
-FILE_INGEST = "file-ingest"
 IMPORT_AND_RESPLIT = "import-and-resplit"
+FILE_INGEST = "file-ingest"
 QUERY_INGEST = "query-ingest"
 PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, FILE_INGEST, QUERY_INGEST)
 # The Kubernetes secret (key "password") the query step's EXAMPLEGEN_DB_PASSWORD comes from.
@@ -193,7 +193,7 @@ def build(image: str | None = None) -> dict:
             input_config: TFX input config; empty for one split, pattern "*".
             output_config: TFX output config; empty for train/eval 2:1.
             range_config: TFX range config; empty for the latest span.
-            source_options: The format's options; empty for the defaults.
+            source_options: The format's options (columns, schema, batch_rows); empty for the defaults.
             num_shards: Output files per split; 0 chooses by size.
             force: Rewrite even when identical input was ingested before.
             mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
@@ -263,5 +263,5 @@ def build(image: str | None = None) -> dict:
                                      secret_key_to_env={"password": DB_PASSWORD_ENV})
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
 
-    return {CSV_INGEST: csv_ingest, FILE_INGEST: file_ingest, IMPORT_AND_RESPLIT: import_and_resplit,
+    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, FILE_INGEST: file_ingest,
             QUERY_INGEST: query_ingest}

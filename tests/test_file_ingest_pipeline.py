@@ -8,8 +8,8 @@ import re
 import fastavro
 import pytest
 
-from kfp_examplegen import components
 from examplegen.cli import main
+from kfp_examplegen import components
 from tests.helpers import REPO, check_tfx_compatible, example_values, read_split
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def test_avro_sample_through_the_pipeline(tmp_path, monkeypatch):
                      "--param", 'source_options={"columns": ["fare", "tips", "company", "trip_start_hour"]}'])
     stdout = out.getvalue()
     assert code == 0, stdout[-3000:]
-    [uri] = re.findall(r"^  file-example-gen/examples \(system\.Dataset\): (\S+)", stdout, re.M)
+    [uri] = re.findall(r"^  file-example-gen/examples \([\w.]+\): (\S+)", stdout, re.M)
     assert os.path.exists(re.search(r"^report: (.+)$", stdout, re.M).group(1))
     with open(os.path.join(REPO, "examples", "data", "taxi_avro", "data.avro"), "rb") as f:
         rows = [{c: r[c] for c in ("fare", "tips", "company", "trip_start_hour")} for r in fastavro.reader(f)]
