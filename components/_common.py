@@ -59,6 +59,16 @@ def string_list(value: Optional[str], what: str) -> Optional[list[str]]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def bad_row_options(bad_rows: str, max_bad_rows: int, max_bad_ratio: float) -> dict[str, Any]:
+    """The engine's bad-row keyword arguments from component parameters (a negative limit,
+    the parameters' default, means none)."""
+    return {
+        "bad_rows": optional(bad_rows) or "fail",
+        "max_bad_rows": None if max_bad_rows is None or max_bad_rows < 0 else max_bad_rows,
+        "max_bad_ratio": None if max_bad_ratio is None or max_bad_ratio < 0 else max_bad_ratio,
+    }
+
+
 def is_placeholder(value: str) -> bool:
     """True for a KFP runtime placeholder the backend left unresolved (e.g. "{{$.pipeline_root}}")."""
     return value.startswith("{{$") and value.endswith("}}")

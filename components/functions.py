@@ -74,6 +74,9 @@ def csv_example_gen(
     csv_options: str = "",
     num_shards: int = 0,
     expected_fingerprint: str = "",
+    bad_rows: str = "fail",
+    max_bad_rows: int = -1,
+    max_bad_ratio: float = -1.0,
     force: bool = False,
     mlmd: str = "",
     pipeline_name: str = "examplegen",
@@ -93,6 +96,11 @@ def csv_example_gen(
         num_shards: Output files per split; 0 chooses by size.
         expected_fingerprint: When set (resolve_span's fingerprint), fail if the input
             files changed since they were resolved.
+        bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
+            are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz.
+        max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
+        max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
+            are bad; -1: no limit.
         force: Rewrite even when lineage shows identical input was ingested already.
         mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
             pipeline root.
@@ -112,6 +120,7 @@ def csv_example_gen(
         range_config=_common.optional(range_config),
         csv_options=_common.json_object(csv_options, "csv_options"),
         num_shards=num_shards,
+        **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio),
         mlmd=_common.lineage_store(mlmd, pipeline_root),
         pipeline_name=pipeline_name,
         run_name=_common.run_name_or_none(run_name),
@@ -129,6 +138,9 @@ def import_example_gen(
     range_config: str = "",
     payload_format: str = "FORMAT_TF_EXAMPLE",
     num_shards: int = 0,
+    bad_rows: str = "fail",
+    max_bad_rows: int = -1,
+    max_bad_ratio: float = -1.0,
     force: bool = False,
     mlmd: str = "",
     pipeline_name: str = "examplegen",
@@ -148,6 +160,11 @@ def import_example_gen(
         payload_format: What the records hold: FORMAT_TF_EXAMPLE,
             FORMAT_TF_SEQUENCE_EXAMPLE or FORMAT_PROTO.
         num_shards: Output files per split; 0 chooses by size.
+        bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
+            are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz.
+        max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
+        max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
+            are bad; -1: no limit.
         force: Rewrite even when lineage shows identical input was ingested already.
         mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
             pipeline root.
@@ -167,6 +184,7 @@ def import_example_gen(
         range_config=_common.optional(range_config),
         payload_format=payload_format,
         num_shards=num_shards,
+        **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio),
         mlmd=_common.lineage_store(mlmd, pipeline_root),
         pipeline_name=pipeline_name,
         run_name=_common.run_name_or_none(run_name),
@@ -181,6 +199,9 @@ def split_examples(
     output_config: str,
     input_splits: str = "",
     num_shards: int = 0,
+    bad_rows: str = "fail",
+    max_bad_rows: int = -1,
+    max_bad_ratio: float = -1.0,
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -196,6 +217,11 @@ def split_examples(
         input_splits: Splits of the input to read (JSON list or comma-separated); ""
             reads all of them.
         num_shards: Output files per split; 0 chooses by size.
+        bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
+            are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz.
+        max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
+        max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
+            are bad; -1: no limit.
         mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
             pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -211,6 +237,7 @@ def split_examples(
         output_config=output_config,
         input_splits=_common.string_list(input_splits, "input_splits"),
         num_shards=num_shards,
+        **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio),
         mlmd=_common.lineage_store(mlmd, pipeline_root),
         pipeline_name=pipeline_name,
         run_name=_common.run_name_or_none(run_name),

@@ -20,10 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from examplegen import encode, tfrecord
+from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import SourceError
 from examplegen.sources import csv as csv_source
 from examplegen.split import SplitPlan, assign_hash, assign_partition, assign_value, split_of_buckets
-from examplegen.writer import part_file_name
+from examplegen.writer import part_file_name, quarantine_part_path
 
 GZIP_LEVEL = 1  # isal level 1: ~370 MB/s on this machine, ratio within 1% of level 2
 
@@ -36,6 +37,8 @@ class ChunkResult:
     counts: list[int] = dataclasses.field(default_factory=list)
     types: Optional[list[int]] = None  # CSV: types seen in this chunk
     mismatch: bool = False  # CSV: the chunk needs a wider type than it was given
+    rejected: int = 0  # bad rows skipped (counted in rows)
+    reasons: list[str] = dataclasses.field(default_factory=list)  # the first few bad rows' errors
 
 
 class _PartSink:
@@ -90,6 +93,7 @@ class CsvChunkTask:
     num_shards: int
     parts_dir: str
     size: int  # input bytes (for progress)
+    bad_rows: BadRowPolicy = BadRowPolicy()
 
 
 def _frame_and_assign_hash(records, plan: SplitPlan) -> tuple[Optional[pa.Array], np.ndarray]:
@@ -105,50 +109,86 @@ def _part_path(parts_dir: str, input_split: int, chunk: int) -> Callable[[int, i
     return lambda s, sh: os.path.join(parts_dir, part_file_name(input_split, chunk, s, sh))
 
 
+def csv_row_checks(batch: pa.RecordBatch, names: Sequence[str], fixed: dict[int, "csv_source.ColumnType"],
+                   plan: SplitPlan) -> tuple[list[tuple[int, str]], dict[int, tuple]]:
+    """The bad rows of a parsed CSV batch, as sorted (row, reason) pairs: cells contradicting
+    the schema override (``fixed``: column index -> type) and rows without a value in the
+    partition or value-split feature. Also returns the fixed columns converted, which are
+    valid when there are no bad rows."""
+    problems, converted = [], {}
+    for i, ctype in fixed.items():
+        column = batch.column(i)
+        done = csv_source.fast_convert(column, ctype)
+        if done is None:
+            try:
+                done = csv_source.convert_column(column, ctype)
+            except ValueError:
+                problems += [(row, f"column {names[i]!r}: {message} (the schema says {ctype.name.lower()})")
+                             for row, message in csv_source.invalid_cells(column, ctype)]
+        converted[i] = done
+    if plan.needs_feature and plan.feature in names:
+        column = batch.column(list(names).index(plan.feature))
+        empty = pc.fill_null(pc.equal(pc.binary_length(column), 0), True)
+        if pc.any(empty).as_py():
+            what = "value-split feature" if plan.mode == "value" else "partition feature"
+            problems += [(row, f"{what} {plan.feature!r} has no value")
+                         for row in np.flatnonzero(empty.to_numpy(zero_copy_only=False)).tolist()]
+    return sorted(problems, key=lambda p: p[0]), converted
+
+
 def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
     """Converts one CSV range; on a type mismatch only finishes inferring the chunk."""
     names = list(task.layout.column_names)
     ColumnType = csv_source.ColumnType
     # Types seen: each column's given type unless a cell proved wider (see fast_convert).
     seen = [ColumnType(t) for t in task.types]
+    fixed = {i: ColumnType(t) for i, t in enumerate(task.types) if task.fixed[i]}
     result = ChunkResult(task.input_split, task.chunk)
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
+    rejects = _rejects(task.bad_rows, task.parts_dir, task.input_split, task.chunk)
     feature_index = names.index(task.plan.feature) if task.plan.needs_feature else -1
     if task.plan.needs_feature and feature_index < 0:
         raise SourceError(f"{task.layout.path}: split feature {task.plan.feature!r} is not a column "
                           f"(columns: {names})")
-    rows = 0
+    rows = 0  # good rows
     try:
-        for batch in csv_source.read_chunk(task.layout, task.options, task.start, task.end, task.first_line):
+        for block in csv_source.read_rows(task.layout, task.options, task.start, task.end, task.first_line,
+                                          rejects=rejects):
+            batch = block.batch
+            problems, converted = csv_row_checks(batch, names, fixed, task.plan)
+            position = None  # the block's row index of each remaining row, when rows were taken out
+            if problems:
+                for i, reason in problems:
+                    rejects.reject(task.layout.path, "line", block.line(i), reason, block.raw(i))
+                keep = keep_mask(batch.num_rows, (i for i, _ in problems))
+                batch, position = batch.filter(pa.array(keep)), np.flatnonzero(keep)
+                _, converted = csv_row_checks(batch, names, fixed, task.plan)
+                if batch.num_rows == 0:
+                    continue
 
-            def where(i: int, _offset=rows) -> str:
-                line = csv_source.line_of_row(task.layout, task.options, task.start, task.end,
-                                              task.first_line, _offset + i)
-                return f"{task.layout.path}: line {line}"
+            def where(i: int, _block=block, _position=position) -> str:
+                return f"{task.layout.path}: line {_block.line(i if _position is None else int(_position[i]))}"
 
-            converted = []
-            for i, (name, column) in enumerate(zip(names, batch.columns)):
+            columns = []
+            for i, column in enumerate(batch.columns):
                 ctype = ColumnType(task.types[i])
-                done = None if result.mismatch else csv_source.fast_convert(column, ctype)
-                if done is None and not task.fixed[i]:
+                done = converted.get(i)
+                if i not in fixed and not result.mismatch:
+                    done = csv_source.fast_convert(column, ctype)
+                if done is None and i not in fixed:
                     # Not provably within ctype: infer exactly; wider means a second pass.
                     exact = csv_source.infer_column_type(column)
                     seen[i] = max(seen[i], exact)
                     if exact > ctype:
                         result.mismatch = True
-                if done is None and not result.mismatch:
-                    try:
+                    elif not result.mismatch:
                         done = csv_source.convert_column(column, ctype)
-                    except ValueError as exc:  # a schema override the data contradicts
-                        bad = _first_bad_row(column, ctype)
-                        raise SourceError(f"{where(bad)}: column {name!r}: {exc} "
-                                          f"(the schema says {ctype.name.lower()})") from None
-                converted.append(done)
+                columns.append(done)
+            rows += batch.num_rows
             if result.mismatch:
-                rows += batch.num_rows
                 continue
             features, split_values, split_kind, split_feature = [], None, None, None
-            for i, (values, kind) in enumerate(converted):
+            for i, (values, kind) in enumerate(columns):
                 feature = encode.feature_column(values, kind)
                 features.append(feature)
                 if i == feature_index:
@@ -161,24 +201,25 @@ def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
                 split_index = assign_partition(split_feature, split_kind, task.plan, where)
             else:
                 framed, split_index = _frame_and_assign_hash(examples, task.plan)
-            sink.write(examples, split_index, rows, framed)
-            rows += batch.num_rows
+            sink.write(examples, split_index, sum(sink.counts), framed)
     finally:
         sink.close()
-    result.rows = rows
-    result.counts = sink.counts
+        rejects.close()
+    _finish(result, rows, rejects, sink)
     result.types = [int(t) for t in seen]
     return result
 
 
-def _first_bad_row(column: pa.Array, ctype) -> int:
-    for i, cell in enumerate(pc.fill_null(column, "").cast(pa.binary()).to_pylist()):
-        if cell:
-            try:
-                csv_source._convert_cells([cell], ctype)
-            except ValueError:
-                return i
-    return 0
+def _rejects(policy: BadRowPolicy, parts_dir: str, input_split: int, chunk: int) -> RowRejects:
+    """The work unit's bad-row handler; under skip it writes the unit's quarantine part."""
+    return RowRejects(policy, quarantine_part_path(parts_dir, input_split, chunk) if policy.skip else None)
+
+
+def _finish(result: ChunkResult, good_rows: int, rejects: RowRejects, sink: _PartSink) -> None:
+    result.rows = good_rows + rejects.count
+    result.rejected = rejects.count
+    result.reasons = rejects.reasons
+    result.counts = sink.counts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +234,7 @@ class TFRecordTask:
     parts_dir: str
     size: int
     verify_payload: str = "structure"  # "structure" | "full" | "none"
+    bad_rows: BadRowPolicy = BadRowPolicy()
 
 
 def run_tfrecord_file(task: TFRecordTask) -> ChunkResult:
@@ -202,29 +244,53 @@ def run_tfrecord_file(task: TFRecordTask) -> ChunkResult:
 
     result = ChunkResult(task.input_split, task.chunk)
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
+    rejects = _rejects(task.bad_rows, task.parts_dir, task.input_split, task.chunk)
     plan = task.plan
-    rows = 0
+    rows = 0  # records read, rejected ones included
     try:
         for records, frames in tfrecord.read_frame_batches(task.path, 65536):
-            payload.check(records, task.payload_format, task.verify_payload, task.path, rows, frames=frames)
+            batch_size = len(records)
+            position = np.arange(batch_size)  # each remaining record's index in the batch
+
+            def drop(problems, *columns, _offset=rows):
+                """Rejects records (problems: (i, reason) over the remaining ones); the rest."""
+                nonlocal records, frames, position
+                for i, reason in problems:
+                    rejects.reject(task.path, "record", _offset + int(position[i]), reason, records[i])
+                keep = keep_mask(len(records), (i for i, _ in problems))
+                records = [r for r, k in zip(records, keep) if k]
+                frames, position = frames.filter(pa.array(keep)), position[keep]
+                return [c.filter(pa.array(keep)) if isinstance(c, pa.Array) else [v for v, k in zip(c, keep) if k]
+                        for c in columns]
 
             def where(i: int, _offset=rows) -> str:
-                return f"{task.path}: record {_offset + i}"
+                return f"{task.path}: record {_offset + int(position[i])}"
 
+            rows += batch_size
+            problems = payload.bad_records(records, task.payload_format, task.verify_payload, rows - batch_size,
+                                           frames=frames)
+            if problems:
+                drop(problems)
+            if not records:
+                continue
             if plan.mode == "partition":
-                keys, kind = payload.feature_keys(records, task.payload_format, plan.feature, where)
-                split_index = assign_partition(keys, kind, plan, where)
+                keys, kind, problems = payload.feature_keys(records, task.payload_format, plan.feature)
+                if problems:
+                    [keys] = drop(problems, keys)
+                split_index = assign_partition(keys, kind, plan, where) if records else None
             elif plan.mode == "value":
-                values = payload.feature_values(records, task.payload_format, plan.feature, where)
-                split_index = assign_value(values, plan, where)
+                values, problems = payload.feature_values(records, task.payload_format, plan.feature)
+                if problems:
+                    [values] = drop(problems, values)
+                split_index = assign_value(values, plan, where) if records else None
             else:
                 split_index = assign_hash(records, plan)
-            sink.write(frames, split_index, rows, frames)
-            rows += len(records)
+            if records:
+                sink.write(frames, split_index, sum(sink.counts), frames)
     finally:
         sink.close()
-    result.rows = rows
-    result.counts = sink.counts
+        rejects.close()
+    _finish(result, rows - rejects.count, rejects, sink)
     return result
 
 
@@ -234,4 +300,4 @@ def run_task(task) -> ChunkResult:
     return run_tfrecord_file(task)
 
 
-__all__: Sequence[str] = ["CsvChunkTask", "TFRecordTask", "ChunkResult", "run_task"]
+__all__: Sequence[str] = ["CsvChunkTask", "TFRecordTask", "ChunkResult", "csv_row_checks", "run_task"]

@@ -42,7 +42,8 @@ from examplegen.config import (
     parse_output_config,
     parse_range_config,
 )
-from examplegen.convert import ChunkResult, CsvChunkTask, TFRecordTask, run_task
+from examplegen.bad_rows import QUARANTINE_DIR, QUARANTINE_PATH, BadRowPolicy, RejectTally, RowRejects, keep_mask
+from examplegen.convert import ChunkResult, CsvChunkTask, TFRecordTask, csv_row_checks, run_task
 from examplegen.errors import ConfigError, ExampleGenError, SourceError
 from examplegen.payload import VERIFY_MODES, normalize_payload_format
 from examplegen.result import IngestResult
@@ -102,14 +103,17 @@ class _Runner:
             self._bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest",
                              file=sys.stderr, leave=False)
 
-    def run(self, tasks: Iterable) -> list[ChunkResult]:
+    def run(self, tasks: Iterable, on_result=None) -> list[ChunkResult]:
         """Runs the tasks (an iterable, consumed as workers free up) and returns their results
-        in task order. Each task has a ``size`` in input bytes for the progress bar."""
+        in task order. Each task has a ``size`` in input bytes for the progress bar.
+        ``on_result(result)`` sees each result as it comes (and may raise to stop the run)."""
         if self.workers <= 1:
             results = []
             for task in tasks:
                 results.append(run_task(task))
                 self._advance(task.size)
+                if on_result is not None:
+                    on_result(results[-1])
             return results
         window = 2 * self.workers  # tasks in flight: keeps workers busy, memory bounded
         pending: collections.deque = collections.deque()
@@ -118,8 +122,12 @@ class _Runner:
             pending.append((self._pool.submit(run_task, task), task.size))
             while len(pending) > window:
                 results.append(self._collect(pending))
+                if on_result is not None:
+                    on_result(results[-1])
         while pending:
             results.append(self._collect(pending))
+            if on_result is not None:
+                on_result(results[-1])
         return results
 
     def _collect(self, pending) -> ChunkResult:
@@ -174,7 +182,8 @@ def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
 
 
 def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, plan: SplitPlan,
-               out_index: tuple[int, ...], num_shards: int, parts_dir: str, chunk_bytes: int):
+               out_index: tuple[int, ...], num_shards: int, parts_dir: str, chunk_bytes: int,
+               bad_rows: BadRowPolicy):
     layouts = [csv_source.read_layout(path, options) for path in split.files]
     first = layouts[0]
     for layout in layouts[1:]:
@@ -192,7 +201,13 @@ def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, 
         raise ConfigError(f"split feature {plan.feature!r} is not a column of {first.path} "
                           f"(columns: {names})")
     fixed = tuple(name in overrides for name in names)
-    guess = csv_source.sample_types(first, options)
+    fixed_types = {i: overrides[n] for i, n in enumerate(names) if n in overrides}
+
+    def good_rows(batch):  # the sample's types come from good rows only
+        problems, _ = csv_row_checks(batch, names, fixed_types, plan) if bad_rows.skip else ([], None)
+        return keep_mask(batch.num_rows, (i for i, _ in problems)) if problems else None
+
+    guess = csv_source.sample_types(first, options, rejects=RowRejects(bad_rows), keep_rows=good_rows)
     types = tuple(int(overrides.get(n, t)) for n, t in zip(names, guess))
 
     def make(types: tuple[int, ...]):
@@ -202,20 +217,26 @@ def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, 
             for start, end, line in csv_source.iter_chunks(layout, options, chunk_bytes):
                 size = (end if end >= 0 else os.path.getsize(layout.path)) - start
                 yield CsvChunkTask(k, i, layout, options, start, end, line, types, fixed, plan, out_index,
-                                   num_shards, parts_dir, size)
+                                   num_shards, parts_dir, size, bad_rows)
                 i += 1
 
     return make, types, names
 
 
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
-             source_format: str, writer: ExamplesWriter, runner: _Runner, *, csv_options=None,
-             payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
+             source_format: str, writer: ExamplesWriter, runner: _Runner, tally: RejectTally, *,
+             csv_options=None, payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
              chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
-    """Converts every input split into the writer's part files. Returns counts, rows, extras."""
+    """Converts every input split into the writer's part files; ``tally`` counts the rows
+    read and rejected and applies the bad-row limits. Returns counts, rows, extras."""
     counts = {name: 0 for name in split_names}
     rows = 0
     extras: dict[str, Any] = {}
+    policy = tally.policy
+
+    def tally_result(r: ChunkResult) -> None:
+        tally.add(r.rows, r.rejected, r.reasons)
+
     by_name = {s.name: s for s in split_files}
     for k, (input_name, plan) in enumerate(plans):
         split = by_name[input_name]
@@ -223,22 +244,24 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
         out_index = tuple(split_names.index(n) for n in plan.names)
         if source_format == "csv":
             make, types, names = _csv_tasks(k, split, csv_options, plan, out_index,
-                                            writer.num_shards, writer.parts_dir, chunk_bytes)
-            results = runner.run(make(types))
+                                            writer.num_shards, writer.parts_dir, chunk_bytes, policy)
+            results = runner.run(make(types), tally_result)
             final = list(types)
             for r in results:
                 final = [max(a, b) for a, b in zip(final, r.types)]
             if any(r.mismatch for r in results):
                 # The sample's types were too narrow: convert again with the split's types.
                 writer.discard_parts(k)
-                results = runner.run(make(tuple(final)))
+                tally.restart_pass()
+                results = runner.run(make(tuple(final)), tally_result)
             extras.setdefault("column_types", {})[input_name] = {
                 n: csv_source.ColumnType(t).name for n, t in zip(names, final)}
         else:
             tasks = [TFRecordTask(k, i, path, payload_format, plan, out_index, writer.num_shards,
-                                  writer.parts_dir, os.path.getsize(path), verify_payload)
+                                  writer.parts_dir, os.path.getsize(path), verify_payload, policy)
                      for i, path in enumerate(split.files)]
-            results = runner.run(tasks)
+            results = runner.run(tasks, tally_result)
+        tally.end_pass()
         for r in results:
             rows += r.rows
             for local, count in enumerate(r.counts):
@@ -250,8 +273,10 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                   input_config: InputConfig, output_config: OutputConfig, csv_options=None,
                   payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
                   num_shards: int = 0, workers: int = 0, progress: bool = False,
-                  metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None):
-    """Converts resolved input files into a committed Examples artifact at ``output_uri``."""
+                  metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None,
+                  bad_rows: BadRowPolicy = BadRowPolicy()):
+    """Converts resolved input files into a committed Examples artifact at ``output_uri``.
+    Returns split names, counts, rows read, shard count, extras and the rows rejected."""
     effective = effective_output_config(input_config, output_config)
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
@@ -259,24 +284,28 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
-    writer = ExamplesWriter(output_uri, split_names, num_shards)
+    writer = ExamplesWriter(output_uri, split_names, num_shards, quarantine=bad_rows.skip)
     runner = _Runner(workers, progress and sys.stderr.isatty(), total_bytes)
+    tally = RejectTally(bad_rows)
     try:
-        counts, rows, extras = _convert(split_files, plans, split_names, source_format, writer, runner,
+        counts, rows, extras = _convert(split_files, plans, split_names, source_format, writer, runner, tally,
                                         csv_options=csv_options, payload_format=payload_format,
                                         verify_payload=verify_payload,
                                         chunk_bytes=chunk_bytes or CHUNK_BYTES)
+        tally.finish()
         md = dict(metadata or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
                    "payload_format": payload_format, "file_format": "tfrecords_gzip",
                    "num_shards": num_shards})
+        if bad_rows.skip:
+            md.update({"rows_rejected": tally.rejected, "quarantine_file": QUARANTINE_PATH})
         writer.commit(md)
     except BaseException:
         writer.abort()
         raise
     finally:
         runner.close()
-    return split_names, counts, rows, num_shards, extras
+    return split_names, counts, rows, num_shards, extras, tally.rejected
 
 
 def _load_configs(input_config, output_config, range_config):
@@ -288,14 +317,22 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            csv_options: Optional[dict] = None, payload_format: str = "FORMAT_TF_EXAMPLE",
            verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
            mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-           run_name: Optional[str] = None, force: bool = False, progress: bool = False) -> IngestResult:
-    """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``."""
+           run_name: Optional[str] = None, force: bool = False, progress: bool = False,
+           bad_rows: str = "fail", max_bad_rows: Optional[int] = None,
+           max_bad_ratio: Optional[float] = None) -> IngestResult:
+    """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
+
+    ``bad_rows``: "fail" (default) stops at the first bad row; "skip" leaves bad rows out
+    and lists them in <output>/Quarantine/bad_rows.jsonl.gz, failing the run when more than
+    ``max_bad_rows`` or a share above ``max_bad_ratio`` of the rows read are bad (see
+    examplegen.bad_rows)."""
     if source_format not in SOURCE_FORMATS:
         raise ConfigError(f"source format {source_format!r} is unknown; use one of {', '.join(SOURCE_FORMATS)}")
     if verify_payload not in VERIFY_MODES:
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
     if num_shards < 0:
         raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
+    policy = BadRowPolicy.create(bad_rows, max_bad_rows, max_bad_ratio)
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     payload_format = normalize_payload_format(payload_format) if source_format == "tfrecord" else "FORMAT_TF_EXAMPLE"
     csv_opts = csv_source.CsvOptions.from_dict(csv_options) if source_format == "csv" else None
@@ -312,6 +349,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         "payload_format": payload_format,
         "num_shards": num_shards,
     }
+    if policy.skip:  # a different artifact: never reuse one of another policy
+        config["bad_rows"] = policy.to_dict()
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config)
     started = time.time()
     with recorder, contextlib.ExitStack() as stack:
@@ -332,17 +371,18 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["version"] = last.version
         if len(spans) > 1:
             span_md["spans"] = json.dumps(spans)
-        split_names, counts, rows, num_shards, extras = convert_files(
+        split_names, counts, rows, num_shards, extras, rejected = convert_files(
             _local_split_files(resolutions, sources, stack), output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, csv_options=csv_opts,
             payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md)
+            workers=workers, progress=progress, metadata=span_md, bad_rows=policy)
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
-            rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
-            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)))
+            rows_written=sum(counts.values()), rows_rejected=rejected, sources=sources,
+            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
+            quarantine_file=QUARANTINE_PATH if policy.skip else None)
         recorder.complete(result)
         return result
 
@@ -358,6 +398,8 @@ def _reuse(cached: IngestResult, output_uri: str) -> IngestResult:
         try:
             for split in cached.split_names:
                 shutil.copytree(split_dir(source, split), os.path.join(writer.staging, f"Split-{split}"))
+            if os.path.isdir(os.path.join(source, QUARANTINE_DIR)):
+                shutil.copytree(os.path.join(source, QUARANTINE_DIR), os.path.join(writer.staging, QUARANTINE_DIR))
             os.rmdir(writer.parts_dir)
             os.makedirs(writer.parts_dir)
             writer._assemble = lambda: None  # the splits are already complete copies
@@ -455,8 +497,12 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             input_splits: Optional[Sequence[str]] = None, payload_format: Optional[str] = None,
             verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
             mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-            run_name: Optional[str] = None, progress: bool = False) -> IngestResult:
-    """Re-splits an Examples artifact (its chosen splits pooled) into new output splits."""
+            run_name: Optional[str] = None, progress: bool = False, bad_rows: str = "fail",
+            max_bad_rows: Optional[int] = None, max_bad_ratio: Optional[float] = None) -> IngestResult:
+    """Re-splits an Examples artifact (its chosen splits pooled) into new output splits.
+    ``bad_rows``, ``max_bad_rows``, ``max_bad_ratio``: as for ``ingest`` (a bad row is a
+    record that is not the payload type or lacks the split feature)."""
+    policy = BadRowPolicy.create(bad_rows, max_bad_rows, max_bad_ratio)
     out_cfg = parse_output_config(output_config)
     if not out_cfg.splits:
         raise ConfigError("resplit needs output splits in output_config.split_config.splits")
@@ -467,21 +513,25 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
     in_cfg = InputConfig((InputSplit("input", "*"),))
     config = {"examples_uri": os.path.abspath(examples_uri), "input_splits": [s.name for s in split_files],
               "output_config": out_cfg.to_dict(), "payload_format": payload_format, "num_shards": num_shards}
+    if policy.skip:
+        config["bad_rows"] = policy.to_dict()
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Split", pipeline_name, run_name, config)
     started = time.time()
     with recorder:
         recorder.record_input_examples(os.path.abspath(examples_uri), md)
         span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
-        split_names, counts, rows, num_shards, _ = convert_files(
+        split_names, counts, rows, num_shards, _, rejected = convert_files(
             pooled, output_uri, source_format="tfrecord", input_config=in_cfg, output_config=out_cfg,
             payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md)
+            workers=workers, progress=progress, metadata=span_md, bad_rows=policy)
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
-            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)))
+            rows_written=sum(counts.values()), rows_rejected=rejected,
+            config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            quarantine_file=QUARANTINE_PATH if policy.skip else None)
         recorder.complete(result)
         return result
 

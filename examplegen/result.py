@@ -37,6 +37,7 @@ class IngestResult:
     sources: list[SourceFile] = dataclasses.field(default_factory=list)
     config: dict = dataclasses.field(default_factory=dict)  # effective configs, JSON-able
     cached: bool = False  # True when an earlier identical run's artifact was reused
+    quarantine_file: Optional[str] = None  # bad_rows="skip": the skipped rows' file, relative to output_uri
 
     def metadata(self) -> dict:
         """Artifact metadata as TFX names it (no None values: KFP rejects null)."""
@@ -54,4 +55,7 @@ class IngestResult:
             md["version"] = self.version
         if len(self.spans) > 1:
             md["spans"] = json.dumps(self.spans)
+        if self.quarantine_file is not None:
+            md["rows_rejected"] = self.rows_rejected
+            md["quarantine_file"] = self.quarantine_file
         return md

@@ -3,12 +3,14 @@
 Layout (TFX's)::
 
     <output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz   gzip TFRecords
+    <output>/Quarantine/bad_rows.jsonl.gz                   skipped bad rows (bad_rows="skip")
     <output>/examples_metadata.json                         written last
 
 Workers write gzip members into part files under a hidden staging directory
 (``<output>/.staging-<id>/``); ``commit`` concatenates each shard's parts in input order
-(a gzip file may hold several members; every TFRecord reader accepts that), then swaps the
-new splits in and writes ``examples_metadata.json`` last. An artifact is complete exactly
+(a gzip file may hold several members; every TFRecord reader accepts that) and the chunks'
+quarantine parts into one file, then swaps the new splits and quarantine in and writes
+``examples_metadata.json`` last. An artifact is complete exactly
 when that file exists: a run that dies earlier leaves no metadata file (an earlier
 artifact's is removed before anything is replaced), and the next run into the same output
 clears the leftovers and succeeds.
@@ -22,11 +24,13 @@ import shutil
 import uuid
 from typing import Iterable
 
+from examplegen.bad_rows import QUARANTINE_DIR, QUARANTINE_FILE
 from examplegen.tfrecord import gzip_member
 
 METADATA_FILE = "examples_metadata.json"
 FILE_PREFIX = "data_tfrecord"
 _STAGING_PREFIX = ".staging-"
+_QUARANTINE_PARTS = "quarantine-parts"
 _EMPTY_GZIP = gzip_member(b"")
 
 
@@ -37,6 +41,11 @@ def shard_file_name(shard: int, num_shards: int) -> str:
 def part_file_name(input_split: int, chunk: int, split: int, shard: int) -> str:
     """Name of the part file a worker writes for one chunk and one (split, shard)."""
     return f"{input_split:03d}-{chunk:07d}-{split:04d}-{shard:05d}.gz"
+
+
+def quarantine_part_path(parts_dir: str, input_split: int, chunk: int) -> str:
+    """The file a worker writes one chunk's skipped bad rows to (see examplegen.bad_rows)."""
+    return os.path.join(os.path.dirname(parts_dir), _QUARANTINE_PARTS, f"{input_split:03d}-{chunk:07d}.jsonl.gz")
 
 
 def split_dir(output_uri: str, split: str) -> str:
@@ -55,16 +64,20 @@ def read_metadata(output_uri: str) -> dict:
 class ExamplesWriter:
     """Stages part files for (chunk, split, shard) and commits them as one artifact."""
 
-    def __init__(self, output_uri: str, split_names: Iterable[str], num_shards: int):
+    def __init__(self, output_uri: str, split_names: Iterable[str], num_shards: int, quarantine: bool = False):
         self.output_uri = os.path.abspath(output_uri)
         self.split_names = list(split_names)
         self.num_shards = num_shards
+        self.quarantine = quarantine  # the artifact gets a Quarantine/ file (bad_rows="skip")
         self._created_output = not os.path.exists(self.output_uri)
         os.makedirs(self.output_uri, exist_ok=True)
         self._clear_stale_staging()
         self.staging = os.path.join(self.output_uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
         self.parts_dir = os.path.join(self.staging, "parts")
         os.makedirs(self.parts_dir)
+        self._quarantine_parts = os.path.join(self.staging, _QUARANTINE_PARTS)
+        if quarantine:
+            os.makedirs(self._quarantine_parts)
 
     def _clear_stale_staging(self) -> None:
         for name in os.listdir(self.output_uri):
@@ -74,9 +87,10 @@ class ExamplesWriter:
     def discard_parts(self, input_split: int) -> None:
         """Drops what was written for one input split (to convert it again)."""
         prefix = f"{input_split:03d}-"
-        for name in os.listdir(self.parts_dir):
-            if name.startswith(prefix):
-                os.remove(os.path.join(self.parts_dir, name))
+        for folder in (self.parts_dir, self._quarantine_parts) if self.quarantine else (self.parts_dir,):
+            for name in os.listdir(folder):
+                if name.startswith(prefix):
+                    os.remove(os.path.join(folder, name))
 
     def _assemble(self) -> None:
         """Concatenates part files into staged shard files, in (input split, chunk) order."""
@@ -93,12 +107,14 @@ class ExamplesWriter:
                 with open(target, "wb") as out:
                     if not parts:
                         out.write(_EMPTY_GZIP)
-                    for name in parts:
-                        with open(os.path.join(self.parts_dir, name), "rb") as part:
-                            shutil.copyfileobj(part, out, 1 << 20)
-                    out.flush()
-                    os.fsync(out.fileno())
+                    _append_files(out, self.parts_dir, parts)
         shutil.rmtree(self.parts_dir)
+        if self.quarantine:
+            os.makedirs(os.path.join(self.staging, QUARANTINE_DIR))
+            with open(os.path.join(self.staging, QUARANTINE_DIR, QUARANTINE_FILE), "wb") as out:
+                out.write(_EMPTY_GZIP)  # an empty quarantine is still a valid gzip file
+                _append_files(out, self._quarantine_parts, sorted(os.listdir(self._quarantine_parts)))
+            shutil.rmtree(self._quarantine_parts)
 
     def commit(self, metadata: dict) -> None:
         """Makes the staged splits the artifact's content; metadata file last."""
@@ -108,10 +124,12 @@ class ExamplesWriter:
             os.remove(marker)  # from here on the old artifact no longer looks complete
         for name in os.listdir(self.output_uri):
             path = os.path.join(self.output_uri, name)
-            if name.startswith("Split-") and os.path.isdir(path):
+            if (name.startswith("Split-") or name == QUARANTINE_DIR) and os.path.isdir(path):
                 shutil.rmtree(path)
         for split in self.split_names:
             _move_dir(os.path.join(self.staging, f"Split-{split}"), split_dir(self.output_uri, split))
+        if os.path.isdir(os.path.join(self.staging, QUARANTINE_DIR)):
+            _move_dir(os.path.join(self.staging, QUARANTINE_DIR), os.path.join(self.output_uri, QUARANTINE_DIR))
         tmp = os.path.join(self.staging, METADATA_FILE)
         with open(tmp, "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
@@ -129,6 +147,15 @@ class ExamplesWriter:
                 os.rmdir(self.output_uri)
             except OSError:
                 pass
+
+
+def _append_files(out, folder: str, names: list[str]) -> None:
+    """Appends the files ``names`` of ``folder`` to the open file ``out`` and syncs it."""
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as part:
+            shutil.copyfileobj(part, out, 1 << 20)
+    out.flush()
+    os.fsync(out.fileno())
 
 
 def _move_dir(source: str, target: str) -> None:

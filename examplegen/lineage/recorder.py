@@ -446,6 +446,7 @@ class Recorder:
                 sources=sources,
                 config=json.loads(ex.get("config", "{}")),
                 cached=True,
+                quarantine_file=art.get("quarantine_file"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignoring Examples artifact %s with unreadable properties: %s", artifact.id, exc)

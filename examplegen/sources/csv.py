@@ -22,13 +22,14 @@ import csv as pycsv
 import dataclasses
 import enum
 import io
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from examplegen.bad_rows import BadRowPolicy, RowRejects
 from examplegen.errors import ConfigError, SourceError
 
 _INT64_MIN = -(2**63)
@@ -284,12 +285,66 @@ def _decode(data: bytes, options: CsvOptions, path: str, line: int) -> str:
 
 # ---------------------------------------------------------------------------------------
 # Parsing a chunk into string columns.
+#
+# A range is parsed by Arrow in record-aligned blocks of about ``batch_bytes``. A block
+# Arrow parses without complaint costs nothing more. When Arrow reports rows with the
+# wrong number of fields, or fails (bytes not valid in the encoding), the block's records
+# are located with Python's csv module, records that do not decode are taken out, the rest
+# is parsed again, and every bad row goes to the work unit's RowRejects with its line and
+# raw bytes (under the fail policy the first one raises; see examplegen.bad_rows).
+
+_MAX_BLOCK = 256 << 20  # a gzip block grows to this without a record end before Arrow sees it
+
+
+class _Block:
+    """Bytes that Arrow parsed in one call, and where each of their rows is in the file."""
+
+    def __init__(self, data: bytes, first_line: int, options: CsvOptions,
+                 records: Optional[list[tuple[int, int, int]]] = None):
+        self.data = data
+        self.first_line = first_line
+        self.options = options
+        self._records = records  # (line, start, end) per parsed row; found when first asked
+
+    def record(self, row: int) -> tuple[int, int, int]:
+        if self._records is None:
+            self._records = _locate_records(self.data, self.options, self.first_line)
+        return self._records[row]
+
+
+@dataclasses.dataclass
+class CsvBatch:
+    """String columns of some rows (an empty cell is null), and where each row is."""
+
+    batch: pa.RecordBatch
+    block: _Block
+    offset: int  # the block's row index of the batch's first row
+
+    def line(self, i: int) -> int:
+        """The file line where row ``i`` begins."""
+        return self.block.record(self.offset + i)[0]
+
+    def raw(self, i: int) -> bytes:
+        """Row ``i``'s bytes as in the file (its line break included)."""
+        _, start, end = self.block.record(self.offset + i)
+        return self.block.data[start:end]
 
 
 def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
-               batch_bytes: int = 8 << 20) -> Iterator[pa.RecordBatch]:
+               batch_bytes: int = 8 << 20, rejects: Optional[RowRejects] = None) -> Iterator[pa.RecordBatch]:
     """Yields record batches of string columns (an empty cell is null) for one range."""
+    for rows in read_rows(layout, options, start, end, first_line, batch_bytes, rejects):
+        yield rows.batch
+
+
+def read_rows(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
+              batch_bytes: int = 8 << 20, rejects: Optional[RowRejects] = None) -> Iterator[CsvBatch]:
+    """Yields the rows of one range in batches of about ``batch_bytes``. Bad rows go to
+    ``rejects`` (default: the fail policy, so the first one raises SourceError naming file
+    and line)."""
+    rejects = rejects if rejects is not None else RowRejects(BadRowPolicy())
     names = list(layout.column_names)
+    invalid: list = []
     read_opts = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=batch_bytes,
                                   encoding=options.encoding)
     parse_opts = pacsv.ParseOptions(
@@ -297,33 +352,151 @@ def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, fir
         quote_char=options.quote_char if options.quote_char is not None else False,
         newlines_in_values=options.quote_char is not None,
         ignore_empty_lines=True,
+        invalid_row_handler=lambda row: invalid.append(row) or "skip",
     )
     convert_opts = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True,
         quoted_strings_can_be_null=True, check_utf8=True)
-    if layout.gzip:
-        source = _open_stream(layout.path)
-        source.read(start)
-        raw = None
-    else:
+
+    def parse(data: bytes) -> pa.Table:
+        invalid.clear()
+        return pacsv.read_csv(pa.py_buffer(data), read_options=read_opts, parse_options=parse_opts,
+                              convert_options=convert_opts)
+
+    def explain(exc: Exception) -> SourceError:
+        return _explain_parse_error(layout, options, start, end, first_line, exc)
+
+    def rows_of(data: bytes, line: int) -> tuple[pa.Table, _Block]:
+        try:
+            table, error = parse(data), None
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # e.g. bytes not valid in the encoding
+            table, error = None, exc
+        if table is not None and not invalid:
+            return table, _Block(data, line, options)
+        # Something is wrong in these rows: find each row's line and bytes.
+        try:
+            records = _locate_records(data, options, line)
+        except pycsv.Error as exc:
+            raise explain(error or exc) from None
+        problems, good = [], records
+        if table is None:
+            good = []
+            for record in records:
+                at, s, e = record
+                try:
+                    data[s:e].decode(options.encoding)
+                except UnicodeDecodeError as exc:
+                    problems.append((at + data.count(b"\n", s, s + exc.start),
+                                     f"bytes are not valid {options.encoding}: {exc.reason}", data[s:e]))
+                    continue
+                good.append(record)
+            if not problems:
+                raise explain(error) from None
+            try:
+                table = parse(b"".join(data[s:e] for _, s, e in good))
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise explain(exc) from None
+        ragged = set()
+        for row in invalid:
+            if row.number is None or not 1 <= row.number <= len(good):
+                raise explain(pa.ArrowInvalid(f"row {row.number}: expected {row.expected_columns} fields, "
+                                              f"got {row.actual_columns}"))
+            at, s, e = good[row.number - 1]
+            problems.append((at, f"expected {row.expected_columns} fields, got {row.actual_columns}: "
+                                 f"{row.text[:120]!r}", data[s:e]))
+            ragged.add(row.number - 1)
+        kept = [record for i, record in enumerate(good) if i not in ragged]
+        if len(kept) != table.num_rows:
+            raise explain(pa.ArrowInvalid("Arrow and Python's csv module disagree on the rows of these lines"))
+        for at, reason, raw in sorted(problems, key=lambda p: p[0]):
+            rejects.reject(layout.path, "line", at, reason, raw)
+        return table, _Block(data, line, options, kept)
+
+    for data, line in _range_blocks(layout, options, start, end, first_line, batch_bytes):
+        table, block = rows_of(data, line)
+        offset = 0
+        for batch in table.to_batches():
+            if batch.num_rows:
+                yield CsvBatch(batch, block, offset)
+            offset += batch.num_rows
+
+
+def _range_blocks(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
+                  batch_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(bytes, first line) of the range in pieces Arrow parses at once: the whole range of a
+    plain file (its ends are record boundaries); a gzip file's records in blocks."""
+    if not layout.gzip:
         with open(layout.path, "rb") as f:
             f.seek(start)
-            raw = f.read(end - start)
-        source = pa.BufferReader(raw)
+            yield f.read(end - start), first_line
+        return
+    with _open_stream(layout.path) as stream:
+        stream.read(start)
+        line = first_line
+        for data in _record_blocks(stream, options.quote_byte(), batch_bytes):
+            yield data, line
+            line += data.count(b"\n")
+
+
+def _record_blocks(stream, quote: Optional[int], block_bytes: int) -> Iterator[bytes]:
+    """Blocks of about ``block_bytes`` from ``stream``, each ending at a record boundary
+    (a line break with balanced quotes), but the last."""
+    pending = b""
+    while True:
+        piece = stream.read(block_bytes)
+        if not piece:
+            if pending:
+                yield pending
+            return
+        data = pending + piece if pending else piece
+        cut = _last_record_end(data, quote)
+        if cut == 0 and len(data) < _MAX_BLOCK:
+            pending = data
+            continue
+        cut = cut or len(data)
+        yield data[:cut]
+        pending = data[cut:]
+
+
+def _last_record_end(data: bytes, quote: Optional[int]) -> int:
+    """Index just past the last line break of ``data`` with balanced quotes before it; 0 if none."""
+    if quote is None:
+        return data.rfind(b"\n") + 1
+    q = bytes([quote])
+    parity = data.count(q) & 1
+    end = len(data)
+    while True:
+        nl = data.rfind(b"\n", 0, end)
+        if nl < 0:
+            return 0
+        parity ^= data.count(q, nl, end) & 1
+        if parity == 0:
+            return nl + 1
+        end = nl
+
+
+def _locate_records(block: bytes, options: CsvOptions, first_line: int) -> list[tuple[int, int, int]]:
+    """(line, start, end) of each non-empty record of ``block``, as Python's csv module
+    splits them (Arrow's rules for quotes and blank lines)."""
+    lines = block.splitlines(keepends=True)
+    offsets = [0] * (len(lines) + 1)
+    breaks = [0] * (len(lines) + 1)  # line feeds before each line, as line numbers count them
+    for k, text in enumerate(lines):
+        offsets[k + 1] = offsets[k] + len(text)
+        breaks[k + 1] = breaks[k] + text.endswith(b"\n")
+    decoded = (text.decode(options.encoding, "surrogateescape") for text in lines)
+    limit = pycsv.field_size_limit()
+    pycsv.field_size_limit(max(limit, len(block) + 1))
     try:
-        reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse_opts,
-                                convert_options=convert_opts)
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            yield batch
-    except pa.ArrowInvalid as exc:
-        raise _explain_parse_error(layout, options, start, end, first_line, exc) from None
+        reader = pycsv.reader(decoded, **_pycsv_dialect(options))
+        records, before = [], 0
+        for cells in reader:
+            if cells:
+                records.append((first_line + breaks[before], offsets[before], offsets[reader.line_num]))
+            before = reader.line_num
     finally:
-        if layout.gzip:
-            source.close()
+        pycsv.field_size_limit(limit)
+    return records
 
 
 def _explain_parse_error(layout: CsvLayout, options: CsvOptions, start: int, end: int,
@@ -501,8 +674,29 @@ def _convert_cells(cells: list[bytes], ctype: ColumnType) -> list:
     return out
 
 
-def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 << 20) -> list[ColumnType]:
-    """Column types inferred from the first few MB of a file: the workers' first guess."""
+def invalid_cells(column: pa.Array, ctype: ColumnType) -> list[tuple[int, str]]:
+    """(row, message) of every cell that does not fit ``ctype`` (what convert_column raises
+    ValueError for on the first one)."""
+    column = pc.fill_null(column, "")
+    pattern = _FAST_INT if ctype == ColumnType.INT else _FAST_FLOAT
+    slow = pc.and_(pc.greater(pc.binary_length(column), 0), pc.invert(pc.match_substring_regex(column, pattern)))
+    rows = np.flatnonzero(slow.to_numpy(zero_copy_only=False))
+    out = []
+    for row, cell in zip(rows.tolist(), _as_binary(column.take(pa.array(rows, pa.int64()))).to_pylist()):
+        try:
+            _convert_cells([cell], ctype)
+        except ValueError as exc:
+            out.append((row, str(exc)))
+    return out
+
+
+def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 << 20,
+                 rejects: Optional[RowRejects] = None,
+                 keep_rows: Optional[Callable[[pa.RecordBatch], Optional[np.ndarray]]] = None) -> list[ColumnType]:
+    """Column types inferred from the first few MB of a file: the workers' first guess.
+
+    ``rejects`` takes the sample's unparsable rows (see read_rows); ``keep_rows(batch)``
+    may return a mask of the rows to infer from (the others are bad rows)."""
     if layout.gzip:
         end = -1
     else:
@@ -520,30 +714,11 @@ def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 <
                 bytes([options.quote_byte()])) % 2:
             end = size
     types = [ColumnType.UNKNOWN] * len(layout.column_names)
-    for batch in read_chunk(layout, options, layout.data_offset, end, layout.header_lines + 1):
+    for batch in read_chunk(layout, options, layout.data_offset, end, layout.header_lines + 1, rejects=rejects):
+        keep = keep_rows(batch) if keep_rows is not None else None
+        if keep is not None:
+            batch = batch.filter(pa.array(keep))
         types = merge_types(types, [infer_column_type(c) for c in batch.columns])
         if layout.gzip:
             break
     return types
-
-
-
-def line_of_row(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
-                row: int) -> int:
-    """The file line where data row ``row`` (0-based, within the range) begins."""
-    with _open_stream(layout.path) as f:
-        if layout.gzip:
-            f.read(start)
-        else:
-            f.seek(start)
-        data = f.read() if end < 0 else f.read(end - start)
-    reader = pycsv.reader(io.StringIO(data.decode(options.encoding, "replace"), newline=""),
-                          **_pycsv_dialect(options))
-    line_before, seen = 0, 0
-    for cells in reader:
-        if cells:
-            if seen == row:
-                return first_line + line_before
-            seen += 1
-        line_before = reader.line_num
-    return first_line + line_before
