@@ -37,7 +37,6 @@ QUARANTINE_DIR = "Quarantine"
 QUARANTINE_FILE = "bad_rows.jsonl.gz"
 QUARANTINE_PATH = f"{QUARANTINE_DIR}/{QUARANTINE_FILE}"  # relative to the artifact
 FIRST_REASONS = 5  # reasons kept for error messages and reports
-_FLUSH_BYTES = 1 << 20
 
 
 class TooManyBadRows(SourceError):
@@ -82,15 +81,16 @@ class BadRowPolicy:
 class RowRejects:
     """The bad rows of one work unit. Under ``fail`` the first one raises SourceError;
     under ``skip`` each is counted and, when ``path`` is given, written there as one line
-    of the quarantine (gzip members appended; the writer concatenates the units' files)."""
+    of the quarantine. Lines are held until ``flush`` (the source calls it after each
+    block of rows) and written in row order as one gzip member; the writer concatenates
+    the units' files in input order."""
 
     def __init__(self, policy: BadRowPolicy, path: Optional[str] = None):
         self.policy = policy
         self.path = path
         self.count = 0
         self.reasons: list[str] = []
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
+        self._pending: list[tuple[int, bytes]] = []
         self._file = None
 
     def reject(self, file: str, position: str, index: int, reason: str, raw: bytes) -> None:
@@ -105,24 +105,22 @@ class RowRejects:
             return
         line = json.dumps({"file": file, position: int(index), "reason": reason,
                            "raw_base64": base64.b64encode(raw).decode("ascii")}).encode() + b"\n"
-        self._pending.append(line)
-        self._pending_bytes += len(line)
-        if self._pending_bytes >= _FLUSH_BYTES:
-            self._flush()
+        self._pending.append((int(index), line))
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Writes the rows rejected since the last flush, in row order."""
         if not self._pending:
             return
         from examplegen.tfrecord import gzip_member
 
         if self._file is None:
             self._file = open(self.path, "wb")
-        self._file.write(gzip_member(b"".join(self._pending)))
+        self._pending.sort(key=lambda entry: entry[0])
+        self._file.write(gzip_member(b"".join(line for _, line in self._pending)))
         self._pending.clear()
-        self._pending_bytes = 0
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -4,9 +4,11 @@ A chunk is a row-aligned byte range of a CSV file (or a whole gzip CSV), or one 
 file. For each chunk a worker parses rows, converts them to serialized tf.Examples
 (column-wise, see examplegen.encode), assigns every example to an output split
 (examplegen.split), frames the records as TFRecords and writes one gzip part file per
-(output split, shard). Shard of a row = its index within the chunk modulo the shard count,
-so output is deterministic for a given input and config. The writer concatenates parts
-in chunk order at commit.
+(output split, shard). Shard of a row = its index among the chunk's written rows modulo the
+shard count, so output is deterministic for a given input and config. The writer
+concatenates parts in chunk order at commit. Bad rows go to the chunk's RowRejects
+(examplegen.bad_rows): under the default policy the first one fails the run, under
+``skip`` they are left out and written to the chunk's quarantine part.
 """
 
 from __future__ import annotations
@@ -287,6 +289,7 @@ def run_tfrecord_file(task: TFRecordTask) -> ChunkResult:
                 split_index = assign_hash(records, plan)
             if records:
                 sink.write(frames, split_index, sum(sink.counts), frames)
+            rejects.flush()
     finally:
         sink.close()
         rejects.close()

@@ -299,16 +299,25 @@ _MAX_BLOCK = 256 << 20  # a gzip block grows to this without a record end before
 class _Block:
     """Bytes that Arrow parsed in one call, and where each of their rows is in the file."""
 
-    def __init__(self, data: bytes, first_line: int, options: CsvOptions,
+    def __init__(self, path: str, data: bytes, first_line: int, options: CsvOptions, num_rows: int,
                  records: Optional[list[tuple[int, int, int]]] = None):
+        self.path = path
         self.data = data
         self.first_line = first_line
         self.options = options
+        self.num_rows = num_rows
         self._records = records  # (line, start, end) per parsed row; found when first asked
 
     def record(self, row: int) -> tuple[int, int, int]:
         if self._records is None:
-            self._records = _locate_records(self.data, self.options, self.first_line)
+            records = _locate_records(self.data, self.options, self.first_line)
+            if len(records) != self.num_rows:
+                last = self.first_line + self.data.count(b"\n")
+                raise SourceError(
+                    f"{self.path}: lines {self.first_line}-{last}: cannot tell "
+                    f"which line each row starts on: Arrow reads {self.num_rows} rows there, Python's csv module "
+                    f"{len(records)} (a quote character inside an unquoted field?)")
+            self._records = records
         return self._records[row]
 
 
@@ -372,7 +381,7 @@ def read_rows(layout: CsvLayout, options: CsvOptions, start: int, end: int, firs
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # e.g. bytes not valid in the encoding
             table, error = None, exc
         if table is not None and not invalid:
-            return table, _Block(data, line, options)
+            return table, _Block(layout.path, data, line, options, table.num_rows)
         # Something is wrong in these rows: find each row's line and bytes.
         try:
             records = _locate_records(data, options, line)
@@ -410,9 +419,11 @@ def read_rows(layout: CsvLayout, options: CsvOptions, start: int, end: int, firs
             raise explain(pa.ArrowInvalid("Arrow and Python's csv module disagree on the rows of these lines"))
         for at, reason, raw in sorted(problems, key=lambda p: p[0]):
             rejects.reject(layout.path, "line", at, reason, raw)
-        return table, _Block(data, line, options, kept)
+        return table, _Block(layout.path, data, line, options, table.num_rows, kept)
 
     for data, line in _range_blocks(layout, options, start, end, first_line, batch_bytes):
+        # The caller has handled the previous block's rows: its bad rows are written in line order.
+        rejects.flush()
         table, block = rows_of(data, line)
         offset = 0
         for batch in table.to_batches():
