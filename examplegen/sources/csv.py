@@ -312,13 +312,17 @@ class _Block:
         if self._records is None:
             records = _locate_records(self.data, self.options, self.first_line)
             if len(records) != self.num_rows:
-                last = self.first_line + self.data.count(b"\n")
-                raise SourceError(
-                    f"{self.path}: lines {self.first_line}-{last}: cannot tell "
-                    f"which line each row starts on: Arrow reads {self.num_rows} rows there, Python's csv module "
-                    f"{len(records)} (a quote character inside an unquoted field?)")
+                raise _rows_disagree(self.path, self.data, self.first_line, self.num_rows, len(records))
             self._records = records
         return self._records[row]
+
+
+def _rows_disagree(path: str, data: bytes, first_line: int, arrow_rows: int, python_rows: int) -> SourceError:
+    last = first_line + data.count(b"\n")
+    return SourceError(
+        f"{path}: lines {first_line}-{last}: cannot tell which line each row starts on: Arrow reads "
+        f"{arrow_rows} rows there, Python's csv module {python_rows} (a quote character inside an unquoted "
+        f"field?); quote such fields, or pass quote_char none")
 
 
 @dataclasses.dataclass
@@ -408,15 +412,14 @@ def read_rows(layout: CsvLayout, options: CsvOptions, start: int, end: int, firs
         ragged = set()
         for row in invalid:
             if row.number is None or not 1 <= row.number <= len(good):
-                raise explain(pa.ArrowInvalid(f"row {row.number}: expected {row.expected_columns} fields, "
-                                              f"got {row.actual_columns}"))
+                raise _rows_disagree(layout.path, data, line, table.num_rows + len(invalid), len(good))
             at, s, e = good[row.number - 1]
             problems.append((at, f"expected {row.expected_columns} fields, got {row.actual_columns}: "
                                  f"{row.text[:120]!r}", data[s:e]))
             ragged.add(row.number - 1)
         kept = [record for i, record in enumerate(good) if i not in ragged]
         if len(kept) != table.num_rows:
-            raise explain(pa.ArrowInvalid("Arrow and Python's csv module disagree on the rows of these lines"))
+            raise _rows_disagree(layout.path, data, line, table.num_rows + len(invalid), len(good))
         for at, reason, raw in sorted(problems, key=lambda p: p[0]):
             rejects.reject(layout.path, "line", at, reason, raw)
         return table, _Block(layout.path, data, line, options, table.num_rows, kept)
