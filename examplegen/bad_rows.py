@@ -65,8 +65,8 @@ class BadRowPolicy:
                                           or math.isnan(max_bad_ratio) or not 0 <= max_bad_ratio <= 1):
             raise ConfigError(f"max_bad_ratio (--max-bad-ratio) must be a number from 0 to 1, got {max_bad_ratio!r}")
         if mode == "fail" and (max_bad_rows is not None or max_bad_ratio is not None):
-            raise ConfigError("max_bad_rows (--max-bad-rows) and max_bad_ratio (--max-bad-ratio) apply "
-                              "with bad_rows='skip' (--bad-rows skip) only; with 'fail' the first bad row fails the run")
+            raise ConfigError("max_bad_rows (--max-bad-rows) and max_bad_ratio (--max-bad-ratio) apply with "
+                              "bad_rows='skip' (--bad-rows skip) only; with 'fail' the first bad row fails the run")
         return cls(mode, None if max_bad_rows is None else int(max_bad_rows),
                    None if max_bad_ratio is None else float(max_bad_ratio))
 

@@ -369,3 +369,27 @@ def test_component_parameters_reach_the_engine(tmp_path):
         csv_example_gen(Output(tmp_path / "e2"), input_base=str(data.parent),
                                     csv_options=json.dumps(SCHEMA), bad_rows="skip", max_bad_ratio=0.1,
                                     mlmd=f"sqlite:///{tmp_path / 'm.sqlite'}")
+
+
+def test_a_commit_that_dies_leaves_no_complete_looking_quarantine(tmp_path, monkeypatch):
+    from examplegen import writer
+
+    data = _write_csv(tmp_path / "in" / "d.csv", ORDER)
+    out = tmp_path / "out"
+    ingest(str(data.parent), str(out), csv_options=SCHEMA, bad_rows="skip", record_lineage=False)
+    real_move = writer._move_dir
+
+    def dies_at_the_quarantine(source, target):
+        if target.endswith("Quarantine"):
+            raise OSError("disk gone")
+        real_move(source, target)
+
+    monkeypatch.setattr(writer, "_move_dir", dies_at_the_quarantine)
+    with pytest.raises(OSError, match="disk gone"):
+        ingest(str(data.parent), str(out), csv_options=SCHEMA, bad_rows="skip", record_lineage=False)
+    # the earlier artifact is no longer complete, and no staged quarantine is left behind
+    assert not (out / "examples_metadata.json").exists() and not (out / "Quarantine").exists()
+    assert not [n for n in os.listdir(out) if n.startswith(".staging-")]
+    monkeypatch.setattr(writer, "_move_dir", real_move)
+    ingest(str(data.parent), str(out), csv_options=SCHEMA, bad_rows="skip", record_lineage=False)
+    assert [e["line"] for e in quarantine(out)] == [3, 6, 7, 10]
