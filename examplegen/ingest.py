@@ -382,6 +382,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             payload_format=payload_format, spans=spans, rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=rejected, sources=sources,
             config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"),
             quarantine_file=QUARANTINE_PATH if policy.skip else None)
         recorder.complete(result)
         return result
@@ -531,6 +532,7 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=rejected,
             config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"),
             quarantine_file=QUARANTINE_PATH if policy.skip else None)
         recorder.complete(result)
         return result
