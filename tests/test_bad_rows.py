@@ -393,3 +393,18 @@ def test_a_commit_that_dies_leaves_no_complete_looking_quarantine(tmp_path, monk
     monkeypatch.setattr(writer, "_move_dir", real_move)
     ingest(str(data.parent), str(out), csv_options=SCHEMA, bad_rows="skip", record_lineage=False)
     assert [e["line"] for e in quarantine(out)] == [3, 6, 7, 10]
+
+
+def test_reuse_verifies_the_quarantine_like_the_splits(tmp_path):
+    data = _write_csv(tmp_path / "in" / "d.csv", ORDER)
+    url = f"sqlite:///{tmp_path / 'mlmd.sqlite'}"
+    out = tmp_path / "out"
+    ingest(str(data.parent), str(out), csv_options=SCHEMA, bad_rows="skip", mlmd=url)
+    listed = {f["path"] for f in json.loads((out / "examples_metadata.json").read_text())["files"]}
+    assert "Quarantine/bad_rows.jsonl.gz" in listed
+    assert ingest(str(data.parent), str(out), csv_options=SCHEMA, bad_rows="skip", mlmd=url).cached
+    good = quarantine(out)
+    path = out / "Quarantine" / "bad_rows.jsonl.gz"
+    path.write_bytes(gzip.compress(b"{}\n"))  # someone edited the quarantine
+    again = ingest(str(data.parent), str(out), csv_options=SCHEMA, bad_rows="skip", mlmd=url)
+    assert not again.cached and quarantine(out) == good
