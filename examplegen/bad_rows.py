@@ -13,8 +13,11 @@
   record's payload.) ``max_bad_rows`` / ``max_bad_ratio`` bound the skipped rows:
   exceeding either fails the run and nothing is committed.
 
-A source reports each row-level problem to the work unit's ``RowRejects``; the engine
-adds up the units' counts in a ``RejectTally`` that applies the limits. Framing errors
+A source reports each row-level problem to its work unit's ``RowRejects`` (made by the
+engine, which gives it the unit's quarantine part file) as
+``rejects.reject(path, "line" or "record", index, reason, raw_bytes)``, drops the row, and
+calls ``rejects.flush()`` after each block of rows; the engine adds up the units' counts in
+a ``RejectTally`` that applies the limits. Framing errors
 (a bad TFRecord CRC or length, a truncated file) are not row-level and always fail: after
 a bad length the record boundaries are unknown.
 """
@@ -45,6 +48,8 @@ class TooManyBadRows(SourceError):
 
 @dataclasses.dataclass(frozen=True)
 class BadRowPolicy:
+    """What to do with bad rows (picklable: work units carry it to the workers)."""
+
     mode: str = "fail"
     max_rows: Optional[int] = None  # most rows that may be skipped; None: no limit
     max_ratio: Optional[float] = None  # most rejected / read; None: no limit
