@@ -90,9 +90,11 @@ class RowRejects:
     block of rows) and written in row order as one gzip member; the writer concatenates
     the units' files in input order."""
 
-    def __init__(self, policy: BadRowPolicy, path: Optional[str] = None):
+    def __init__(self, policy: BadRowPolicy, path: Optional[str] = None,
+                 file_names: Optional[dict[str, str]] = None):
         self.policy = policy
         self.path = path
+        self.file_names = file_names or {}  # file -> the name to report it under (e.g. its URI)
         self.count = 0
         self.reasons: list[str] = []
         self._pending: list[tuple[int, bytes]] = []
@@ -100,6 +102,7 @@ class RowRejects:
 
     def reject(self, file: str, position: str, index: int, reason: str, raw: bytes) -> None:
         """Row ``index`` (``position`` "line" or "record") of ``file`` is bad for ``reason``."""
+        file = self.file_names.get(file, file)
         message = f"{file}: {position} {index}: {reason}"
         if not self.policy.skip:
             raise SourceError(message)

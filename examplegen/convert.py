@@ -96,6 +96,7 @@ class CsvChunkTask:
     parts_dir: str
     size: int  # input bytes (for progress)
     bad_rows: BadRowPolicy = BadRowPolicy()
+    source: str = ""  # the URI the file was downloaded from, if it was
 
 
 def _frame_and_assign_hash(records, plan: SplitPlan) -> tuple[Optional[pa.Array], np.ndarray]:
@@ -147,7 +148,7 @@ def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
     fixed = {i: ColumnType(t) for i, t in enumerate(task.types) if task.fixed[i]}
     result = ChunkResult(task.input_split, task.chunk)
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
-    rejects = _rejects(task.bad_rows, task.parts_dir, task.input_split, task.chunk)
+    rejects = _rejects(task, task.layout.path)
     feature_index = names.index(task.plan.feature) if task.plan.needs_feature else -1
     if task.plan.needs_feature and feature_index < 0:
         raise SourceError(f"{task.layout.path}: split feature {task.plan.feature!r} is not a column "
@@ -212,9 +213,11 @@ def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
     return result
 
 
-def _rejects(policy: BadRowPolicy, parts_dir: str, input_split: int, chunk: int) -> RowRejects:
-    """The work unit's bad-row handler; under skip it writes the unit's quarantine part."""
-    return RowRejects(policy, quarantine_part_path(parts_dir, input_split, chunk) if policy.skip else None)
+def _rejects(task, path: str) -> RowRejects:
+    """The work unit's bad-row handler; under skip it writes the unit's quarantine part. Bad
+    rows of a downloaded file are reported under its URI."""
+    part = quarantine_part_path(task.parts_dir, task.input_split, task.chunk) if task.bad_rows.skip else None
+    return RowRejects(task.bad_rows, part, {path: task.source} if task.source else None)
 
 
 def _finish(result: ChunkResult, good_rows: int, rejects: RowRejects, sink: _PartSink) -> None:
@@ -237,6 +240,7 @@ class TFRecordTask:
     size: int
     verify_payload: str = "structure"  # "structure" | "full" | "none"
     bad_rows: BadRowPolicy = BadRowPolicy()
+    source: str = ""  # the URI the file was downloaded from, if it was
 
 
 def run_tfrecord_file(task: TFRecordTask) -> ChunkResult:
@@ -246,7 +250,7 @@ def run_tfrecord_file(task: TFRecordTask) -> ChunkResult:
 
     result = ChunkResult(task.input_split, task.chunk)
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
-    rejects = _rejects(task.bad_rows, task.parts_dir, task.input_split, task.chunk)
+    rejects = _rejects(task, task.path)
     plan = task.plan
     rows = 0  # records read, rejected ones included
     try:

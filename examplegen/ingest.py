@@ -64,6 +64,7 @@ PARALLEL_MIN_BYTES = 64 << 20
 class _InputSplitFiles:
     name: str
     files: list[str]
+    origins: dict[str, str] = dataclasses.field(default_factory=dict)  # downloaded file -> its URI
 
 
 def _auto_shards(total_bytes: int) -> int:
@@ -177,6 +178,7 @@ def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
             tempfile.TemporaryDirectory(prefix="examplegen-inputs-"))
         local = fs.localize(paths, cache_dir, {s.uri: s.digest for s in sources})
         for split in split_files:
+            split.origins = {local[f]: f for f in split.files if local[f] != f}
             split.files = [local[f] for f in split.files]
     return split_files
 
@@ -207,7 +209,8 @@ def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, 
         problems, _ = csv_row_checks(batch, names, fixed_types, plan) if bad_rows.skip else ([], None)
         return keep_mask(batch.num_rows, (i for i, _ in problems)) if problems else None
 
-    guess = csv_source.sample_types(first, options, rejects=RowRejects(bad_rows), keep_rows=good_rows)
+    guess = csv_source.sample_types(first, options, rejects=RowRejects(bad_rows, file_names=split.origins),
+                                    keep_rows=good_rows)
     types = tuple(int(overrides.get(n, t)) for n, t in zip(names, guess))
 
     def make(types: tuple[int, ...]):
@@ -217,7 +220,7 @@ def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, 
             for start, end, line in csv_source.iter_chunks(layout, options, chunk_bytes):
                 size = (end if end >= 0 else os.path.getsize(layout.path)) - start
                 yield CsvChunkTask(k, i, layout, options, start, end, line, types, fixed, plan, out_index,
-                                   num_shards, parts_dir, size, bad_rows)
+                                   num_shards, parts_dir, size, bad_rows, split.origins.get(layout.path, ""))
                 i += 1
 
     return make, types, names
@@ -258,7 +261,8 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
                 n: csv_source.ColumnType(t).name for n, t in zip(names, final)}
         else:
             tasks = [TFRecordTask(k, i, path, payload_format, plan, out_index, writer.num_shards,
-                                  writer.parts_dir, os.path.getsize(path), verify_payload, policy)
+                                  writer.parts_dir, os.path.getsize(path), verify_payload, policy,
+                                  split.origins.get(path, ""))
                      for i, path in enumerate(split.files)]
             results = runner.run(tasks, tally_result)
         tally.end_pass()

@@ -478,3 +478,20 @@ def test_ingest_from_bucket_matches_local_ingest_and_records_remote_uris(store, 
     lineage_store = open_store(mlmd)
     uris = [a.uri for a in lineage_store.mlmd.get_artifacts_by_type("examplegen.SourceFile")]
     assert uris == [store.url(bucket, "taxi/data.csv")]
+
+
+def test_skipped_bad_rows_of_a_bucket_file_are_reported_under_its_uri(store, tmp_path):
+    import gzip
+    import json
+
+    from examplegen.ingest import ingest
+
+    bucket = store.bucket()
+    store.put(bucket, "d/data.csv", b"a,b\n1,2\n3\n4,5\n")
+    result = ingest(store.url(bucket, "d"), str(tmp_path / "out"), bad_rows="skip", record_lineage=False)
+    with gzip.open(tmp_path / "out" / "Quarantine" / "bad_rows.jsonl.gz", "rt") as f:
+        [entry] = [json.loads(line) for line in f]
+    assert (entry["file"], entry["line"]) == (store.url(bucket, "d/data.csv"), 3)
+    assert (result.rows_written, result.rows_rejected) == (2, 1)
+    with pytest.raises(SourceError, match=rf"^{store.url(bucket, 'd/data.csv')}: line 3: expected 2 fields"):
+        ingest(store.url(bucket, "d"), str(tmp_path / "out2"), record_lineage=False)
