@@ -322,14 +322,18 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
            mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
            run_name: Optional[str] = None, force: bool = False, progress: bool = False,
-           bad_rows: str = "fail", max_bad_rows: Optional[int] = None,
-           max_bad_ratio: Optional[float] = None) -> IngestResult:
+           expected_fingerprint: Optional[str] = None, bad_rows: str = "fail",
+           max_bad_rows: Optional[int] = None, max_bad_ratio: Optional[float] = None) -> IngestResult:
     """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
+
+    ``expected_fingerprint`` (from an earlier ``resolve``) makes the run fail before
+    anything is written when the resolved files are not exactly those.
 
     ``bad_rows``: "fail" (default) stops at the first bad row; "skip" leaves bad rows out
     and lists them in <output>/Quarantine/bad_rows.jsonl.gz, failing the run when more than
     ``max_bad_rows`` or a share above ``max_bad_ratio`` of the rows read are bad (see
-    examplegen.bad_rows)."""
+    examplegen.bad_rows).
+    """
     if source_format not in SOURCE_FORMATS:
         raise ConfigError(f"source format {source_format!r} is unknown; use one of {', '.join(SOURCE_FORMATS)}")
     if verify_payload not in VERIFY_MODES:
@@ -360,6 +364,10 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     with recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
         fingerprint = combined_fingerprint(resolutions)
+        if expected_fingerprint and fingerprint != expected_fingerprint:
+            raise SourceError(
+                f"the input files changed since they were resolved: resolved fingerprint "
+                f"{expected_fingerprint}, now {fingerprint}; nothing was written, rerun the pipeline")
         sources = [s for r in resolutions for s in r.sources()]
         spans = [r.span for r in resolutions]
         last = resolutions[-1]

@@ -349,8 +349,8 @@ def test_cli_flags_and_summary(tmp_path, capsys):
 
 
 def test_component_parameters_reach_the_engine(tmp_path):
-    from components import _common
-    from components.functions import csv_example_gen
+    from kfp_examplegen.components import _common
+    from kfp_examplegen.components.functions import csv_example_gen
 
     assert _common.bad_row_options("", -1, -1.0) == {"bad_rows": "fail", "max_bad_rows": None,
                                                       "max_bad_ratio": None}
@@ -361,14 +361,13 @@ def test_component_parameters_reach_the_engine(tmp_path):
 
     data = _write_csv(tmp_path / "in" / "d.csv", ORDER)
     examples = Output(tmp_path / "examples")
-    csv_example_gen(examples, input_base=str(data.parent), csv_options=json.dumps(SCHEMA),
-                                bad_rows="skip", max_bad_rows=4, mlmd=f"sqlite:///{tmp_path / 'm.sqlite'}")
+    csv_example_gen(examples, input_base=str(data.parent), csv_options=SCHEMA, bad_rows="skip", max_bad_rows=4,
+                    mlmd=f"sqlite:///{tmp_path / 'm.sqlite'}")
     assert examples.metadata["rows_rejected"] == 4
     assert len(quarantine(examples.path)) == 4
     with pytest.raises(bad_rows.TooManyBadRows):
-        csv_example_gen(Output(tmp_path / "e2"), input_base=str(data.parent),
-                                    csv_options=json.dumps(SCHEMA), bad_rows="skip", max_bad_ratio=0.1,
-                                    mlmd=f"sqlite:///{tmp_path / 'm.sqlite'}")
+        csv_example_gen(Output(tmp_path / "e2"), input_base=str(data.parent), csv_options=SCHEMA,
+                        bad_rows="skip", max_bad_ratio=0.1, mlmd=f"sqlite:///{tmp_path / 'm.sqlite'}")
 
 
 def test_a_commit_that_dies_leaves_no_complete_looking_quarantine(tmp_path, monkeypatch):
