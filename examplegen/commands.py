@@ -25,7 +25,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser, output_required: bool
     parser.add_argument("--input-config", default=None,
                         help=f"input splits ({_CONFIG_HELP} Input), e.g. "
                              '\'{"splits": [{"name": "train", "pattern": "span-{SPAN}/train/*"}]}\'; '
-                             "default: one split 'single_split' with pattern '*'")
+                             "default: one split 'single_split' with pattern '*'. Patterns stay inside "
+                             "the input base (no '..') and never match an Examples artifact or staging "
+                             "folder of examplegen unless they name its Split- folder literally")
     parser.add_argument("--range-config", default=None,
                         help=f"which spans ({_CONFIG_HELP} RangeConfig): "
                              '\'{"static_range": {"start_span_number": 1, "end_span_number": 3}}\' '
@@ -34,12 +36,16 @@ def _add_config_arguments(parser: argparse.ArgumentParser, output_required: bool
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-shards", type=int, default=0,
-                        help="output files per split (default 0: one per 256 MiB of input)")
+                        help="output files per split, at most 1000 (default 0: one per 256 MiB of input)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="worker processes (default 0: one per CPU core)")
+                        help="worker processes, at most 256 (default 0: one per CPU core)")
+    parser.add_argument("--lock-timeout", type=float, default=0, metavar="SECONDS",
+                        help="another run writing into the same --output holds its lock: wait up to "
+                             "this long for it (default 0: fail at once, naming that run's pid)")
     parser.add_argument("--verify-payload", choices=["structure", "full", "none"], default="structure",
-                        help="TFRecord input: check each record's wire structure (default), parse "
-                             "every record (slower), or not at all")
+                        help="TFRecord input: check each record's wire structure and parse some "
+                             "(default), parse every record and refuse unknown fields (slower), or "
+                             "not at all")
     bad = parser.add_argument_group("Bad rows")
     bad.add_argument("--bad-rows", choices=["fail", "skip"], default="fail",
                      help="a row that cannot become an example (wrong number of fields, bytes not valid in "
@@ -182,7 +188,7 @@ def _ingest(args) -> int:
         csv_options=options or None, payload_format=args.payload_format, verify_payload=args.verify_payload,
         num_shards=args.num_shards, workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
         pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
-        progress=sys.stderr.isatty(), **_bad_row_options(args))
+        progress=sys.stderr.isatty(), lock_timeout=args.lock_timeout, **_bad_row_options(args))
     _print_result(result, args.json)
     return 0
 
@@ -196,7 +202,7 @@ def _resplit(args) -> int:
         payload_format=args.payload_format, verify_payload=args.verify_payload, num_shards=args.num_shards,
         workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
         pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty(),
-        **_bad_row_options(args))
+        lock_timeout=args.lock_timeout, **_bad_row_options(args))
     _print_result(result, args.json)
     return 0
 

@@ -1,6 +1,8 @@
 """Checks and field access on serialized records of imported TFRecords.
 
-Verifying that every record parses (``verify_payload="full"``) costs ~4.5 µs a record with
+A record passes when it parses as the declared message type without unknown fields (a
+tf.train.SequenceExample parses as a tf.train.Example, its feature_lists kept as an
+unknown field, so parsing alone would accept it). Verifying that every record parses (``verify_payload="full"``) costs ~4.5 µs a record with
 the upb runtime: more than the rest of an import. The default, ``"structure"``, checks
 each record's top-level wire structure in bulk with numpy (every top-level field is a
 length-delimited field the message type has, and the lengths add up exactly to the record),
@@ -125,12 +127,14 @@ def bad_records(records: list[bytes], payload_format: str, mode: str, offset: in
 
 
 def _parse_error(cls, record: bytes, payload_format: str):
-    """Why ``record`` is not a serialized ``cls`` (None when it is one)."""
+    """Why ``record`` is not a serialized ``cls`` without unknown fields (None when it is one)."""
+    kind = "tf.train.SequenceExample" if payload_format == "FORMAT_TF_SEQUENCE_EXAMPLE" else "tf.train.Example"
     try:
-        cls.FromString(record)
+        message = cls.FromString(record)
     except Exception as exc:  # google.protobuf.message.DecodeError and friends
-        kind = "tf.train.SequenceExample" if payload_format == "FORMAT_TF_SEQUENCE_EXAMPLE" else "tf.train.Example"
         return f"not a serialized {kind} ({exc})"
+    if _has_unknown_fields(message, record, cls):
+        return f"has fields unknown to {kind}{_unknown_fields_hint(cls.FromString(record), payload_format)}"
     return None
 
 
@@ -139,6 +143,32 @@ def check(records: list[bytes], payload_format: str, mode: str, path: str, offse
     """Raises SourceError naming file and record index for a record that is not the payload."""
     for i, reason in bad_records(records, payload_format, mode, offset, array, frames)[:1]:
         raise SourceError(f"{path}: record {offset + i}: {reason}")
+
+
+def _has_unknown_fields(message, record: bytes, cls) -> bool:
+    """Whether the parsed ``message`` kept unknown fields, at any depth. ``message`` is
+    changed. Fast path: without unknown fields (and encoded canonically, as every protobuf
+    library writes) the record is exactly as long as its known fields serialized."""
+    message.DiscardUnknownFields()
+    if message.ByteSize() == len(record):
+        return False
+    parsed = cls.FromString(record)  # sizes differ: unknown fields, or a non-canonical encoding
+    size = parsed.ByteSize()
+    parsed.DiscardUnknownFields()
+    return parsed.ByteSize() != size
+
+
+def _unknown_fields_hint(message, payload_format: str) -> str:
+    """Which top-level fields are unknown, and the likely payload format."""
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    numbers = sorted({field.field_number for field in UnknownFieldSet(message)})
+    where = f" (top-level field {', '.join(map(str, numbers))})" if numbers else " (inside a feature)"
+    if payload_format == "FORMAT_TF_EXAMPLE" and numbers == [2]:
+        return (f"{where}: it looks like a tf.train.SequenceExample (field 2 is its feature_lists); "
+                "import it with payload format FORMAT_TF_SEQUENCE_EXAMPLE")
+    return (f"{where}: the records are of another message type; give the right payload format, "
+            "or FORMAT_PROTO to import them unchecked")
 
 
 def _features(message, payload_format: str):

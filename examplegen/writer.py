@@ -6,6 +6,9 @@ Layout (TFX's)::
     <output>/Quarantine/bad_rows.jsonl.gz                   skipped bad rows (bad_rows="skip")
     <output>/examples_metadata.json                         written last
 
+A split gets ``num_shards`` files, or fewer when it has fewer examples than that (no empty
+shard files, except one for an empty split).
+
 Workers write gzip members into part files under a hidden staging directory
 (``<output>/.staging-<id>/``); ``commit`` concatenates each shard's parts in input order
 (a gzip file may hold several members; every TFRecord reader accepts that) and the chunks'
@@ -37,7 +40,8 @@ from examplegen.tfrecord import gzip_member
 
 METADATA_FILE = "examples_metadata.json"
 FILE_PREFIX = "data_tfrecord"
-_STAGING_PREFIX = ".staging-"
+STAGING_PREFIX = ".staging-"
+SPLIT_PREFIX = "Split-"
 _QUARANTINE_PARTS = "quarantine-parts"
 _EMPTY_GZIP = gzip_member(b"")
 
@@ -57,7 +61,7 @@ def quarantine_part_path(parts_dir: str, input_split: int, chunk: int) -> str:
 
 
 def split_dir(output_uri: str, split: str) -> str:
-    return os.path.join(output_uri, f"Split-{split}")
+    return os.path.join(output_uri, f"{SPLIT_PREFIX}{split}")
 
 
 def is_complete(output_uri: str) -> bool:
@@ -98,7 +102,7 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
         return f"{marker} does not list the files recorded in ML Metadata for this artifact"
     listed = {f["path"] for f in files}
     for name in sorted(os.listdir(output_uri)):
-        if name.startswith("Split-") and os.path.isdir(os.path.join(output_uri, name)):
+        if name.startswith(SPLIT_PREFIX) and os.path.isdir(os.path.join(output_uri, name)):
             for child in sorted(os.listdir(os.path.join(output_uri, name))):
                 if f"{name}/{child}" not in listed:
                     return f"{os.path.join(output_uri, name, child)} is not one of the artifact's files"
@@ -123,9 +127,11 @@ class ExamplesWriter:
         self.num_shards = num_shards
         self.quarantine = quarantine  # the artifact gets a Quarantine/ file (bad_rows="skip")
         self._created_output = not os.path.exists(self.output_uri)
+        self.had_artifact = is_complete(self.output_uri)
+        self.replacing = False  # set once commit starts to remove the earlier artifact
         os.makedirs(self.output_uri, exist_ok=True)
         self._clear_stale_staging()
-        self.staging = os.path.join(self.output_uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+        self.staging = os.path.join(self.output_uri, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
         self.parts_dir = os.path.join(self.staging, "parts")
         os.makedirs(self.parts_dir)
         write_owner(self.staging)  # who is writing here (examplegen.liveness)
@@ -139,7 +145,7 @@ class ExamplesWriter:
         a live process's folder is left alone."""
         for name in os.listdir(self.output_uri):
             path = os.path.join(self.output_uri, name)
-            if name.startswith(_STAGING_PREFIX) and staging_state(path) != ALIVE:
+            if name.startswith(STAGING_PREFIX) and staging_state(path) != ALIVE:
                 shutil.rmtree(path, ignore_errors=True)
 
     def discard_parts(self, input_split: int) -> None:
@@ -159,13 +165,14 @@ class ExamplesWriter:
             by_shard.setdefault((int(split), int(shard)), []).append(name)
         self.files = []
         for s, split in enumerate(self.split_names):
-            target_dir = os.path.join(self.staging, f"Split-{split}")
+            target_dir = os.path.join(self.staging, f"{SPLIT_PREFIX}{split}")
             os.makedirs(target_dir, exist_ok=True)
-            for shard in range(self.num_shards):
-                file_name = shard_file_name(shard, self.num_shards)
+            shards = _shards_with_files(s, by_shard, self.num_shards)
+            for number, shard in enumerate(shards):
+                file_name = shard_file_name(number, len(shards))
                 parts = by_shard.get((s, shard), [])
                 blocks = _blocks([os.path.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]
-                self._write_file(f"Split-{split}/{file_name}", blocks)
+                self._write_file(f"{SPLIT_PREFIX}{split}/{file_name}", blocks)
         shutil.rmtree(self.parts_dir)
         if self.quarantine:
             os.makedirs(os.path.join(self.staging, QUARANTINE_DIR))
@@ -193,14 +200,15 @@ class ExamplesWriter:
         if self.files is not None:
             metadata = {**metadata, "files": self.files, "files_digest": files_digest(self.files)}
         marker = os.path.join(self.output_uri, METADATA_FILE)
+        self.replacing = True
         if os.path.exists(marker):
             os.remove(marker)  # from here on the old artifact no longer looks complete
         for name in os.listdir(self.output_uri):
             path = os.path.join(self.output_uri, name)
-            if (name.startswith("Split-") or name == QUARANTINE_DIR) and os.path.isdir(path):
+            if (name.startswith(SPLIT_PREFIX) or name == QUARANTINE_DIR) and os.path.isdir(path):
                 shutil.rmtree(path)
         for split in self.split_names:
-            _move_dir(os.path.join(self.staging, f"Split-{split}"), split_dir(self.output_uri, split))
+            _move_dir(os.path.join(self.staging, f"{SPLIT_PREFIX}{split}"), split_dir(self.output_uri, split))
         if os.path.isdir(os.path.join(self.staging, QUARANTINE_DIR)):
             _move_dir(os.path.join(self.staging, QUARANTINE_DIR), os.path.join(self.output_uri, QUARANTINE_DIR))
         tmp = os.path.join(self.staging, METADATA_FILE)
@@ -220,6 +228,14 @@ class ExamplesWriter:
                 os.rmdir(self.output_uri)
             except OSError:
                 pass
+
+
+def _shards_with_files(split: int, by_shard: dict, num_shards: int) -> list[int]:
+    """The shards of one split that become files: all of them, except that shards no example
+    went to (a split with fewer examples than shards) get none -- the files are numbered
+    over the others -- and an empty split gets one empty file. Never more files than examples."""
+    filled = sorted(shard for s, shard in by_shard if s == split)
+    return list(range(num_shards)) if len(filled) == num_shards else filled or [0]
 
 
 def _blocks(paths: list[str], size: int = 1 << 20):

@@ -495,3 +495,16 @@ def test_skipped_bad_rows_of_a_bucket_file_are_reported_under_its_uri(store, tmp
     assert (result.rows_written, result.rows_rejected) == (2, 1)
     with pytest.raises(SourceError, match=rf"^{store.url(bucket, 'd/data.csv')}: line 3: expected 2 fields"):
         ingest(store.url(bucket, "d"), str(tmp_path / "out2"), record_lineage=False)
+
+
+def test_object_keys_with_dot_dot_parts_are_refused(remote_env, stores):
+    # S3 keeps '..' in a key literally (the GCS emulator refuses such keys; GCS allows them).
+    store = stores["s3"]
+    bucket = store.bucket()
+    store.put(bucket, "data/a/x.csv", b"x\n1\n")
+    store.put(bucket, "data/../secret.csv", b"x\n2\n")  # object stores keep '..' literally
+    with pytest.raises(SpanResolutionError) as info:
+        resolve_spans(store.url(bucket, "data"), {"splits": [{"name": "t", "pattern": "*/*"}]})
+    assert "data/../secret.csv" in str(info.value) and "outside the input base" in str(info.value)
+    with pytest.raises(ConfigError):
+        resolve_spans(store.url(bucket, "data/a"), {"splits": [{"name": "t", "pattern": "../../*"}]})
