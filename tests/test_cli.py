@@ -88,31 +88,47 @@ def test_resplit_command(tmp_path, capsys):
 
 
 def test_a_killed_run_leaves_nothing_complete_and_the_rerun_succeeds(tmp_path):
-    """SIGKILL in the middle of writing: no examples_metadata.json; the next run works."""
+    """SIGKILL in the middle of writing: no examples_metadata.json; the next run works.
+    The run is held after its second chunk's part files are written (a file barrier), then killed."""
     data = tmp_path / "in"
     data.mkdir()
     header, *rows = open(os.path.join(TAXI_CSV_DIR, "data.csv")).read().splitlines()
     with open(data / "big.csv", "w") as f:
-        f.write(header + "\n")
-        for _ in range(40):
-            f.write("\n".join(rows) + "\n")
+        f.write(header + "\n" + "\n".join(rows) + "\n")
     out = tmp_path / "out"
+    held = tmp_path / "held"
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys, threading\n"
+        "import examplegen.ingest as m\n"
+        "from examplegen import cli\n"
+        "real, done = m.run_task, []\n"
+        "def hold_after_two(task):\n"
+        "    result = real(task)\n"
+        "    done.append(task)\n"
+        "    if len(done) == 2:\n"
+        f"        open({str(held)!r}, 'w').close()\n"
+        "        threading.Event().wait()\n"
+        "    return result\n"
+        "if __name__ == '__main__':\n"
+        "    m.CHUNK_BYTES = 64 << 10\n"
+        "    m.run_task = hold_after_two\n"
+        "    sys.exit(cli.main(sys.argv[1:]))\n")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
-    proc = subprocess.Popen([sys.executable, "-m", "examplegen.cli", "ingest", "--input-base", str(data),
+    proc = subprocess.Popen([sys.executable, str(script), "ingest", "--input-base", str(data),
                              "--output", str(out), "--workers", "1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    killed = False
-    while time.time() < deadline and proc.poll() is None:
-        staging = [d for d in (os.listdir(out) if out.exists() else []) if d.startswith(".staging")]
-        parts = [p for d in staging for p in os.listdir(out / d / "parts")] if staging else []
-        if parts:
-            proc.send_signal(signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.005)
-    proc.wait()
-    assert killed, "the run finished before it could be killed: make the input larger"
+    try:
+        deadline = time.time() + 120
+        while not held.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert held.exists(), f"the run did not reach the barrier (exit code {proc.poll()})"
+        staging = [d for d in os.listdir(out) if d.startswith(".staging")]
+        assert staging and os.listdir(out / staging[0] / "parts"), "no part files written before the kill"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
     assert not (out / "examples_metadata.json").exists()
     assert not [d for d in os.listdir(out) if d.startswith("Split-")]
     code = cli.main(["ingest", "--input-base", str(data), "--output", str(out)])
@@ -120,7 +136,7 @@ def test_a_killed_run_leaves_nothing_complete_and_the_rerun_succeeds(tmp_path):
     assert (out / "examples_metadata.json").exists()
     assert not [d for d in os.listdir(out) if d.startswith(".staging")]
     md = json.load(open(out / "examples_metadata.json"))
-    assert sum(json.loads(md["example_counts"]).values()) == 400000
+    assert sum(json.loads(md["example_counts"]).values()) == len(rows)
 
 
 def test_a_script_without_main_guard_gets_a_clear_error(tmp_path):

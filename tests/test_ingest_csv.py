@@ -285,12 +285,13 @@ def test_output_inside_the_input_base_is_not_ingested_again(tmp_path):
     (base / "raw").mkdir(parents=True)
     (base / "raw" / "a.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(100)))
     config = {"splits": [{"name": "all", "pattern": "*/*"}]}
-    first = ingest(str(base), str(base), input_config=config, record_lineage=False)
+    out = base / "out"  # inside the input base, matched by the pattern on the next run
+    first = ingest(str(base), str(out), input_config=config, record_lineage=False)
     assert first.rows_read == 100
     with pytest.raises(SpanResolutionError) as info:
-        ingest(str(base), str(base), input_config=config, record_lineage=False)
+        ingest(str(base), str(out), input_config=config, record_lineage=False)
     assert "Examples artifact written by examplegen is not read as input" in str(info.value)
-    assert sum(len(read_split(str(base), s)) for s in first.split_names) == 100  # untouched
+    assert sum(len(read_split(str(out), s)) for s in first.split_names) == 100  # untouched
 
 
 def test_unclosed_quote_fails_the_run_with_file_and_line(tmp_path, capsys):
