@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import copy
 import csv as pycsv
 import dataclasses
 import enum
@@ -428,15 +429,17 @@ def read_rows(layout: CsvLayout, options: CsvOptions, start: int, end: int, firs
         quote_char=options.quote_char if options.quote_char is not None else False,
         newlines_in_values=options.quote_char is not None,
         ignore_empty_lines=True,
-        invalid_row_handler=lambda row: invalid.append(row) or "skip",
     )
+    # Only for text known to decode: pyarrow decodes each bad row's text for the handler.
+    skip_opts = copy.copy(parse_opts)
+    skip_opts.invalid_row_handler = lambda row: invalid.append(row) or "skip"
     convert_opts = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True,
         quoted_strings_can_be_null=True, check_utf8=True)
 
-    def parse(data: bytes) -> pa.Table:
+    def parse(data: bytes, how: pacsv.ParseOptions) -> pa.Table:
         invalid.clear()
-        return pacsv.read_csv(pa.py_buffer(data), read_options=read_opts, parse_options=parse_opts,
+        return pacsv.read_csv(pa.py_buffer(data), read_options=read_opts, parse_options=how,
                               convert_options=convert_opts)
 
     def explain(exc: Exception) -> SourceError:
@@ -444,41 +447,47 @@ def read_rows(layout: CsvLayout, options: CsvOptions, start: int, end: int, firs
 
     def rows_of(data: bytes, line: int) -> tuple[pa.Table, _Block]:
         try:
-            table, error = parse(data), None
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # e.g. bytes not valid in the encoding
-            table, error = None, exc
-        if table is not None and not invalid:
+            table = parse(data, parse_opts)
             return table, _Block(layout.path, data, line, options, table.num_rows)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # a bad row, or not row-level
+            error = exc
         if not rejects.policy.skip:  # fail: the first bad row of the range, explained
-            raise explain(error or pa.ArrowInvalid(f"row {invalid[0].number}: expected "
-                                                   f"{invalid[0].expected_columns} fields")) from None
-        # Skip: find each bad row's line and bytes.
+            raise explain(error) from None
+        # Skip: take out the rows that do not decode, let Arrow skip ragged rows, and find
+        # each bad row's line and bytes.
+        problems, good = [], None
         try:
-            records = _locate_records(data, options, line, None if table is None else table.num_rows + len(invalid))
-        except pycsv.Error as exc:
-            raise explain(error or exc) from None
-        problems, good = [], records
-        if table is None:
+            data.decode(options.encoding)
+            text = data
+        except UnicodeDecodeError:
+            try:
+                records = _locate_records(data, options, line)
+            except pycsv.Error:
+                raise explain(error) from None
             good = []
-            for record in records:
-                at, s, e = record
+            for at, s, e in records:
                 try:
                     data[s:e].decode(options.encoding)
                 except UnicodeDecodeError as exc:
                     problems.append((at + data.count(b"\n", s, s + exc.start),
                                      f"bytes are not valid {options.encoding}: {exc.reason}", data[s:e]))
                     continue
-                good.append(record)
-            if not problems:
-                raise explain(error) from None
+                good.append((at, s, e))
+            text = b"".join(data[s:e] for _, s, e in good)
+        try:
+            table = parse(text, skip_opts)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # not row-level
+            raise explain(exc) from None
+        arrow_rows = table.num_rows + len(invalid)
+        if good is None:
             try:
-                table = parse(b"".join(data[s:e] for _, s, e in good))
-            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                raise explain(exc) from None
+                good = _locate_records(data, options, line, arrow_rows)
+            except pycsv.Error:
+                raise explain(error) from None
         ragged = set()
         for row in invalid:
             if row.number is None or not 1 <= row.number <= len(good):
-                raise _rows_disagree(layout.path, data, line, table.num_rows + len(invalid), len(good))
+                raise _rows_disagree(layout.path, data, line, arrow_rows, len(good))
             at, s, e = good[row.number - 1]
             last = at + data.count(b"\n", s, e - 1)
             spans = f" (this record spans lines {at:,} to {last:,}: check the quotes in it)" if last > at else ""
@@ -487,7 +496,7 @@ def read_rows(layout: CsvLayout, options: CsvOptions, start: int, end: int, firs
             ragged.add(row.number - 1)
         kept = [record for i, record in enumerate(good) if i not in ragged]
         if len(kept) != table.num_rows:
-            raise _rows_disagree(layout.path, data, line, table.num_rows + len(invalid), len(good))
+            raise _rows_disagree(layout.path, data, line, arrow_rows, len(good))
         for at, reason, raw in sorted(problems, key=lambda p: p[0]):
             rejects.reject(layout.path, "line", at, reason, raw)
         return table, _Block(layout.path, data, line, options, table.num_rows, kept)
