@@ -128,6 +128,17 @@ def local_path(uri: str, mount: Optional[str] = None) -> str:
     return uri
 
 
+def bad_row_options(bad_rows: str, max_bad_rows: int, max_bad_ratio: float) -> dict[str, Any]:
+    """The engine's bad-row keyword arguments from component parameters (a negative limit,
+    the parameters' default, means none)."""
+    def limit(value):  # other values go to the engine, which names them in its error
+        negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+        return None if value is None or negative else value
+
+    return {"bad_rows": optional(bad_rows) or "fail", "max_bad_rows": limit(max_bad_rows),
+            "max_bad_ratio": limit(max_bad_ratio)}
+
+
 def is_placeholder(value: str) -> bool:
     """True for a KFP runtime placeholder the backend left unresolved (e.g. "{{$.pipeline_root}}")."""
     return value.startswith("{{$") and value.endswith("}}")

@@ -77,6 +77,9 @@ def csv_example_gen(
     csv_options: dict = {},
     num_shards: int = 0,
     expected_fingerprint: str = "",
+    bad_rows: str = "fail",
+    max_bad_rows: int = -1,
+    max_bad_ratio: float = -1.0,
     force: bool = False,
     mlmd: str = "",
     pipeline_name: str = "examplegen",
@@ -97,6 +100,11 @@ def csv_example_gen(
         num_shards: Output files per split; 0 chooses by size.
         expected_fingerprint: resolve_span's fingerprint: ingest exactly the files it
             resolved, or fail before writing anything. "" skips the check.
+        bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
+            are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz.
+        max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
+        max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
+            are bad; -1: no limit.
         force: Rewrite even when lineage shows identical input was ingested already.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
@@ -112,7 +120,8 @@ def csv_example_gen(
         output_config=output_config, range_config=range_config, csv_options=csv_options,
         num_shards=num_shards, force=force, expected_fingerprint=expected_fingerprint,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments)
+    result = ingest(output_uri=examples.path, **arguments,
+                    **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
@@ -125,6 +134,9 @@ def file_example_gen(
     range_config: dict = {},
     source_options: dict = {},
     num_shards: int = 0,
+    bad_rows: str = "fail",
+    max_bad_rows: int = -1,
+    max_bad_ratio: float = -1.0,
     force: bool = False,
     mlmd: str = "",
     pipeline_name: str = "examplegen",
@@ -146,6 +158,12 @@ def file_example_gen(
         source_options: The format's options (Parquet/Avro/JSON Lines: columns, schema,
             batch_rows); empty for the defaults.
         num_shards: Output files per split; 0 chooses by size.
+        bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
+            are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz (CSV and
+            TFRecord; other formats fail on their first bad row either way).
+        max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
+        max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
+            are bad; -1: no limit.
         force: Rewrite even when lineage shows identical input was ingested already.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
@@ -163,7 +181,8 @@ def file_example_gen(
         output_config=output_config, range_config=range_config, source_options=source_options or {},
         num_shards=num_shards, force=force,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments)
+    result = ingest(output_uri=examples.path, **arguments,
+                    **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
@@ -175,6 +194,9 @@ def import_example_gen(
     range_config: dict = {},
     payload_format: str = "FORMAT_TF_EXAMPLE",
     num_shards: int = 0,
+    bad_rows: str = "fail",
+    max_bad_rows: int = -1,
+    max_bad_ratio: float = -1.0,
     force: bool = False,
     mlmd: str = "",
     pipeline_name: str = "examplegen",
@@ -194,6 +216,11 @@ def import_example_gen(
         payload_format: What the records hold: FORMAT_TF_EXAMPLE,
             FORMAT_TF_SEQUENCE_EXAMPLE or FORMAT_PROTO.
         num_shards: Output files per split; 0 chooses by size.
+        bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
+            are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz.
+        max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
+        max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
+            are bad; -1: no limit.
         force: Rewrite even when lineage shows identical input was ingested already.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
@@ -209,7 +236,8 @@ def import_example_gen(
         input_config=input_config, output_config=output_config, range_config=range_config,
         payload_format=payload_format, num_shards=num_shards, force=force,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments)
+    result = ingest(output_uri=examples.path, **arguments,
+                    **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
@@ -272,6 +300,9 @@ def split_examples(
     output_config: dict,
     input_splits: list = [],
     num_shards: int = 0,
+    bad_rows: str = "fail",
+    max_bad_rows: int = -1,
+    max_bad_ratio: float = -1.0,
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -287,6 +318,11 @@ def split_examples(
         input_splits: Splits of the input to read (a list, JSON list text or
             comma-separated names); empty reads all of them.
         num_shards: Output files per split; 0 chooses by size.
+        bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
+            are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz.
+        max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
+        max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
+            are bad; -1: no limit.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -305,6 +341,7 @@ def split_examples(
         output_config=_common.named("output_config", _common.parse_output_config, config),
         input_splits=_common.string_list(input_splits, "input_splits"),
         num_shards=_common.integer(num_shards, "num_shards", 0),
+        **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio),
         **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root),
     )
     examples.metadata.update(_common.artifact_metadata(result.metadata()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from examplegen.errors import ConfigError
@@ -45,6 +46,17 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TFRecord input: check each record's wire structure and parse some "
                              "(default), parse every record and refuse unknown fields (slower), or "
                              "not at all")
+    bad = parser.add_argument_group("Bad rows")
+    bad.add_argument("--bad-rows", choices=["fail", "skip"], default="fail",
+                     help="a row that cannot become an example (wrong number of fields, bytes not valid in "
+                          "the encoding, a value contradicting --schema, no value in the split feature; "
+                          "a TFRecord record that is not the payload type): fail the run (default), or "
+                          "skip it and list it in <output>/Quarantine/bad_rows.jsonl.gz")
+    bad.add_argument("--max-bad-rows", type=int, default=None, metavar="N",
+                     help="with --bad-rows skip: fail when more than N rows are bad (default: no limit)")
+    bad.add_argument("--max-bad-ratio", type=float, default=None, metavar="R",
+                     help="with --bad-rows skip: fail when more than this share (0-1) of the rows read are "
+                          "bad (default: no limit)")
     parser.add_argument("--no-lineage", action="store_true",
                         help="do not record anything in ML Metadata (no cache lookup either)")
     parser.add_argument("--pipeline-name", default="examplegen",
@@ -152,12 +164,19 @@ def _csv_options(args) -> dict:
     return options
 
 
+def _bad_row_options(args) -> dict:
+    return {"bad_rows": args.bad_rows, "max_bad_rows": args.max_bad_rows, "max_bad_ratio": args.max_bad_ratio}
+
+
 def _print_result(result, as_json: bool) -> None:
     if as_json:
         payload = {"output": result.output_uri, "split_names": result.split_names, "counts": result.counts,
                    "span": result.span, "version": result.version, "spans": result.spans,
                    "input_fingerprint": result.input_fingerprint, "payload_format": result.payload_format,
-                   "rows_read": result.rows_read, "cached": result.cached}
+                   "rows_read": result.rows_read, "rows_written": result.rows_written,
+                   "rows_rejected": result.rows_rejected, "cached": result.cached}
+        if result.quarantine_file:
+            payload["quarantine"] = os.path.join(result.output_uri, result.quarantine_file)
         print(json.dumps(payload, indent=2))
         return
     spans = f"{result.spans[0]}-{result.spans[-1]}" if len(result.spans) > 1 else str(result.span)
@@ -167,6 +186,9 @@ def _print_result(result, as_json: bool) -> None:
     for split in result.split_names:
         print(f"  {split:<{width}}  {result.counts.get(split, 0):>10,} examples")
     print(f"  {'total':<{width}}  {sum(result.counts.values()):>10,} examples")
+    if result.quarantine_file:
+        print(f"  {result.rows_rejected:,} bad rows skipped, listed in "
+              f"{os.path.join(result.output_uri, result.quarantine_file)}")
     seconds = result.config.get("elapsed_seconds")
     if seconds and result.rows_read:
         print(f"  {result.rows_read:,} rows in {seconds:.2f} s ({result.rows_read / max(seconds, 1e-9):,.0f} rows/s)")
@@ -196,7 +218,7 @@ def _ingest_arguments(args) -> dict:
                 range_config=args.range_config, source_options=args.source_options, num_shards=args.num_shards,
                 workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
                 pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
-                progress=sys.stderr.isatty(), lock_timeout=args.lock_timeout)
+                progress=sys.stderr.isatty(), lock_timeout=args.lock_timeout, **_bad_row_options(args))
 
 
 def _ingest_query(args) -> int:
@@ -217,7 +239,7 @@ def _resplit(args) -> int:
         payload_format=args.payload_format, verify_payload=args.verify_payload, num_shards=args.num_shards,
         workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
         pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty(),
-        lock_timeout=args.lock_timeout)
+        lock_timeout=args.lock_timeout, **_bad_row_options(args))
     _print_result(result, args.json)
     return 0
 

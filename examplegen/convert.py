@@ -6,25 +6,32 @@ into typed Arrow batches, converts them to serialized tf.Examples (column-wise, 
 examplegen.typemap and examplegen.encode) or takes the records as read (TFRecord
 import), assigns every example to an output split
 (examplegen.split), frames the records as TFRecords and writes one gzip part file per
-(output split, shard). Shard of a row = its index within the chunk modulo the shard count,
-so output is deterministic for a given input and config. The writer concatenates parts
-in chunk order at commit.
+(output split, shard). Shard of a row = its index among the chunk's written rows modulo the
+shard count, so output is deterministic for a given input and config. The writer
+concatenates parts in chunk order at commit. Bad rows go to the chunk's RowRejects
+(examplegen.bad_rows), which sources that support it receive in ``read``: under the default
+policy the first one fails the run, under ``skip`` they are left out and written to the
+chunk's quarantine part.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import os
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from examplegen import encode, sources, tfrecord, typemap
+from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import SourceError
 from examplegen.sources import Records, WorkUnit
 from examplegen.split import SplitPlan, assign_hash, assign_partition, assign_value, split_of_buckets
-from examplegen.writer import part_file_name
+from examplegen.writer import part_file_name, quarantine_part_path
 
 GZIP_LEVEL = 1  # isal level 1: ~370 MB/s on this machine, ratio within 1% of level 2
 
@@ -36,6 +43,8 @@ class ChunkResult:
     rows: int = 0
     counts: list[int] = dataclasses.field(default_factory=list)
     note: Any = None  # what the source's read() returned (see examplegen.sources.Plan.review)
+    rejected: int = 0  # bad rows skipped (counted in rows)
+    reasons: list[str] = dataclasses.field(default_factory=list)  # the first few bad rows' errors
 
 
 class _PartSink:
@@ -87,6 +96,8 @@ class UnitTask:
     out_index: tuple[int, ...]  # artifact split index of each of the plan's splits
     num_shards: int
     parts_dir: str
+    bad_rows: BadRowPolicy = BadRowPolicy()
+    origins: tuple[tuple[str, str], ...] = ()  # (downloaded file, its URI): bad rows are named by the URI
 
     @property
     def size(self) -> int:
@@ -107,35 +118,93 @@ def _part_path(parts_dir: str, input_split: int, chunk: int) -> Callable[[int, i
     return lambda s, sh: os.path.join(parts_dir, part_file_name(input_split, chunk, s, sh))
 
 
-def _split_of_examples(features: list, examples: pa.Array, plan: SplitPlan, where,
-                       path: str) -> tuple[np.ndarray, Optional[pa.Array]]:
-    """(split index, frames or None) of a batch of converted rows."""
+def _no_split_value(plan: SplitPlan, feature: typemap.Feature) -> list[tuple[int, str]]:
+    """(row, reason) of the rows without a value in the split feature (a partition feature
+    of another kind is a whole-column error, left to assign_partition)."""
+    if plan.mode == "value":
+        missing, what = feature.values.is_null(), "value-split feature"
+    elif feature.kind in ("int64", "bytes"):
+        # An empty list serializes as the 2-byte header alone (see assign_partition).
+        missing = pc.fill_null(pc.less_equal(pc.binary_length(feature.feature), 2), True)
+        what = "partition feature"
+    else:
+        return []
+    if not pc.any(missing).as_py():
+        return []
+    rows = np.flatnonzero(missing.to_numpy(zero_copy_only=False)).tolist()
+    return [(i, f"{what} {plan.feature!r} has no value") for i in rows]
+
+
+def _reject(problems: list[tuple[int, str]], rejects: RowRejects, where) -> None:
+    """Hands bad rows of the current batch to ``rejects``; a source that cannot locate
+    its rows (no row-level rejection) fails on the first."""
+    if not rejects.located:
+        row, reason = problems[0]
+        raise SourceError(f"{where(row)}: {reason}")
+    rejects.reject_rows(problems)
+
+
+def _split_of_examples(features: list, examples: pa.Array, plan: SplitPlan, where, path: str,
+                       rejects: RowRejects) -> tuple[np.ndarray, Optional[pa.Array], pa.Array]:
+    """(split index, frames or None, examples) of a batch of converted rows; rows without
+    a split value go to ``rejects`` and are left out of the examples returned."""
     if not plan.needs_feature:
         framed, split_index = _frame_and_assign_hash(examples, plan)
-        return split_index, framed
+        return split_index, framed, examples
     by_name = {f.name: f for f in features}
     feature = by_name.get(plan.feature)
     if feature is None:
         raise SourceError(f"{path}: split feature {plan.feature!r} is not a column "
                           f"(columns: {[f.name for f in features]})")
+    if plan.mode == "value" and (pa.types.is_list(feature.values.type) or pa.types.is_large_list(feature.values.type)):
+        raise SourceError(f"{path}: value-split feature {plan.feature!r} has a list of values per "
+                          "row; a value split needs one value per row")
+    problems = _no_split_value(plan, feature)
+    if problems:
+        _reject(problems, rejects, where)
+        keep = pa.array(keep_mask(len(examples), (i for i, _ in problems)))
+        examples = examples.filter(keep)
+        feature = typemap.Feature(feature.name, feature.values.filter(keep), feature.kind, feature.feature.filter(keep))
     if plan.mode == "value":
-        if pa.types.is_list(feature.values.type) or pa.types.is_large_list(feature.values.type):
-            raise SourceError(f"{path}: value-split feature {plan.feature!r} has a list of values per "
-                              "row; a value split needs one value per row")
-        return assign_value(feature.values, plan, where), None
-    return assign_partition(feature.feature, feature.kind, plan, where), None
+        return assign_value(feature.values, plan, where), None, examples
+    return assign_partition(feature.feature, feature.kind, plan, where), None, examples
 
 
-def _split_of_records(batch: Records, plan: SplitPlan, where) -> np.ndarray:
+def _split_of_records(batch: Records, plan: SplitPlan, where, rejects: RowRejects) -> tuple[np.ndarray, pa.Array]:
+    """(split index, frames) of records as read; records without a usable split value go
+    to ``rejects`` and their frames are left out."""
     from examplegen import payload
 
+    if plan.mode not in ("partition", "value"):
+        return assign_hash(batch.records, plan), batch.frames
     if plan.mode == "partition":
-        keys, kind = payload.feature_keys(batch.records, batch.payload_format, plan.feature, where)
-        return assign_partition(keys, kind, plan, where)
-    if plan.mode == "value":
-        values = payload.feature_values(batch.records, batch.payload_format, plan.feature, where)
-        return assign_value(values, plan, where)
-    return assign_hash(batch.records, plan)
+        keys, kind, problems = payload.feature_keys(batch.records, batch.payload_format, plan.feature)
+    else:
+        keys, problems = payload.feature_values(batch.records, batch.payload_format, plan.feature)
+    frames = batch.frames
+    if problems:
+        _reject(problems, rejects, where)
+        keep = keep_mask(len(batch.records), (i for i, _ in problems))
+        frames = frames.filter(pa.array(keep))
+        keys = keys.filter(pa.array(keep)) if isinstance(keys, pa.Array) else [k for k, ok in zip(keys, keep) if ok]
+    if plan.mode == "partition":
+        return assign_partition(keys, kind, plan, where), frames
+    return assign_value(keys, plan, where), frames
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_rejects(read) -> bool:
+    """Whether a source's ``read`` accepts ``rejects`` (row-level rejection, see examplegen.sources)."""
+    try:
+        return "rejects" in inspect.signature(read).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _rejects(task: UnitTask) -> RowRejects:
+    """The work unit's bad-row handler; under skip it writes the unit's quarantine part."""
+    part = quarantine_part_path(task.parts_dir, task.input_split, task.chunk) if task.bad_rows.skip else None
+    return RowRejects(task.bad_rows, part, dict(task.origins))
 
 
 def run_unit(task: UnitTask) -> ChunkResult:
@@ -146,10 +215,15 @@ def run_unit(task: UnitTask) -> ChunkResult:
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
     overrides = dict(getattr(task.options, "schema", None) or ())
     path = task.unit.path
-    rows = 0
-    reader = source.read(task.unit, task.options)
+    rejects = _rejects(task)
+    rows = 0  # rows the source yielded
+    if _takes_rejects(source.read):
+        reader = source.read(task.unit, task.options, rejects=rejects)
+    else:
+        reader = source.read(task.unit, task.options)
     try:
         while True:
+            rejects.locate(None)
             try:
                 batch = next(reader)
             except StopIteration as stop:
@@ -157,24 +231,27 @@ def run_unit(task: UnitTask) -> ChunkResult:
                 break
 
             def where(i: int, _offset=rows) -> str:
-                return task.unit.where(_offset + i)
+                return rejects.where(i) if rejects.located else task.unit.where(_offset + i)
 
             if isinstance(batch, Records):
-                split_index = _split_of_records(batch, task.plan, where)
-                sink.write(batch.frames, split_index, rows, batch.frames)
                 rows += len(batch.records)
+                split_index, frames = _split_of_records(batch, task.plan, where, rejects)
+                sink.write(frames, split_index, sum(sink.counts), frames)
                 continue
             if batch.num_rows == 0:
                 continue
+            rows += batch.num_rows
             features = typemap.batch_features(batch, where, path, overrides)
             examples = encode.example_column([f.name for f in features], [f.feature for f in features])
-            split_index, framed = _split_of_examples(features, examples, task.plan, where, path)
-            sink.write(examples, split_index, rows, framed)
-            rows += batch.num_rows
+            split_index, framed, examples = _split_of_examples(features, examples, task.plan, where, path, rejects)
+            sink.write(examples, split_index, sum(sink.counts), framed)
     finally:
         reader.close()
         sink.close()
-    result.rows = rows
+        rejects.close()
+    result.rows = sum(sink.counts) + rejects.count
+    result.rejected = rejects.count
+    result.reasons = rejects.reasons
     result.counts = sink.counts
     return result
 

@@ -45,6 +45,7 @@ from examplegen.config import (
     parse_output_config,
     parse_range_config,
 )
+from examplegen.bad_rows import QUARANTINE_DIR, QUARANTINE_PATH, BadRowPolicy, RejectTally
 from examplegen.convert import ChunkResult, UnitTask, run_task
 from examplegen.errors import ConfigError, ExampleGenError, OutputError, SourceError, os_error_message
 from examplegen.output_lock import lock_output
@@ -71,6 +72,7 @@ MAX_WORKERS = 256
 class _InputSplitFiles:
     name: str
     files: list[str]
+    origins: dict[str, str] = dataclasses.field(default_factory=dict)  # downloaded file -> its URI
 
 
 def _auto_shards(total_bytes: int) -> int:
@@ -153,14 +155,17 @@ class _Runner:
             self._bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest",
                              file=sys.stderr, leave=False)
 
-    def run(self, tasks: Iterable) -> list[ChunkResult]:
+    def run(self, tasks: Iterable, on_result=None) -> list[ChunkResult]:
         """Runs the tasks (an iterable, consumed as workers free up) and returns their results
-        in task order. Each task has a ``size`` in input bytes for the progress bar."""
+        in task order. Each task has a ``size`` in input bytes for the progress bar.
+        ``on_result(result)`` sees each result as it comes (and may raise to stop the run)."""
         if self.workers <= 1:
             results = []
             for task in tasks:
                 results.append(run_task(task))
                 self._advance(task.size)
+                if on_result is not None:
+                    on_result(results[-1])
             return results
         window = 2 * self.workers  # tasks in flight: keeps workers busy, memory bounded
         pending: collections.deque = collections.deque()
@@ -169,8 +174,12 @@ class _Runner:
             pending.append((self._pool.submit(run_task, task), task.size))
             while len(pending) > window:
                 results.append(self._collect(pending))
+                if on_result is not None:
+                    on_result(results[-1])
         while pending:
             results.append(self._collect(pending))
+            if on_result is not None:
+                on_result(results[-1])
         return results
 
     def _collect(self, pending) -> ChunkResult:
@@ -223,6 +232,7 @@ def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
         local = fs.localize(paths, cache_dir, {s.uri: s.digest for s in sources})
         uris = {local[p]: p for p in paths}
         for split in split_files:
+            split.origins = {local[f]: f for f in split.files if local[f] != f}
             split.files = [local[f] for f in split.files]
     return split_files, uris
 
@@ -254,13 +264,19 @@ def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str
 
 
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
-             source_format: str, source_options: Any, writer: ExamplesWriter, runner: _Runner, *,
-             chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
-    """Converts every input split into the writer's part files. Returns counts, rows, extras."""
+             source_format: str, source_options: Any, writer: ExamplesWriter, runner: _Runner,
+             tally: RejectTally, *, chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
+    """Converts every input split into the writer's part files; ``tally`` counts the rows
+    read and rejected and applies the bad-row limits. Returns counts, rows, extras."""
     source = sources.get(source_format)
     counts = {name: 0 for name in split_names}
     rows = 0
     extras: dict[str, Any] = {}
+    policy = tally.policy
+
+    def tally_result(r: ChunkResult) -> None:
+        tally.add(r.rows, r.rejected, r.reasons)
+
     by_name = {s.name: s for s in split_files}
     for k, (input_name, plan) in enumerate(plans):
         split = by_name[input_name]
@@ -270,16 +286,20 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
         if plan.needs_feature and source_plan.columns is not None and plan.feature not in source_plan.columns:
             raise ConfigError(f"split feature {plan.feature!r} is not a column of {split.files[0]} "
                               f"(columns: {list(source_plan.columns)})")
+        origins = tuple(sorted(split.origins.items()))
         while True:
             tasks = (UnitTask(source_format, unit, source_options, k, i, plan, out_index, writer.num_shards,
-                              writer.parts_dir) for i, unit in enumerate(source_plan.units))
-            results = runner.run(tasks)
+                              writer.parts_dir, policy, origins) for i, unit in enumerate(source_plan.units))
+            results = runner.run(tasks, tally_result)
             again = source_plan.review([r.note for r in results]) if source_plan.review else None
             if again is None:
                 break
-            # The source asks for another pass (CSV: a column is wider than the sample showed).
+            # The source asks for another pass (CSV: a column is wider than the sample showed);
+            # the rows rejected in this one are rejected again in the next.
             writer.discard_parts(k)
+            tally.restart_pass()
             source_plan = again
+        tally.end_pass()
         for key, value in source_plan.info.items():
             extras.setdefault(key, {})[input_name] = value
         for r in results:
@@ -293,13 +313,16 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                   input_config: InputConfig, output_config: OutputConfig, source_options: Any = None,
                   payload_format: str = "FORMAT_TF_EXAMPLE", num_shards: int = 0, workers: int = 0,
                   progress: bool = False, metadata: Optional[dict | Callable[[dict], dict]] = None,
-                  chunk_bytes: Optional[int] = None, total_bytes: Optional[int] = None):
+                  chunk_bytes: Optional[int] = None, total_bytes: Optional[int] = None,
+                  bad_rows: BadRowPolicy = BadRowPolicy()):
     """Converts resolved input files into a committed Examples artifact at ``output_uri``.
+    Returns split names, counts, rows read, shard count, extras and the rows rejected.
 
     ``source_options``: the source's Options (examplegen.sources); None for its defaults.
     ``metadata``: the artifact's metadata, or a function of the sources' extras (Plan.info
     by key and input split) giving it, called before the commit. ``total_bytes``: the input
     size when the inputs are not files (queries); it picks the shard and worker counts.
+    ``bad_rows``: the bad-row policy (examplegen.bad_rows).
     """
     if source_options is None:
         source_options = sources.get(source_format).Options.from_dict(None)
@@ -312,15 +335,19 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
-    writer = ExamplesWriter(output_uri, split_names, num_shards)
+    writer = ExamplesWriter(output_uri, split_names, num_shards, quarantine=bad_rows.skip)
     runner = _Runner(workers, progress and sys.stderr.isatty(), total_bytes)
+    tally = RejectTally(bad_rows)
     try:
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, source_options, writer,
-                                        runner, chunk_bytes=chunk_bytes or CHUNK_BYTES)
+                                        runner, tally, chunk_bytes=chunk_bytes or CHUNK_BYTES)
+        tally.finish()
         md = dict((metadata(extras) if callable(metadata) else metadata) or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
                    "payload_format": payload_format, "file_format": "tfrecords_gzip",
                    "num_shards": num_shards})
+        if bad_rows.skip:
+            md.update({"rows_rejected": tally.rejected, "quarantine_file": QUARANTINE_PATH})
         writer.commit(md)
     except OSError as exc:
         writer.abort()
@@ -332,7 +359,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
         raise
     finally:
         runner.close()
-    return split_names, counts, rows, num_shards, extras
+    return split_names, counts, rows, num_shards, extras, tally.rejected
 
 
 def _source_options(source_format: str, csv_options: Optional[dict], source_options: Any,
@@ -385,7 +412,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True,
            pipeline_name: str = "examplegen", run_name: Optional[str] = None, force: bool = False,
            progress: bool = False, expected_fingerprint: Optional[str] = None,
-           lock_timeout: float = 0) -> IngestResult:
+           lock_timeout: float = 0, bad_rows: str = "fail", max_bad_rows: Optional[int] = None,
+           max_bad_ratio: Optional[float] = None) -> IngestResult:
     """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
 
     ``source_format``: a built-in format (examplegen.sources.BUILTIN), an entry point of the
@@ -395,6 +423,11 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     anything is written when the resolved files are not exactly those. Another run holding
     ``output_uri`` (examplegen.output_lock) is an OutputError at once, or after waiting up
     to ``lock_timeout`` seconds for it.
+
+    ``bad_rows``: "fail" (default) stops at the first bad row; "skip" leaves bad rows out
+    and lists them in <output>/Quarantine/bad_rows.jsonl.gz, failing the run when more than
+    ``max_bad_rows`` or a share above ``max_bad_ratio`` of the rows read are bad (see
+    examplegen.bad_rows).
     """
     if verify_payload not in VERIFY_MODES:
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
@@ -402,6 +435,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     if _is_query_format(source_format):
         raise ConfigError(f"format {source_format!r} runs queries: give the database with --connection "
                           "(examplegen.query_ingest.ingest_query), not an input base")
+    policy = BadRowPolicy.create(bad_rows, max_bad_rows, max_bad_ratio)
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     opts = _source_options(source_format, csv_options, source_options, payload_format, verify_payload)
     payload_format = getattr(opts, "payload_format", "FORMAT_TF_EXAMPLE")
@@ -417,6 +451,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         "payload_format": payload_format,
         "num_shards": num_shards,
     }
+    if policy.skip:  # a different artifact: never reuse one of another policy
+        config["bad_rows"] = policy.to_dict()
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config)
     started = time.time()
     with lock_output(output_uri, lock_timeout), recorder, contextlib.ExitStack() as stack:
@@ -443,20 +479,21 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["spans"] = json.dumps(spans)
         split_files, uris = _local_split_files(resolutions, sources, stack)
         without_rows = _drop_files_without_rows(split_files, uris, source_format, opts)
-        split_names, counts, rows, num_shards, extras = convert_files(
+        split_names, counts, rows, num_shards, extras, rejected = convert_files(
             split_files, output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
             payload_format=payload_format, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md)
+            workers=workers, progress=progress, metadata=span_md, bad_rows=policy)
         if without_rows:
             extras["files_without_rows"] = without_rows
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
-            rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
+            rows_written=sum(counts.values()), rows_rejected=rejected, sources=sources,
             config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
-            files_digest=read_metadata(output_uri).get("files_digest"))
+            files_digest=read_metadata(output_uri).get("files_digest"),
+            quarantine_file=QUARANTINE_PATH if policy.skip else None)
         recorder.complete(result)
         return result
 
@@ -472,6 +509,8 @@ def _reuse(cached: IngestResult, output_uri: str) -> IngestResult:
         try:
             for split in cached.split_names:
                 shutil.copytree(split_dir(source, split), os.path.join(writer.staging, f"Split-{split}"))
+            if os.path.isdir(os.path.join(source, QUARANTINE_DIR)):
+                shutil.copytree(os.path.join(source, QUARANTINE_DIR), os.path.join(writer.staging, QUARANTINE_DIR))
             os.rmdir(writer.parts_dir)
             os.makedirs(writer.parts_dir)
             writer._assemble = lambda: None  # the splits are already complete copies
@@ -569,9 +608,14 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             input_splits: Optional[Sequence[str]] = None, payload_format: Optional[str] = None,
             verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
             mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-            run_name: Optional[str] = None, progress: bool = False, lock_timeout: float = 0) -> IngestResult:
-    """Re-splits an Examples artifact (its chosen splits pooled) into new output splits."""
+            run_name: Optional[str] = None, progress: bool = False, lock_timeout: float = 0,
+            bad_rows: str = "fail", max_bad_rows: Optional[int] = None,
+            max_bad_ratio: Optional[float] = None) -> IngestResult:
+    """Re-splits an Examples artifact (its chosen splits pooled) into new output splits.
+    ``bad_rows``, ``max_bad_rows``, ``max_bad_ratio``: as for ``ingest`` (a bad row is a
+    record that is not the payload type or lacks the split feature)."""
     check_run_options(num_shards, workers, lock_timeout)
+    policy = BadRowPolicy.create(bad_rows, max_bad_rows, max_bad_ratio)
     out_cfg = parse_output_config(output_config)
     if not out_cfg.splits:
         raise ConfigError("resplit needs output splits in output_config.split_config.splits")
@@ -582,24 +626,28 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
     in_cfg = InputConfig((InputSplit("input", "*"),))
     config = {"examples_uri": os.path.abspath(examples_uri), "input_splits": [s.name for s in split_files],
               "output_config": out_cfg.to_dict(), "payload_format": payload_format, "num_shards": num_shards}
+    if policy.skip:
+        config["bad_rows"] = policy.to_dict()
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Split", pipeline_name, run_name, config)
     started = time.time()
     with lock_output(output_uri, lock_timeout), recorder:
         recorder.record_input_examples(os.path.abspath(examples_uri), md)
         span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
-        split_names, counts, rows, num_shards, _ = convert_files(
+        split_names, counts, rows, num_shards, _, rejected = convert_files(
             pooled, output_uri, source_format="tfrecord", input_config=in_cfg, output_config=out_cfg,
             source_options=tfrecord_source.Options.from_dict(
                 {"payload_format": payload_format, "verify_payload": verify_payload}),
             payload_format=payload_format, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md)
+            workers=workers, progress=progress, metadata=span_md, bad_rows=policy)
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
-            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
-            files_digest=read_metadata(output_uri).get("files_digest"))
+            rows_written=sum(counts.values()), rows_rejected=rejected,
+            config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"),
+            quarantine_file=QUARANTINE_PATH if policy.skip else None)
         recorder.complete(result)
         return result
 

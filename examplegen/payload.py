@@ -13,7 +13,7 @@ or a record cut short. ``"none"`` skips the check.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -98,14 +98,14 @@ def structure_ok(records: pa.Array, tags: Sequence[int], max_fields: int = 4,
     return ok
 
 
-def check(records: list[bytes], payload_format: str, mode: str, path: str, offset: int,
-          array: pa.Array | None = None, frames: pa.Array | None = None) -> None:
-    """Raises SourceError naming file and record index for a record that is not the payload.
+def bad_records(records: list[bytes], payload_format: str, mode: str, offset: int,
+                array: pa.Array | None = None, frames: pa.Array | None = None) -> list[tuple[int, str]]:
+    """(index, reason) of each record that is not the payload type. ``offset``: index of
+    the first record in its file (the first 1,000 of a file are always parsed).
     ``array``: the records as a binary array, or ``frames``: their TFRecord frames (either
     saves converting ``records``)."""
     if mode == "none" or payload_format == "FORMAT_PROTO":
-        return
-    cls = _message_class(payload_format)
+        return []
     if mode == "full":
         suspects = range(len(records))
     else:
@@ -117,15 +117,32 @@ def check(records: list[bytes], payload_format: str, mode: str, path: str, offse
         bad = np.flatnonzero(~ok)
         head = range(0, max(0, min(len(records), _FULL_PARSE_PREFIX - offset)))
         suspects = sorted(set(head) | set(bad.tolist()))
-    kind = "tf.train.SequenceExample" if payload_format == "FORMAT_TF_SEQUENCE_EXAMPLE" else "tf.train.Example"
+    cls = _message_class(payload_format)
+    problems = []
     for i in suspects:
-        try:
-            message = cls.FromString(records[i])
-        except Exception as exc:  # google.protobuf.message.DecodeError and friends
-            raise SourceError(f"{path}: record {offset + i}: not a serialized {kind} ({exc})") from None
-        if _has_unknown_fields(message, records[i], cls):
-            raise SourceError(f"{path}: record {offset + i}: has fields unknown to {kind}"
-                              f"{_unknown_fields_hint(cls.FromString(records[i]), payload_format)}")
+        reason = _parse_error(cls, records[i], payload_format)
+        if reason:
+            problems.append((i, reason))
+    return problems
+
+
+def _parse_error(cls, record: bytes, payload_format: str):
+    """Why ``record`` is not a serialized ``cls`` without unknown fields (None when it is one)."""
+    kind = "tf.train.SequenceExample" if payload_format == "FORMAT_TF_SEQUENCE_EXAMPLE" else "tf.train.Example"
+    try:
+        message = cls.FromString(record)
+    except Exception as exc:  # google.protobuf.message.DecodeError and friends
+        return f"not a serialized {kind} ({exc})"
+    if _has_unknown_fields(message, record, cls):
+        return f"has fields unknown to {kind}{_unknown_fields_hint(cls.FromString(record), payload_format)}"
+    return None
+
+
+def check(records: list[bytes], payload_format: str, mode: str, path: str, offset: int,
+          array: pa.Array | None = None, frames: pa.Array | None = None) -> None:
+    """Raises SourceError naming file and record index for a record that is not the payload."""
+    for i, reason in bad_records(records, payload_format, mode, offset, array, frames)[:1]:
+        raise SourceError(f"{path}: record {offset + i}: {reason}")
 
 
 def _has_unknown_fields(message, record: bytes, cls) -> bool:
@@ -158,45 +175,60 @@ def _features(message, payload_format: str):
     return message.context.feature if payload_format == "FORMAT_TF_SEQUENCE_EXAMPLE" else message.features.feature
 
 
-def feature_keys(records: list[bytes], payload_format: str, name: str,
-                 where: Callable[[int], str]) -> tuple[list[bytes], str]:
-    """The serialized partition Feature of each record (TFX's partition key) and its kind."""
+def _parsed_features(records: list[bytes], payload_format: str, problems: list):
+    """(index, features) of each record that parses; the others go to ``problems``."""
+    cls = _message_class(payload_format)
+    for i, record in enumerate(records):
+        try:
+            message = cls.FromString(record)
+        except Exception:  # noqa: BLE001 - a record that is not the payload (verify_payload none)
+            problems.append((i, _parse_error(cls, record, payload_format)))
+            continue
+        yield i, _features(message, payload_format)
+
+
+def feature_keys(records: list[bytes], payload_format: str,
+                 name: str) -> tuple[list[Optional[bytes]], str, list[tuple[int, str]]]:
+    """The serialized partition Feature of each record (TFX's partition key; None for a bad
+    record), its kind, and (index, reason) of the records without a usable key."""
     if payload_format == "FORMAT_PROTO":
         raise ConfigError("partition_feature_name needs FORMAT_TF_EXAMPLE or FORMAT_TF_SEQUENCE_EXAMPLE records")
-    cls = _message_class(payload_format)
-    keys, kind = [], None
-    for i, record in enumerate(records):
-        features = _features(cls.FromString(record), payload_format)
+    keys: list[Optional[bytes]] = [None] * len(records)
+    kind, problems = None, []
+    for i, features in _parsed_features(records, payload_format, problems):
+        this = features[name].WhichOneof("kind") if name in features else None
         if name not in features:
-            raise SourceError(f"{where(i)}: partition feature {name!r} does not exist")
-        feature = features[name]
-        this = feature.WhichOneof("kind")
-        if this is None:
-            raise SourceError(f"{where(i)}: partition feature {name!r} has no value")
-        if this not in ("bytes_list", "int64_list"):
-            raise SourceError(f"{where(i)}: partition feature {name!r} is a {this}; only bytes_list "
-                              f"and int64_list features can partition examples")
-        keys.append(feature.SerializeToString(deterministic=True))
-        kind = kind or ("bytes" if this == "bytes_list" else "int64")
-    return keys, kind or "bytes"
+            problems.append((i, f"partition feature {name!r} does not exist"))
+        elif this is None:
+            problems.append((i, f"partition feature {name!r} has no value"))
+        elif this not in ("bytes_list", "int64_list"):
+            problems.append((i, f"partition feature {name!r} is a {this}; only bytes_list and int64_list "
+                                f"features can partition examples"))
+        else:
+            keys[i] = features[name].SerializeToString(deterministic=True)
+            kind = kind or ("bytes" if this == "bytes_list" else "int64")
+    return keys, kind or "bytes", sorted(problems)
 
 
-def feature_values(records: list[bytes], payload_format: str, name: str,
-                   where: Callable[[int], str]) -> pa.Array:
-    """The single value of feature ``name`` in each record (for a value split)."""
+def feature_values(records: list[bytes], payload_format: str,
+                   name: str) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """The single value of feature ``name`` in each record (for a value split; null for a
+    bad record) and (index, reason) of the records without exactly one value."""
     if payload_format == "FORMAT_PROTO":
         raise ConfigError("value_split needs FORMAT_TF_EXAMPLE or FORMAT_TF_SEQUENCE_EXAMPLE records")
-    cls = _message_class(payload_format)
-    values = []
-    for i, record in enumerate(records):
-        features = _features(cls.FromString(record), payload_format)
+    values: list = [None] * len(records)
+    problems: list = []
+    for i, features in _parsed_features(records, payload_format, problems):
         feature = features[name] if name in features else None
         kind = feature.WhichOneof("kind") if feature is not None else None
         items = list(getattr(feature, kind).value) if kind else []
         if len(items) != 1:
-            raise SourceError(f"{where(i)}: value-split feature {name!r} needs exactly one value, "
-                              f"has {len(items)}")
-        values.append(items[0])
-    if values and isinstance(values[0], float):
-        return pa.array(np.asarray(values, dtype=np.float32))
-    return pa.array(values)
+            problems.append((i, f"value-split feature {name!r} needs exactly one value, has {len(items)}"))
+        else:
+            values[i] = items[0]
+    present = [v for v in values if v is not None]
+    if present and isinstance(present[0], float):
+        missing = np.array([v is None for v in values])
+        dense = np.asarray([0.0 if v is None else v for v in values], dtype=np.float32)
+        return pa.array(dense, mask=missing), sorted(problems)
+    return pa.array(values), sorted(problems)

@@ -25,6 +25,7 @@ import uuid
 from typing import Any, Optional
 
 from examplegen import sources
+from examplegen.bad_rows import BadRowPolicy
 from examplegen.config import effective_output_config, load_object
 from examplegen.errors import ConfigError
 from examplegen.ingest import (_InputSplitFiles, _default_workers, _is_query_format, _load_configs, _open_recorder,
@@ -38,7 +39,8 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
                  output_config: Any = None, range_config: Any = None, source_options: Any = None,
                  num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True,
                  pipeline_name: str = "examplegen", run_name: Optional[str] = None, force: bool = False,
-                 progress: bool = False, lock_timeout: float = 0) -> IngestResult:
+                 progress: bool = False, lock_timeout: float = 0, bad_rows: str = "fail",
+                 max_bad_rows: Optional[int] = None, max_bad_ratio: Optional[float] = None) -> IngestResult:
     """Runs the input config's queries on ``connection`` into an Examples artifact.
 
     ``connection``: e.g. ``postgresql://user@host:5432/db`` or ``mysql://user@host/db``; a
@@ -46,11 +48,16 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
     ``source_options``: the source's options (dict, JSON text or .json path), e.g.
     ``{"partition_on": "id", "partition_num": 4}``, ``{"digest": false}``. Another run
     holding ``output_uri`` is an error at once, or after up to ``lock_timeout`` seconds.
+    ``bad_rows``: only "fail" (the first bad row fails the run); a query filters its rows itself.
     """
     if not _is_query_format(source_format):
         raise ConfigError(f"format {source_format!r} reads files (use --input-base); a connection applies to "
                           "query formats such as sql")
     check_run_options(num_shards, workers, lock_timeout)
+    if BadRowPolicy.create(bad_rows, max_bad_rows, max_bad_ratio).skip:
+        raise ConfigError("bad_rows='skip' (--bad-rows skip) applies to file formats only: a query's rows are "
+                          "not quarantined, the first bad one fails the run. Leave bad rows out in the query "
+                          "itself (a WHERE clause)")
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     source = sources.get(source_format)
     opts = source.Options.from_dict(load_object(source_options, "source_options"))
@@ -86,7 +93,7 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
 
         if not workers:
             workers = min(opts.workers, _default_workers()) if opts.workers > 1 else 1
-        split_names, counts, rows, num_shards, extras = convert_files(
+        split_names, counts, rows, num_shards, extras, _ = convert_files(
             [_InputSplitFiles(qs[0].split, qs) for qs in queries], output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts, num_shards=num_shards or 1,
             workers=workers, progress=progress, metadata=metadata, total_bytes=0)

@@ -1,6 +1,7 @@
 """The ingestion report: one self-contained HTML page describing an Examples artifact.
 
-It shows the example count per split, the schema inferred from the tf.Examples (type,
+It shows the example count per split, the bad rows skipped (count and the first few, from
+the artifact's quarantine file), the schema inferred from the tf.Examples (type,
 values per example, missing count, value range per feature), a few sample rows, and the
 span / version / lineage summary. The KFP UI displays it as the pipeline's HTML artifact;
 it is also readable in any browser (no external JS or CSS).
@@ -20,6 +21,7 @@ import os
 from typing import Iterable, Iterator, Optional
 
 from examplegen import protos
+from examplegen.bad_rows import FIRST_REASONS
 from examplegen.errors import ExampleGenError, SourceError
 
 METADATA_FILE = "examples_metadata.json"
@@ -87,6 +89,8 @@ class ExamplesSummary:
     sequence_features: list[str]  # feature_lists names (SequenceExample payloads)
     sample_split: Optional[str]
     sample_rows: list[dict[str, str]]
+    rows_rejected: Optional[int] = None  # bad rows skipped (None: the artifact has no quarantine)
+    rejected_rows: list[dict] = dataclasses.field(default_factory=list)  # the first few quarantine entries
 
 
 def read_metadata(examples_dir: str) -> dict:
@@ -170,7 +174,10 @@ def summarize(
         examples_read += read
     for stats in features.values():
         stats.missing = examples_read - stats.present
+    rows_rejected, rejected_rows = _quarantine(examples_dir, metadata, FIRST_REASONS)
     return ExamplesSummary(
+        rows_rejected=rows_rejected,
+        rejected_rows=rejected_rows,
         uri=examples_dir,
         metadata=metadata,
         split_names=splits,
@@ -183,6 +190,26 @@ def summarize(
         sample_split=sample_split,
         sample_rows=samples,
     )
+
+
+def _quarantine(examples_dir: str, metadata: dict, first: int) -> tuple[Optional[int], list[dict]]:
+    """The count of skipped bad rows and the first entries of the quarantine file."""
+    relative = metadata.get("quarantine_file")
+    if not relative:
+        return None, []
+    import gzip
+
+    path = os.path.join(examples_dir, relative)
+    entries = []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if len(entries) >= first:
+                    break
+                entries.append(json.loads(line))
+    except (OSError, EOFError, json.JSONDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read the quarantine file: {exc}") from exc
+    return int(metadata.get("rows_rejected", 0)), entries
 
 
 def _metadata_counts(metadata: dict) -> dict[str, int]:
@@ -381,6 +408,8 @@ def render_html(summary: ExamplesSummary, lineage: Optional[dict] = None, title:
         ("Payload format", _esc(summary.payload_format)),
         ("File format", _esc(md.get("file_format", ""))),
     ]
+    if summary.rows_rejected is not None:
+        overview.append(("Bad rows skipped", _num(summary.rows_rejected)))
     parts.append("<h2>Overview</h2>")
     parts.append(_table(["", ""], ((f"<b>{_esc(k)}</b>", v) for k, v in overview)))
 
@@ -393,6 +422,18 @@ def render_html(summary: ExamplesSummary, lineage: Optional[dict] = None, title:
         rows.append((_esc(split), _num(n), share))
     rows.append(("<b>total</b>", f"<b>{_num(total)}</b>", "100%" if total else ""))
     parts.append(_table(["Split", "Examples", "Share"], rows, numeric=(1, 2)))
+
+    if summary.rows_rejected:
+        parts.append("<h2>Bad rows</h2>")
+        parts.append(f"<p class=\"muted\">{summary.rows_rejected:,} rows were skipped (bad_rows=skip) and are "
+                     f"listed in <code>{_esc(md.get('quarantine_file', ''))}</code>; the first "
+                     f"{len(summary.rejected_rows)}:</p>")
+        parts.append(_table(
+            ["File", "Line / record", "Reason"],
+            ((f"<code>{_esc(e.get('file', ''))}</code>", _esc(e.get("line", e.get("record", ""))),
+              _esc(e.get("reason", ""))) for e in summary.rejected_rows),
+            numeric=(1,),
+        ))
 
     # Schema.
     parts.append("<h2>Schema</h2>")
@@ -459,16 +500,16 @@ def _lineage_html(lineage: dict) -> str:
     if executions:
         out.append("<p>Produced by (nearest first):</p>")
         out.append(_table(
-            ["Execution", "Type", "State", "Run", "Span", "Version", "Rows written"],
+            ["Execution", "Type", "State", "Run", "Span", "Version", "Rows written", "Rows rejected"],
             (
                 (
                     _esc(e.get("id", "")), _esc(e.get("type", "")), _esc(e.get("state", "")),
                     _esc(e.get("run") or ""), _esc(e.get("span", "")), _esc(e.get("version", "")),
-                    _num(e.get("rows_written")),
+                    _num(e.get("rows_written")), _num(e.get("rows_rejected")),
                 )
                 for e in executions
             ),
-            numeric=(6,),
+            numeric=(6, 7),
         ))
     sources = lineage.get("sources") or []
     if sources:
@@ -526,7 +567,7 @@ def lineage_summary(store, examples_uri: str) -> dict:
         summary["run"] = executions[0].get("run")
     summary["executions"] = [
         {"id": e["id"], "type": e["type"], "state": e["state"], "run": e.get("run"),
-         **{k: e["properties"].get(k) for k in ("span", "version", "rows_written")}}
+         **{k: e["properties"].get(k) for k in ("span", "version", "rows_written", "rows_rejected")}}
         for e in executions
     ]
     summary["sources"] = [

@@ -45,6 +45,7 @@ class IngestResult:
     config: dict = dataclasses.field(default_factory=dict)  # effective configs, JSON-able
     cached: bool = False  # True when an earlier identical run's artifact was reused
     files_digest: Optional[str] = None  # "sha256:<hex>" of the data file list (writer.files_digest)
+    quarantine_file: Optional[str] = None  # bad_rows="skip": the skipped rows' file, relative to output_uri
 
     def metadata(self) -> dict:
         """Artifact metadata as TFX names it (no None values: KFP rejects null)."""
@@ -64,4 +65,7 @@ class IngestResult:
             md["spans"] = json.dumps(self.spans)
         if self.files_digest is not None:
             md["files_digest"] = self.files_digest
+        if self.quarantine_file is not None:
+            md["rows_rejected"] = self.rows_rejected
+            md["quarantine_file"] = self.quarantine_file
         return md

@@ -3,6 +3,7 @@
 Layout (TFX's)::
 
     <output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz   gzip TFRecords
+    <output>/Quarantine/bad_rows.jsonl.gz                   skipped bad rows (bad_rows="skip")
     <output>/examples_metadata.json                         written last
 
 A split gets ``num_shards`` files, or fewer when it has fewer examples than that (no empty
@@ -10,8 +11,9 @@ shard files, except one for an empty split).
 
 Workers write gzip members into part files under a hidden staging directory
 (``<output>/.staging-<id>/``); ``commit`` concatenates each shard's parts in input order
-(a gzip file may hold several members; every TFRecord reader accepts that), then swaps the
-new splits in and writes ``examples_metadata.json`` last. An artifact is complete exactly
+(a gzip file may hold several members; every TFRecord reader accepts that) and the chunks'
+quarantine parts into one file, then swaps the new splits and quarantine in and writes
+``examples_metadata.json`` last. An artifact is complete exactly
 when that file exists: a run that dies earlier leaves no metadata file (an earlier
 artifact's is removed before anything is replaced), and the next run into the same output
 clears the leftovers and succeeds.
@@ -25,12 +27,14 @@ artifact against them before it is reused.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import uuid
 from typing import Iterable, Optional
 
+from examplegen.bad_rows import QUARANTINE_DIR, QUARANTINE_FILE
 from examplegen.liveness import ALIVE, staging_state, write_owner
 from examplegen.tfrecord import gzip_member
 
@@ -38,6 +42,7 @@ METADATA_FILE = "examples_metadata.json"
 FILE_PREFIX = "data_tfrecord"
 STAGING_PREFIX = ".staging-"
 SPLIT_PREFIX = "Split-"
+_QUARANTINE_PARTS = "quarantine-parts"
 _EMPTY_GZIP = gzip_member(b"")
 
 
@@ -48,6 +53,11 @@ def shard_file_name(shard: int, num_shards: int) -> str:
 def part_file_name(input_split: int, chunk: int, split: int, shard: int) -> str:
     """Name of the part file a worker writes for one chunk and one (split, shard)."""
     return f"{input_split:03d}-{chunk:07d}-{split:04d}-{shard:05d}.gz"
+
+
+def quarantine_part_path(parts_dir: str, input_split: int, chunk: int) -> str:
+    """The file a worker writes one chunk's skipped bad rows to (see examplegen.bad_rows)."""
+    return os.path.join(os.path.dirname(parts_dir), _QUARANTINE_PARTS, f"{input_split:03d}-{chunk:07d}.jsonl.gz")
 
 
 def split_dir(output_uri: str, split: str) -> str:
@@ -111,10 +121,11 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
 class ExamplesWriter:
     """Stages part files for (chunk, split, shard) and commits them as one artifact."""
 
-    def __init__(self, output_uri: str, split_names: Iterable[str], num_shards: int):
+    def __init__(self, output_uri: str, split_names: Iterable[str], num_shards: int, quarantine: bool = False):
         self.output_uri = os.path.abspath(output_uri)
         self.split_names = list(split_names)
         self.num_shards = num_shards
+        self.quarantine = quarantine  # the artifact gets a Quarantine/ file (bad_rows="skip")
         self._created_output = not os.path.exists(self.output_uri)
         self.had_artifact = is_complete(self.output_uri)
         self.replacing = False  # set once commit starts to remove the earlier artifact
@@ -125,6 +136,9 @@ class ExamplesWriter:
         os.makedirs(self.parts_dir)
         write_owner(self.staging)  # who is writing here (examplegen.liveness)
         self.files: Optional[list[dict]] = None  # set by _assemble: path, size, sha256
+        self._quarantine_parts = os.path.join(self.staging, _QUARANTINE_PARTS)
+        if quarantine:
+            os.makedirs(self._quarantine_parts)
 
     def _clear_stale_staging(self) -> None:
         """Removes the staging folders of runs that died or whose owner cannot be told;
@@ -137,13 +151,14 @@ class ExamplesWriter:
     def discard_parts(self, input_split: int) -> None:
         """Drops what was written for one input split (to convert it again)."""
         prefix = f"{input_split:03d}-"
-        for name in os.listdir(self.parts_dir):
-            if name.startswith(prefix):
-                os.remove(os.path.join(self.parts_dir, name))
+        for folder in (self.parts_dir, self._quarantine_parts) if self.quarantine else (self.parts_dir,):
+            for name in os.listdir(folder):
+                if name.startswith(prefix):
+                    os.remove(os.path.join(folder, name))
 
     def _assemble(self) -> None:
         """Concatenates part files into staged shard files, in (input split, chunk) order,
-        hashing each shard as it is written."""
+        hashing each shard as it is written; the same for the quarantine parts."""
         by_shard: dict[tuple[int, int], list[str]] = {}
         for name in sorted(os.listdir(self.parts_dir)):
             _, _, split, shard = name[:-3].split("-")
@@ -157,17 +172,27 @@ class ExamplesWriter:
                 file_name = shard_file_name(number, len(shards))
                 parts = by_shard.get((s, shard), [])
                 blocks = _blocks([os.path.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]
-                digest, size = hashlib.sha256(), 0
-                with open(os.path.join(target_dir, file_name), "wb") as out:
-                    for block in blocks:
-                        out.write(block)
-                        digest.update(block)
-                        size += len(block)
-                    out.flush()
-                    os.fsync(out.fileno())
-                self.files.append({"path": f"{SPLIT_PREFIX}{split}/{file_name}", "size": size,
-                                   "sha256": digest.hexdigest()})
+                self._write_file(f"{SPLIT_PREFIX}{split}/{file_name}", blocks)
         shutil.rmtree(self.parts_dir)
+        if self.quarantine:
+            os.makedirs(os.path.join(self.staging, QUARANTINE_DIR))
+            parts = [os.path.join(self._quarantine_parts, n) for n in sorted(os.listdir(self._quarantine_parts))]
+            # an empty gzip member first: an empty quarantine is still a valid gzip file
+            self._write_file(f"{QUARANTINE_DIR}/{QUARANTINE_FILE}", itertools.chain([_EMPTY_GZIP], _blocks(parts)))
+            shutil.rmtree(self._quarantine_parts)
+
+    def _write_file(self, path: str, blocks: Iterable[bytes]) -> None:
+        """Writes ``blocks`` to the staged file ``path`` (relative), synced, and lists it
+        in ``files`` with its size and SHA-256."""
+        digest, size = hashlib.sha256(), 0
+        with open(os.path.join(self.staging, path), "wb") as out:
+            for block in blocks:
+                out.write(block)
+                digest.update(block)
+                size += len(block)
+            out.flush()
+            os.fsync(out.fileno())
+        self.files.append({"path": path, "size": size, "sha256": digest.hexdigest()})
 
     def commit(self, metadata: dict) -> None:
         """Makes the staged splits the artifact's content; metadata file last."""
@@ -180,10 +205,12 @@ class ExamplesWriter:
             os.remove(marker)  # from here on the old artifact no longer looks complete
         for name in os.listdir(self.output_uri):
             path = os.path.join(self.output_uri, name)
-            if name.startswith(SPLIT_PREFIX) and os.path.isdir(path):
+            if (name.startswith(SPLIT_PREFIX) or name == QUARANTINE_DIR) and os.path.isdir(path):
                 shutil.rmtree(path)
         for split in self.split_names:
             _move_dir(os.path.join(self.staging, f"{SPLIT_PREFIX}{split}"), split_dir(self.output_uri, split))
+        if os.path.isdir(os.path.join(self.staging, QUARANTINE_DIR)):
+            _move_dir(os.path.join(self.staging, QUARANTINE_DIR), os.path.join(self.output_uri, QUARANTINE_DIR))
         tmp = os.path.join(self.staging, METADATA_FILE)
         with open(tmp, "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)

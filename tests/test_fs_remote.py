@@ -480,6 +480,21 @@ def test_ingest_from_bucket_matches_local_ingest_and_records_remote_uris(store, 
     assert uris == [store.url(bucket, "taxi/data.csv")]
 
 
+def test_skipped_bad_rows_of_a_bucket_file_are_reported_under_its_uri(store, tmp_path):
+    import gzip
+    import json
+
+    from examplegen.ingest import ingest
+
+    bucket = store.bucket()
+    store.put(bucket, "d/data.csv", b"a,b\n1,2\n3\n4,5\n")
+    result = ingest(store.url(bucket, "d"), str(tmp_path / "out"), bad_rows="skip", record_lineage=False)
+    with gzip.open(tmp_path / "out" / "Quarantine" / "bad_rows.jsonl.gz", "rt") as f:
+        [entry] = [json.loads(line) for line in f]
+    assert (entry["file"], entry["line"]) == (store.url(bucket, "d/data.csv"), 3)
+    assert (result.rows_written, result.rows_rejected) == (2, 1)
+
+
 def test_object_keys_with_dot_dot_parts_are_refused(remote_env, stores):
     # S3 keeps '..' in a key literally (the GCS emulator refuses such keys; GCS allows them).
     store = stores["s3"]

@@ -96,7 +96,7 @@ def test_type_sample_too_narrow_is_corrected(tmp_path, monkeypatch):
     import examplegen.sources.csv as csv_mod
 
     monkeypatch.setattr(csv_mod, "sample_types",
-                        lambda layout, options, sample_bytes=0: [csv_mod.ColumnType.INT] * 2 + [csv_mod.ColumnType.STRING])
+                        lambda layout, options, sample_bytes=0, **_: [csv_mod.ColumnType.INT] * 2 + [csv_mod.ColumnType.STRING])
     ingest(str(data), str(tmp_path / "out"), workers=2, record_lineage=False,
            output_config={"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}})
     got = read_split(str(tmp_path / "out"), "all")

@@ -527,6 +527,7 @@ class Recorder:
                 config=json.loads(ex.get("config", "{}")),
                 cached=True,
                 files_digest=art.get("files_digest"),
+                quarantine_file=art.get("quarantine_file"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignoring Examples artifact %s with unreadable properties: %s", artifact.id, exc)

@@ -31,7 +31,7 @@ The contract: a source is a module (or any object) with
     ``size`` use the same scale. Optional: ``has_rows(path, options) -> bool``; files
     without rows are left out with a warning (``ROWS_NAME``, e.g. "records", names them),
     and a split with none is an error.
-``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
+``read(unit, options[, rejects]) -> Iterator[pyarrow.RecordBatch]``
     Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
     every batch of a unit has the same schema. The shared converter
     (examplegen.typemap, see the README's type table) turns each column into tf.Example
@@ -39,6 +39,16 @@ The contract: a source is a module (or any object) with
     their frames, written unchanged). Bad input is a SourceError naming the file and the
     line, row or record (``unit.where(row)``). The generator's return value, if any, is
     handed to ``Plan.review`` in the launcher.
+
+    Row-level rejection (the bad-row policy, examplegen.bad_rows) is optional: a ``read``
+    with a ``rejects`` parameter receives the unit's ``RowRejects``. It hands each bad row
+    to ``rejects.reject(file, "line" | "record", index, reason, raw_bytes)`` (which raises
+    the SourceError under the default ``fail`` policy) and leaves it out, calls
+    ``rejects.locate(fn)`` before yielding a batch (``fn(i)`` -> (file, "line" | "record",
+    index, raw bytes) of the batch's row i: the engine rejects rows without a split value
+    through it, and names rows in errors with it) and ``rejects.flush()`` at the start of
+    each block of rows (the quarantine is written in row order per block). A ``read``
+    without it fails on the first bad row under every policy (Parquet, Avro, JSON Lines).
 
 A query source (``sql``; see examplegen.sources.query) follows the same contract with
 ``QUERY = True`` and ``connection(url) -> examplegen.sources.query.Connection``; its

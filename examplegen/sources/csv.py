@@ -19,21 +19,22 @@ schema override (column -> int/float/string) that replaces inference.
 from __future__ import annotations
 
 import codecs
-import collections
 import contextlib
+import copy
 import csv as pycsv
 import dataclasses
 import enum
 import io
 import os
 import sys
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources.base import Plan, WorkUnit
 
@@ -146,16 +147,13 @@ def is_gzip_file(path: str) -> bool:
 
 class _GzipReader(io.RawIOBase):
     """A gzip file's decompressed bytes; a truncated or corrupt file is a SourceError
-    naming it. Keeps the last ``keep`` bytes or more it handed out (``tail``)."""
+    naming it."""
 
-    def __init__(self, path: str, keep: int = 0):
+    def __init__(self, path: str):
         from isal import igzip
 
         self._path = path
         self._file = igzip.open(path, "rb")
-        self._keep = keep
-        self._blocks: collections.deque = collections.deque()
-        self._kept = 0
 
     def readable(self) -> bool:
         return True
@@ -168,16 +166,7 @@ class _GzipReader(io.RawIOBase):
         except (EOFError, OSError, isal_zlib.error) as exc:
             raise SourceError(f"{self._path}: the gzip data is truncated or corrupt ({exc}); "
                               "the file must be copied again") from None
-        if self._keep and data:
-            self._blocks.append(data)
-            self._kept += len(data)
-            while self._kept - len(self._blocks[0]) >= self._keep:
-                self._kept -= len(self._blocks.popleft())
         return data
-
-    @property
-    def tail(self) -> bytes:
-        return b"".join(self._blocks)
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -362,16 +351,82 @@ def _decode(data: bytes, options: CsvOptions, path: str, line: int) -> str:
 
 # ---------------------------------------------------------------------------------------
 # Parsing a chunk into string columns.
+#
+# A range is parsed by Arrow in record-aligned blocks of about ``batch_bytes``. A block
+# Arrow parses without complaint costs nothing more. When Arrow reports rows with the
+# wrong number of fields, or fails (bytes not valid in the encoding), the block's records
+# are located with Python's csv module, records that do not decode are taken out, the rest
+# is parsed again, and every bad row goes to the work unit's RowRejects with its line and
+# raw bytes (under the fail policy the first one raises; see examplegen.bad_rows).
+
+_MAX_BLOCK = 256 << 20  # a gzip block grows to this without a record end before Arrow sees it
+
+
+class _Block:
+    """Bytes that Arrow parsed in one call, and where each of their rows is in the file."""
+
+    def __init__(self, path: str, data: bytes, first_line: int, options: CsvOptions, num_rows: int,
+                 records: Optional[list[tuple[int, int, int]]] = None):
+        self.path = path
+        self.data = data
+        self.first_line = first_line
+        self.options = options
+        self.num_rows = num_rows
+        self._records = records  # (line, start, end) per parsed row; found when first asked
+
+    def record(self, row: int) -> tuple[int, int, int]:
+        if self._records is None:
+            records = _locate_records(self.data, self.options, self.first_line, self.num_rows)
+            if len(records) != self.num_rows:
+                raise _rows_disagree(self.path, self.data, self.first_line, self.num_rows, len(records))
+            self._records = records
+        return self._records[row]
+
+
+def _rows_disagree(path: str, data: bytes, first_line: int, arrow_rows: int, python_rows: int) -> SourceError:
+    last = first_line + data.count(b"\n")
+    return SourceError(
+        f"{path}: lines {first_line}-{last}: cannot tell which line each row starts on: Arrow reads "
+        f"{arrow_rows} rows there, Python's csv module {python_rows} (a quote character inside an unquoted "
+        f"field?); quote such fields, or pass quote_char none")
+
+
+@dataclasses.dataclass
+class CsvBatch:
+    """String columns of some rows (an empty cell is null), and where each row is."""
+
+    batch: pa.RecordBatch
+    block: _Block
+    offset: int  # the block's row index of the batch's first row
+
+    def line(self, i: int) -> int:
+        """The file line where row ``i`` begins."""
+        return self.block.record(self.offset + i)[0]
+
+    def raw(self, i: int) -> bytes:
+        """Row ``i``'s bytes as in the file (its line break included)."""
+        _, start, end = self.block.record(self.offset + i)
+        return self.block.data[start:end]
 
 
 def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
-               batch_bytes: int = 8 << 20) -> Iterator[pa.RecordBatch]:
-    """Yields record batches of string columns (an empty cell is null) for one range.
+               batch_bytes: int = 8 << 20, rejects: Optional[RowRejects] = None) -> Iterator[pa.RecordBatch]:
+    """Yields record batches of string columns (an empty cell is null) for one range."""
+    for rows in read_rows(layout, options, start, end, first_line, batch_bytes, rejects):
+        yield rows.batch
 
-    Raises SourceError naming the file and line for a malformed record, a record larger
-    than ``batch_bytes``, and a quoted field that is never closed (Arrow would read the
-    rest of the file into it)."""
+
+def read_rows(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
+              batch_bytes: int = 8 << 20, rejects: Optional[RowRejects] = None) -> Iterator[CsvBatch]:
+    """Yields the rows of one range in batches of about ``batch_bytes``. Bad rows go to
+    ``rejects`` (default: the fail policy, so the first one raises SourceError naming file
+    and line).
+
+    Always a SourceError naming the file and line: a record larger than ``batch_bytes`` and
+    a quoted field that is never closed (Arrow would read the rest of the file into it)."""
+    rejects = rejects if rejects is not None else RowRejects(BadRowPolicy())
     names = list(layout.column_names)
+    invalid: list = []
     read_opts = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=batch_bytes,
                                   encoding=options.encoding)
     parse_opts = pacsv.ParseOptions(
@@ -380,36 +435,197 @@ def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, fir
         newlines_in_values=options.quote_char is not None,
         ignore_empty_lines=True,
     )
+    # Only for text known to decode: pyarrow decodes each bad row's text for the handler.
+    skip_opts = copy.copy(parse_opts)
+    skip_opts.invalid_row_handler = lambda row: invalid.append(row) or "skip"
     convert_opts = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True,
         quoted_strings_can_be_null=True, check_utf8=True)
-    if layout.gzip:
-        source = _GzipReader(layout.path, keep=2 * batch_bytes)  # Arrow's limit on a record
-        source.read(start)
-    else:
-        with open(layout.path, "rb") as f:
-            f.seek(start)
-            raw = f.read(end - start)
-        source = pa.BufferReader(raw)
-    batch = None
-    try:
-        reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse_opts,
-                                convert_options=convert_opts)
-        while True:
+
+    def parse(data: bytes, how: pacsv.ParseOptions) -> pa.Table:
+        invalid.clear()
+        return pacsv.read_csv(pa.py_buffer(data), read_options=read_opts, parse_options=how,
+                              convert_options=convert_opts)
+
+    def explain(exc: Exception) -> SourceError:
+        return _explain_parse_error(layout, options, start, end, first_line, exc, batch_bytes)
+
+    def rows_of(data: bytes, line: int) -> tuple[pa.Table, _Block]:
+        try:
+            table = parse(data, parse_opts)
+            return table, _Block(layout.path, data, line, options, table.num_rows)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # a bad row, or not row-level
+            error = exc
+        if not rejects.policy.skip:  # fail: the first bad row of the range, explained
+            raise explain(error) from None
+        # Skip: take out the rows that do not decode, let Arrow skip ragged rows, and find
+        # each bad row's line and bytes.
+        problems, good = [], None
+        try:
+            data.decode(options.encoding)
+            text = data
+        except UnicodeDecodeError:
             try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            yield batch
-    except pa.ArrowInvalid as exc:
-        raise _explain_parse_error(layout, options, start, end, first_line, exc, batch_bytes) from None
-    finally:
-        if layout.gzip:
-            source.close()
-    if batch is not None and _may_end_inside_quotes(source.tail if layout.gzip else raw, batch, options):
+                records = _locate_records(data, options, line)
+            except pycsv.Error:
+                raise explain(error) from None
+            good = []
+            for at, s, e in records:
+                try:
+                    data[s:e].decode(options.encoding)
+                except UnicodeDecodeError as exc:
+                    problems.append((at + data.count(b"\n", s, s + exc.start),
+                                     f"bytes are not valid {options.encoding}: {exc.reason}", data[s:e]))
+                    continue
+                good.append((at, s, e))
+            text = b"".join(data[s:e] for _, s, e in good)
+        try:
+            table = parse(text, skip_opts)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # not row-level
+            raise explain(exc) from None
+        arrow_rows = table.num_rows + len(invalid)
+        if good is None:
+            try:
+                good = _locate_records(data, options, line, arrow_rows)
+            except pycsv.Error:
+                raise explain(error) from None
+        ragged = set()
+        for row in invalid:
+            if row.number is None or not 1 <= row.number <= len(good):
+                raise _rows_disagree(layout.path, data, line, arrow_rows, len(good))
+            at, s, e = good[row.number - 1]
+            last = at + data.count(b"\n", s, e - 1)
+            spans = f" (this record spans lines {at:,} to {last:,}: check the quotes in it)" if last > at else ""
+            problems.append((at, f"expected {row.expected_columns} fields, got {row.actual_columns}: "
+                                 f"{row.text[:120]!r}{spans}", data[s:e]))
+            ragged.add(row.number - 1)
+        kept = [record for i, record in enumerate(good) if i not in ragged]
+        if len(kept) != table.num_rows:
+            raise _rows_disagree(layout.path, data, line, arrow_rows, len(good))
+        for at, reason, raw in sorted(problems, key=lambda p: p[0]):
+            rejects.reject(layout.path, "line", at, reason, raw)
+        return table, _Block(layout.path, data, line, options, table.num_rows, kept)
+
+    data, batch = b"", None
+    for data, line in _range_blocks(layout, options, start, end, first_line, batch_bytes):
+        # The caller has handled the previous block's rows: its bad rows are written in line order.
+        rejects.flush()
+        table, block = rows_of(data, line)
+        offset = 0
+        for batch in table.to_batches():
+            if batch.num_rows:
+                yield CsvBatch(batch, block, offset)
+            offset += batch.num_rows
+    if batch is not None and _may_end_inside_quotes(data, batch, options):
         found = _unclosed_quote_line(layout, options, start, end, first_line)
         if found is not None:
             raise _unclosed_quote_error(layout.path, *found)
+
+
+def _range_blocks(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
+                  batch_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(bytes, first line) of the range in pieces Arrow parses at once: the whole range of a
+    plain file (its ends are record boundaries); a gzip file's records in blocks."""
+    if not layout.gzip:
+        with open(layout.path, "rb") as f:
+            f.seek(start)
+            yield f.read(end - start), first_line
+        return
+    with _open_stream(layout.path) as stream:
+        stream.read(start)
+        line = first_line
+        for data in _record_blocks(stream, options.quote_byte(), batch_bytes):
+            yield data, line
+            line += data.count(b"\n")
+
+
+def _record_blocks(stream, quote: Optional[int], block_bytes: int) -> Iterator[bytes]:
+    """Blocks of about ``block_bytes`` from ``stream``, each ending at a record boundary
+    (a line break with balanced quotes), but the last."""
+    pending = b""
+    while True:
+        piece = stream.read(block_bytes)
+        if not piece:
+            if pending:
+                yield pending
+            return
+        data = pending + piece if pending else piece
+        cut = _last_record_end(data, quote)
+        if cut == 0 and len(data) < _MAX_BLOCK:
+            pending = data
+            continue
+        cut = cut or len(data)
+        yield data[:cut]
+        pending = data[cut:]
+
+
+def _last_record_end(data: bytes, quote: Optional[int]) -> int:
+    """Index just past the last line break of ``data`` with balanced quotes before it; 0 if none."""
+    if quote is None:
+        return data.rfind(b"\n") + 1
+    q = bytes([quote])
+    parity = data.count(q) & 1
+    end = len(data)
+    while True:
+        nl = data.rfind(b"\n", 0, end)
+        if nl < 0:
+            return 0
+        parity ^= data.count(q, nl, end) & 1
+        if parity == 0:
+            return nl + 1
+        end = nl
+
+
+def _locate_records(block: bytes, options: CsvOptions, first_line: int,
+                    arrow_rows: Optional[int] = None) -> list[tuple[int, int, int]]:
+    """(line, start, end) of each non-empty record of ``block``. ``arrow_rows``: how many
+    rows Arrow found there; when the quote-parity rule finds as many, its (fast) answer is
+    taken, else Python's csv module splits the block (slow, but Arrow's rules)."""
+    if arrow_rows is not None:
+        records = _records_by_parity(block, options.quote_byte(), first_line)
+        if len(records) == arrow_rows:
+            return records
+    return _records_by_csv_module(block, options, first_line)
+
+
+def _records_by_parity(block: bytes, quote: Optional[int], first_line: int) -> list[tuple[int, int, int]]:
+    """Records end at line feeds with an even count of quotes before them (vectorised)."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    breaks = np.flatnonzero(data == 10)
+    ends = breaks
+    if quote is not None:
+        quotes_before = np.searchsorted(np.flatnonzero(data == quote), breaks)
+        ends = breaks[(quotes_before & 1) == 0]
+    ends = ends + 1
+    if not len(ends) or ends[-1] < len(block):
+        ends = np.append(ends, len(block))
+    starts = np.concatenate(([0], ends[:-1]))
+    keep = np.ones(len(starts), dtype=bool)
+    for k in np.flatnonzero(ends - starts <= 2).tolist():  # blank lines are no records
+        keep[k] = bool(block[starts[k]:ends[k]].strip(b"\r\n"))
+    starts, ends = starts[keep], ends[keep]
+    lines = first_line + np.searchsorted(breaks, starts)
+    return list(zip(lines.tolist(), starts.tolist(), ends.tolist()))
+
+
+def _records_by_csv_module(block: bytes, options: CsvOptions, first_line: int) -> list[tuple[int, int, int]]:
+    """(line, start, end) of each non-empty record of ``block``, as Python's csv module
+    splits them (Arrow's rules for quotes and blank lines)."""
+    lines = block.splitlines(keepends=True)
+    offsets = [0] * (len(lines) + 1)
+    breaks = [0] * (len(lines) + 1)  # line feeds before each line, as line numbers count them
+    for k, text in enumerate(lines):
+        offsets[k + 1] = offsets[k] + len(text)
+        breaks[k + 1] = breaks[k] + text.endswith(b"\n")
+    decoded = (text.decode(options.encoding, "surrogateescape") for text in lines)
+    with _no_field_limit():
+        reader = pycsv.reader(decoded, **_pycsv_dialect(options))
+        records, before = [], 0
+        for cells in reader:
+            if cells:
+                records.append((first_line + breaks[before], offsets[before], offsets[reader.line_num]))
+            before = reader.line_num
+    return records
 
 
 def _may_end_inside_quotes(raw_tail: bytes, last_batch: pa.RecordBatch, options: CsvOptions) -> bool:
@@ -721,8 +937,29 @@ def _convert_cells(cells: list[bytes], ctype: ColumnType) -> list:
     return out
 
 
-def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 << 20) -> list[ColumnType]:
-    """Column types inferred from the first few MB of a file: the workers' first guess."""
+def invalid_cells(column: pa.Array, ctype: ColumnType) -> list[tuple[int, str]]:
+    """(row, message) of every cell that does not fit ``ctype`` (what convert_column raises
+    ValueError for on the first one)."""
+    column = pc.fill_null(column, "")
+    pattern = _FAST_INT if ctype == ColumnType.INT else _FAST_FLOAT
+    slow = pc.and_(pc.greater(pc.binary_length(column), 0), pc.invert(pc.match_substring_regex(column, pattern)))
+    rows = np.flatnonzero(slow.to_numpy(zero_copy_only=False))
+    out = []
+    for row, cell in zip(rows.tolist(), _as_binary(column.take(pa.array(rows, pa.int64()))).to_pylist()):
+        try:
+            _convert_cells([cell], ctype)
+        except ValueError as exc:
+            out.append((row, str(exc)))
+    return out
+
+
+def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 << 20,
+                 rejects: Optional[RowRejects] = None,
+                 keep_rows: Optional[Callable[[pa.RecordBatch], Optional[np.ndarray]]] = None) -> list[ColumnType]:
+    """Column types inferred from the first few MB of a file: the workers' first guess.
+
+    ``rejects`` takes the sample's unparsable rows (see read_rows); ``keep_rows(batch)``
+    may return a mask of the rows to infer from (the others are bad rows)."""
     if layout.gzip:
         end = -1
     else:
@@ -740,12 +977,14 @@ def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 <
                 bytes([options.quote_byte()])) % 2:
             end = size
     types = [ColumnType.UNKNOWN] * len(layout.column_names)
-    for batch in read_chunk(layout, options, layout.data_offset, end, layout.header_lines + 1):
+    for batch in read_chunk(layout, options, layout.data_offset, end, layout.header_lines + 1, rejects=rejects):
+        keep = keep_rows(batch) if keep_rows is not None else None
+        if keep is not None:
+            batch = batch.filter(pa.array(keep))
         types = merge_types(types, [infer_column_type(c) for c in batch.columns])
         if layout.gzip:
             break
     return types
-
 
 
 def line_of_row(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
@@ -829,52 +1068,84 @@ def plan(split_name: str, files: Sequence[str], options: CsvOptions, chunk_bytes
         result = Plan(units(types), columns=names, review=review)
         return result
 
-    guess = sample_types(first, options)
+    fixed_types = {i: ColumnType(overrides[n]) for i, n in enumerate(names) if n in overrides}
+
+    def good_rows(batch):  # the sample's types come from good rows only
+        problems, _ = fixed_cell_checks(batch, names, fixed_types)
+        return keep_mask(batch.num_rows, (i for i, _ in problems)) if problems else None
+
+    # Bad rows are only left out of the sample here; read() reports them as the policy says.
+    guess = sample_types(first, options, rejects=RowRejects(BadRowPolicy("skip")), keep_rows=good_rows)
     return make(tuple(int(overrides.get(n, t)) for n, t in zip(names, guess)))
 
 
-def read(unit: CsvUnit, options: CsvOptions) -> Iterator[pa.RecordBatch]:
+def fixed_cell_checks(batch: pa.RecordBatch, names: Sequence[str],
+                      fixed: dict[int, ColumnType]) -> tuple[list[tuple[int, str]], dict[int, tuple]]:
+    """The rows of a parsed batch whose cells contradict the schema override (``fixed``:
+    column index -> type), as sorted (row, reason) pairs, and the fixed columns converted
+    (valid when there are no bad rows)."""
+    problems, converted = [], {}
+    for i, ctype in fixed.items():
+        column = batch.column(i)
+        done = fast_convert(column, ctype)
+        if done is None:
+            try:
+                done = convert_column(column, ctype)
+            except ValueError:
+                problems += [(row, f"column {names[i]!r}: {message} (the schema says {ctype.name.lower()})")
+                             for row, message in invalid_cells(column, ctype)]
+        converted[i] = done
+    return sorted(problems, key=lambda p: p[0]), converted
+
+
+def read(unit: CsvUnit, options: CsvOptions, rejects: Optional[RowRejects] = None) -> Iterator[pa.RecordBatch]:
     """Typed batches of one chunk (int64, float32, binary; an all-empty column is null).
 
-    Returns (types seen, mismatch): when a column proves wider than ``unit.types`` the
-    rest of the chunk is only inferred (nothing more is yielded) and mismatch is True.
+    Bad rows (wrong number of fields, bytes not valid in the encoding, a cell contradicting
+    the schema override) go to ``rejects`` (default: the fail policy). Returns (types seen,
+    mismatch): when a column proves wider than ``unit.types`` the rest of the chunk is only
+    inferred (nothing more is yielded) and mismatch is True.
     """
+    rejects = rejects if rejects is not None else RowRejects(BadRowPolicy())
     names = list(unit.layout.column_names)
     seen = [ColumnType(t) for t in unit.types]  # a column's given type unless a cell proved wider
+    fixed = {i: ColumnType(t) for i, t in enumerate(unit.types) if unit.fixed[i]}
     mismatch = False
-    rows = 0
-    for batch in read_chunk(unit.layout, options, unit.start, unit.end, unit.first_line):
+    for block in read_rows(unit.layout, options, unit.start, unit.end, unit.first_line, rejects=rejects):
+        batch = block.batch
+        problems, converted_fixed = fixed_cell_checks(batch, names, fixed)
+        position = None  # the block's row index of each remaining row, when rows were taken out
+        if problems:
+            for i, reason in problems:
+                rejects.reject(unit.path, "line", block.line(i), reason, block.raw(i))
+            keep = keep_mask(batch.num_rows, (i for i, _ in problems))
+            batch, position = batch.filter(pa.array(keep)), np.flatnonzero(keep)
+            _, converted_fixed = fixed_cell_checks(batch, names, fixed)
+            if batch.num_rows == 0:
+                continue
         converted = []
-        for i, (name, column) in enumerate(zip(names, batch.columns)):
+        for i, column in enumerate(batch.columns):
             ctype = ColumnType(unit.types[i])
-            done = None if mismatch else fast_convert(column, ctype)
-            if done is None and not unit.fixed[i]:
+            done = converted_fixed.get(i)
+            if i not in fixed and not mismatch:
+                done = fast_convert(column, ctype)
+            if done is None and i not in fixed:
                 # Not provably within ctype: infer exactly; wider means a second pass.
                 exact = infer_column_type(column)
                 seen[i] = max(seen[i], exact)
                 if exact > ctype:
                     mismatch = True
-            if done is None and not mismatch:
-                try:
+                elif not mismatch:
                     done = convert_column(column, ctype)
-                except ValueError as exc:  # a schema override the data contradicts
-                    bad = rows + _first_bad_row(column, ctype)
-                    raise SourceError(f"{unit.where(bad)}: column {name!r}: {exc} "
-                                      f"(the schema says {ctype.name.lower()})") from None
             converted.append(done)
-        rows += batch.num_rows
-        if not mismatch:
-            yield pa.RecordBatch.from_arrays(
-                [pa.nulls(batch.num_rows) if kind == "none" else values for values, kind in converted],
-                names=names)
+        if mismatch:
+            continue
+
+        def locate(i: int, _block=block, _position=position) -> tuple[str, str, int, bytes]:
+            row = i if _position is None else int(_position[i])
+            return unit.path, "line", _block.line(row), _block.raw(row)
+
+        rejects.locate(locate)
+        yield pa.RecordBatch.from_arrays(
+            [pa.nulls(batch.num_rows) if kind == "none" else values for values, kind in converted], names=names)
     return [int(t) for t in seen], mismatch
-
-
-def _first_bad_row(column: pa.Array, ctype: ColumnType) -> int:
-    for i, cell in enumerate(pc.fill_null(column, "").cast(pa.binary()).to_pylist()):
-        if cell:
-            try:
-                _convert_cells([cell], ctype)
-            except ValueError:
-                return i
-    return 0

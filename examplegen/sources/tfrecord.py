@@ -2,7 +2,9 @@
 
 The records' frames are copied to the output as they are (not framed again), which keeps
 import fast. The payload (tf.Example, tf.SequenceExample or any proto) is checked as
-``verify_payload`` says (examplegen.payload).
+``verify_payload`` says (examplegen.payload); a record that is not the payload type goes
+to the unit's RowRejects (examplegen.bad_rows: fails the run by default, or is quarantined).
+Framing errors (a bad CRC or length, a truncated file) always fail.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import dataclasses
 import os
 from typing import Iterator, Optional, Sequence
 
+import numpy as np
+import pyarrow as pa
+
 from examplegen import payload, tfrecord
+from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import ConfigError
 from examplegen.sources.base import Plan, Records, WorkUnit, options_from_dict
 
@@ -53,9 +59,25 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
     return Plan([RecordFile(path, os.path.getsize(path)) for path in files])
 
 
-def read(unit: RecordFile, options: Options) -> Iterator[Records]:
+def read(unit: RecordFile, options: Options, rejects: Optional[RowRejects] = None) -> Iterator[Records]:
+    rejects = rejects if rejects is not None else RowRejects(BadRowPolicy())
     rows = 0
     for records, frames in tfrecord.read_frame_batches(unit.path, BATCH_RECORDS):
-        payload.check(records, options.payload_format, options.verify_payload, unit.path, rows, frames=frames)
-        yield Records(records, frames, options.payload_format)
-        rows += len(records)
+        batch_size = len(records)
+        rejects.flush()  # the previous batch's bad records, in record order
+        position = np.arange(len(records))  # each remaining record's index in the batch
+        problems = payload.bad_records(records, options.payload_format, options.verify_payload, rows, frames=frames)
+        if problems:
+            for i, reason in problems:
+                rejects.reject(unit.path, "record", rows + i, reason, records[i])
+            keep = keep_mask(len(records), (i for i, _ in problems))
+            records = [r for r, ok in zip(records, keep) if ok]
+            frames, position = frames.filter(pa.array(keep)), position[keep]
+
+        def locate(i: int, _offset=rows, _records=records, _position=position) -> tuple[str, str, int, bytes]:
+            return unit.path, "record", _offset + int(_position[i]), _records[i]
+
+        rows += batch_size
+        if records:
+            rejects.locate(locate)
+            yield Records(records, frames, options.payload_format)
