@@ -327,7 +327,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
-            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)))
+            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 
@@ -468,7 +469,8 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
-            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)))
+            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 
