@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from examplegen.errors import ConfigError
@@ -35,7 +36,16 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-shards", type=int, default=0,
                         help="output files per split (default 0: one per 256 MiB of input)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="worker processes (default 0: one per CPU core)")
+                        help="worker processes of the local engine (default 0: one per CPU core)")
+    parser.add_argument("--engine", choices=["local", "beam"], default="local",
+                        help="what runs the work units: worker processes on this machine (local, default) "
+                             "or an Apache Beam pipeline (beam: DirectRunner unless --beam-pipeline-args "
+                             "names another runner); the output is the same")
+    parser.add_argument("--beam-pipeline-args", action="append", default=None, metavar="ARGS",
+                        help="Beam pipeline options for --engine beam, as TFX's beam_pipeline_args, e.g. "
+                             "--beam-pipeline-args='--runner=DataflowRunner --project=my-project "
+                             "--region=us-central1 --temp_location=gs://bucket/tmp' (split like a shell command "
+                             "line; may be repeated; write it with '=' as shown)")
     parser.add_argument("--verify-payload", choices=["structure", "full", "none"], default="structure",
                         help="TFRecord input: check each record's wire structure (default), parse "
                              "every record (slower), or not at all")
@@ -138,6 +148,11 @@ def _csv_options(args) -> dict:
     return options
 
 
+def _beam_pipeline_args(args) -> list[str]:
+    """Every --beam-pipeline-args value split like a shell command line, in order."""
+    return [arg for value in args.beam_pipeline_args or () for arg in shlex.split(value)]
+
+
 def _print_result(result, as_json: bool) -> None:
     if as_json:
         payload = {"output": result.output_uri, "split_names": result.split_names, "counts": result.counts,
@@ -172,7 +187,7 @@ def _ingest(args) -> int:
         payload_format=args.payload_format, verify_payload=args.verify_payload,
         num_shards=args.num_shards, workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
         pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
-        progress=sys.stderr.isatty())
+        progress=sys.stderr.isatty(), engine=args.engine, beam_pipeline_args=_beam_pipeline_args(args))
     _print_result(result, args.json)
     return 0
 
@@ -185,7 +200,8 @@ def _resplit(args) -> int:
         input_splits=args.input_splits.split(",") if args.input_splits else None,
         payload_format=args.payload_format, verify_payload=args.verify_payload, num_shards=args.num_shards,
         workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
-        pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty())
+        pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty(),
+        engine=args.engine, beam_pipeline_args=_beam_pipeline_args(args))
     _print_result(result, args.json)
     return 0
 

@@ -19,3 +19,8 @@ class SourceError(ExampleGenError):
 
 class LineageError(ExampleGenError):
     """The ML Metadata store is misconfigured or unreachable."""
+
+
+class VerificationError(ExampleGenError):
+    """The work units' output does not add up (a unit missing, run twice differently, rows
+    unaccounted for, a part file missing or holding other records); nothing was committed."""
