@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,6 +58,20 @@ def string_list(value: Optional[str], what: str) -> Optional[list[str]]:
             raise ConfigError(f"{what}: expected a JSON list of strings: {value!r}")
         return parsed
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def beam_pipeline_args(value: Optional[str]) -> list[str]:
+    """TFX's beam_pipeline_args as a string parameter: a JSON list of arguments, or one
+    command line split like a shell's ("--runner=DataflowRunner --project=p"); "" gives []."""
+    value = optional(value)
+    if value is None:
+        return []
+    if value.startswith("["):
+        return string_list(value, "beam_pipeline_args")
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise ConfigError(f"beam_pipeline_args: {exc}: {value!r}") from None
 
 
 def is_placeholder(value: str) -> bool:

@@ -75,6 +75,8 @@ def csv_example_gen(
     num_shards: int = 0,
     expected_fingerprint: str = "",
     force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: str = "",
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -94,6 +96,11 @@ def csv_example_gen(
         expected_fingerprint: When set (resolve_span's fingerprint), fail if the input
             files changed since they were resolved.
         force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (worker processes in this task's container, the default) or
+            "beam": the same work units as an Apache Beam pipeline (same artifact).
+        beam_pipeline_args: Beam pipeline options for engine "beam", as TFX's
+            beam_pipeline_args: a JSON list or one command line, e.g. "--runner=DataflowRunner
+            --project=p --region=r --temp_location=gs://b/tmp"; "" runs the DirectRunner.
         mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
             pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -115,6 +122,8 @@ def csv_example_gen(
         mlmd=_common.lineage_store(mlmd, pipeline_root),
         pipeline_name=pipeline_name,
         run_name=_common.run_name_or_none(run_name),
+        engine=engine,
+        beam_pipeline_args=_common.beam_pipeline_args(beam_pipeline_args),
         force=force,
     )
     _common.check_fingerprint(result, expected_fingerprint)
@@ -130,6 +139,8 @@ def import_example_gen(
     payload_format: str = "FORMAT_TF_EXAMPLE",
     num_shards: int = 0,
     force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: str = "",
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -149,6 +160,11 @@ def import_example_gen(
             FORMAT_TF_SEQUENCE_EXAMPLE or FORMAT_PROTO.
         num_shards: Output files per split; 0 chooses by size.
         force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (worker processes in this task's container, the default) or
+            "beam": the same work units as an Apache Beam pipeline (same artifact).
+        beam_pipeline_args: Beam pipeline options for engine "beam", as TFX's
+            beam_pipeline_args: a JSON list or one command line, e.g. "--runner=DataflowRunner
+            --project=p --region=r --temp_location=gs://b/tmp"; "" runs the DirectRunner.
         mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
             pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -170,6 +186,8 @@ def import_example_gen(
         mlmd=_common.lineage_store(mlmd, pipeline_root),
         pipeline_name=pipeline_name,
         run_name=_common.run_name_or_none(run_name),
+        engine=engine,
+        beam_pipeline_args=_common.beam_pipeline_args(beam_pipeline_args),
         force=force,
     )
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
@@ -181,6 +199,8 @@ def split_examples(
     output_config: str,
     input_splits: str = "",
     num_shards: int = 0,
+    engine: str = "local",
+    beam_pipeline_args: str = "",
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -196,6 +216,11 @@ def split_examples(
         input_splits: Splits of the input to read (JSON list or comma-separated); ""
             reads all of them.
         num_shards: Output files per split; 0 chooses by size.
+        engine: "local" (worker processes in this task's container, the default) or
+            "beam": the same work units as an Apache Beam pipeline (same artifact).
+        beam_pipeline_args: Beam pipeline options for engine "beam", as TFX's
+            beam_pipeline_args: a JSON list or one command line, e.g. "--runner=DataflowRunner
+            --project=p --region=r --temp_location=gs://b/tmp"; "" runs the DirectRunner.
         mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
             pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -214,6 +239,8 @@ def split_examples(
         mlmd=_common.lineage_store(mlmd, pipeline_root),
         pipeline_name=pipeline_name,
         run_name=_common.run_name_or_none(run_name),
+        engine=engine,
+        beam_pipeline_args=_common.beam_pipeline_args(beam_pipeline_args),
     )
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 

@@ -75,6 +75,8 @@ def build(image: str | None = None) -> dict:
             csv_options: str = "",
             num_shards: int = 0,
             force: bool = False,
+            engine: str = "local",
+            beam_pipeline_args: str = "",
             mlmd: str = "",
         ):
             """Ingest CSV files into TFX Examples with a report.
@@ -87,6 +89,8 @@ def build(image: str | None = None) -> dict:
                 csv_options: JSON object of CSV options; "" for TFX's defaults.
                 num_shards: Output files per split; 0 chooses by size.
                 force: Rewrite even when identical input was ingested before.
+                engine: "local" (processes in the task's container) or "beam" (Apache Beam).
+                beam_pipeline_args: Beam options for engine "beam" (JSON list or one command line).
                 mlmd: Lineage store URL; "" for KFP's metadata service, else SQLite under the pipeline root.
             """
             lineage = lineage_args(CSV_INGEST, mlmd)
@@ -103,6 +107,8 @@ def build(image: str | None = None) -> dict:
                 num_shards=num_shards,
                 expected_fingerprint=span.outputs["fingerprint"],
                 force=force,
+                engine=engine,
+                beam_pipeline_args=beam_pipeline_args,
                 **lineage,
             ), "CSV ExampleGen")
             step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
@@ -124,6 +130,8 @@ def build(image: str | None = None) -> dict:
             input_splits: str = "",
             num_shards: int = 0,
             force: bool = False,
+            engine: str = "local",
+            beam_pipeline_args: str = "",
             mlmd: str = "",
         ):
             """Import TFRecords into TFX Examples, re-split them and report.
@@ -138,6 +146,8 @@ def build(image: str | None = None) -> dict:
                 input_splits: Imported splits to re-split (JSON list or comma-separated); "" for all.
                 num_shards: Output files per split; 0 chooses by size.
                 force: Rewrite even when identical input was ingested before.
+                engine: "local" (processes in the task's container) or "beam" (Apache Beam).
+                beam_pipeline_args: Beam options for engine "beam" (JSON list or one command line).
                 mlmd: Lineage store URL; "" for KFP's metadata service, else SQLite under the pipeline root.
             """
             lineage = lineage_args(IMPORT_AND_RESPLIT, mlmd)
@@ -149,6 +159,8 @@ def build(image: str | None = None) -> dict:
                 payload_format=payload_format,
                 num_shards=num_shards,
                 force=force,
+                engine=engine,
+                beam_pipeline_args=beam_pipeline_args,
                 **lineage,
             ), "Import ExampleGen")
             resplit = step(c.split_examples(
@@ -156,6 +168,8 @@ def build(image: str | None = None) -> dict:
                 output_config=resplit_config,
                 input_splits=input_splits,
                 num_shards=num_shards,
+                engine=engine,
+                beam_pipeline_args=beam_pipeline_args,
                 **lineage,
             ), "Split examples")
             step(c.ingestion_report(examples=resplit.outputs["examples"], **lineage), "Ingestion report")

@@ -9,6 +9,7 @@ tests force each situation through the engine's own seams: the list of pipeline 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -304,3 +305,35 @@ def test_cli_engine_beam(tmp_path, small_units):
                  "--num-shards", "3", "--engine", "beam",
                  "--beam-pipeline-args=--runner=DirectRunner --direct_num_workers=1"]) == 0
     _assert_same_artifact(tmp_path / "local", tmp_path / "beam")
+
+
+# ---------------------------------------------------------------- components
+class _Artifact:
+    def __init__(self, path):
+        self.path, self.metadata = str(path), {}
+
+
+def test_components_pass_engine_and_beam_pipeline_args_through(tmp_path, small_units):
+    from components import functions
+
+    _ingest(tmp_path / "local", num_shards=0)
+    beam = _Artifact(tmp_path / "beam")
+    functions.csv_example_gen(beam, input_base=TAXI_CSV_DIR, engine="beam", mlmd="sqlite:///" + str(tmp_path / "m.db"),
+                              beam_pipeline_args='["--runner=DirectRunner", "--direct_num_workers=1"]')
+    _assert_same_artifact(tmp_path / "local", tmp_path / "beam")
+    resplit_out = _Artifact(tmp_path / "resplit")
+    with pytest.raises(ConfigError, match="beam_pipeline_args apply to engine='beam' only"):
+        functions.split_examples(beam, resplit_out, output_config=json.dumps(SPLITS_3), engine="local",
+                                 beam_pipeline_args="--runner=DirectRunner", mlmd="sqlite:///" + str(tmp_path / "m.db"))
+
+
+def test_beam_pipeline_args_parameter():
+    from components import _common
+
+    assert _common.beam_pipeline_args("") == []
+    assert _common.beam_pipeline_args("--runner=DataflowRunner --labels='a=1 b'") == [
+        "--runner=DataflowRunner", "--labels=a=1 b"]
+    assert _common.beam_pipeline_args('["--runner=FlinkRunner", "--flink_master=host:8081"]') == [
+        "--runner=FlinkRunner", "--flink_master=host:8081"]
+    with pytest.raises(ConfigError, match="beam_pipeline_args: No closing quotation"):
+        _common.beam_pipeline_args("--labels='a")
