@@ -28,6 +28,7 @@ import glob
 import os
 import pickle
 import shutil
+import socket
 import uuid
 from typing import Iterable, Sequence
 
@@ -88,8 +89,15 @@ def _convert_fn(pass_dir: str):
             self.tasks: Sequence[UnitTask] = ()
 
         def setup(self):
-            with open(os.path.join(self.pass_dir, _UNITS_FILE), "rb") as f:
-                self.tasks = pickle.load(f)
+            path = os.path.join(self.pass_dir, _UNITS_FILE)
+            try:
+                with open(path, "rb") as f:
+                    self.tasks = pickle.load(f)
+            except FileNotFoundError:
+                raise ExampleGenError(
+                    f"{path} is not visible on this Beam worker ({socket.gethostname()}): engine='beam' needs "
+                    "the output folder and the input files on storage that the launcher and every worker see "
+                    "at the same path (see the README, Apache Beam)") from None
 
         def process(self, index: int):
             convert_unit(self.tasks[index], self.pass_dir)

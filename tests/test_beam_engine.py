@@ -337,3 +337,20 @@ def test_beam_pipeline_args_parameter():
         "--runner=FlinkRunner", "--flink_master=host:8081"]
     with pytest.raises(ConfigError, match="beam_pipeline_args: No closing quotation"):
         _common.beam_pipeline_args("--labels='a")
+
+
+def test_workers_that_cannot_see_the_staging_folder_say_so(tmp_path, monkeypatch):
+    """Forced by removing the units file before the pipeline starts (a worker on another
+    machine, without the launcher's disk, sees the same)."""
+    import glob
+
+    def elements_after_losing_units(n):
+        for path in glob.glob(str(tmp_path / "o" / ".staging-*" / "beam-0" / "units.pkl")):
+            os.remove(path)
+        return list(range(n))
+
+    monkeypatch.setattr(beam_engine, "pipeline_elements", elements_after_losing_units)
+    with pytest.raises(ExampleGenError, match=r"units.pkl is not visible on this Beam worker \(.*\): engine='beam' "
+                                              r"needs the output folder and the input files on storage"):
+        _ingest(tmp_path / "o", "beam")
+    _assert_nothing_committed(tmp_path / "o")
