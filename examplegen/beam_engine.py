@@ -35,8 +35,9 @@ from typing import Iterable, Sequence
 from examplegen.convert import ChunkResult, UnitTask, run_unit
 from examplegen.errors import ConfigError, ExampleGenError
 
-INSTALL_HINT = ("engine='beam' needs Apache Beam, which is not installed here: pip install 'apache-beam[gcp]==2.66.0' "
-                "(the version this engine is tested with), or use engine='local'")
+INSTALL_HINT = ("engine='beam' needs Apache Beam, which is not installed here: pip install 'kfp-examplegen[beam]' "
+                "(apache-beam[gcp]==2.66.0, the version this engine is tested with; the component image leaves "
+                "it out), or use engine='local'")
 _UNITS_FILE = "units.pkl"
 _RESULTS = "results"  # <unit>.<attempt>.pkl: a ChunkResult per finished attempt
 _ERRORS = "errors"  # <unit>.pkl: the ExampleGenError a unit failed with (bad input), for the launcher

@@ -282,7 +282,7 @@ def test_engine_arguments_are_checked(tmp_path):
 def test_without_beam_installed_engine_beam_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam -> ImportError
     with pytest.raises(ConfigError, match=r"engine='beam' needs Apache Beam, which is not installed here: "
-                                          r"pip install 'apache-beam\[gcp\]==2.66.0'"):
+                                          r"pip install 'kfp-examplegen\[beam\]' \(apache-beam\[gcp\]==2.66.0"):
         _ingest(tmp_path / "o", "beam")
     _assert_nothing_committed(tmp_path / "o")
 
@@ -314,29 +314,31 @@ class _Artifact:
 
 
 def test_components_pass_engine_and_beam_pipeline_args_through(tmp_path, small_units):
-    from components import functions
+    from kfp_examplegen.components import functions
 
     _ingest(tmp_path / "local", num_shards=0)
     beam = _Artifact(tmp_path / "beam")
     functions.csv_example_gen(beam, input_base=TAXI_CSV_DIR, engine="beam", mlmd="sqlite:///" + str(tmp_path / "m.db"),
-                              beam_pipeline_args='["--runner=DirectRunner", "--direct_num_workers=1"]')
+                              beam_pipeline_args=["--runner=DirectRunner", "--direct_num_workers=1"])
     _assert_same_artifact(tmp_path / "local", tmp_path / "beam")
     resplit_out = _Artifact(tmp_path / "resplit")
-    with pytest.raises(ConfigError, match="beam_pipeline_args apply to engine='beam' only"):
-        functions.split_examples(beam, resplit_out, output_config=json.dumps(SPLITS_3), engine="local",
+    with pytest.raises(ConfigError, match="engine: beam_pipeline_args apply to engine='beam' only"):
+        functions.split_examples(beam, resplit_out, output_config=SPLITS_3, engine="local",
                                  beam_pipeline_args="--runner=DirectRunner", mlmd="sqlite:///" + str(tmp_path / "m.db"))
 
 
-def test_beam_pipeline_args_parameter():
-    from components import _common
+def test_engine_parameters():
+    from kfp_examplegen.components import _common
 
-    assert _common.beam_pipeline_args("") == []
-    assert _common.beam_pipeline_args("--runner=DataflowRunner --labels='a=1 b'") == [
-        "--runner=DataflowRunner", "--labels=a=1 b"]
-    assert _common.beam_pipeline_args('["--runner=FlinkRunner", "--flink_master=host:8081"]') == [
-        "--runner=FlinkRunner", "--flink_master=host:8081"]
+    assert _common.engine_arguments("", []) == {"engine": "local", "beam_pipeline_args": []}
+    assert _common.engine_arguments("beam", "--runner=DataflowRunner --labels='a=1 b'") == {
+        "engine": "beam", "beam_pipeline_args": ["--runner=DataflowRunner", "--labels=a=1 b"]}
+    assert _common.engine_arguments("beam", '["--runner=FlinkRunner", "--flink_master=host:8081"]') == {
+        "engine": "beam", "beam_pipeline_args": ["--runner=FlinkRunner", "--flink_master=host:8081"]}
     with pytest.raises(ConfigError, match="beam_pipeline_args: No closing quotation"):
-        _common.beam_pipeline_args("--labels='a")
+        _common.engine_arguments("beam", "--labels='a")
+    with pytest.raises(ConfigError, match="engine 'ray' is unknown; use one of local, beam"):
+        _common.engine_arguments("ray", [])
 
 
 def test_workers_that_cannot_see_the_staging_folder_say_so(tmp_path, monkeypatch):
