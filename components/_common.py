@@ -226,7 +226,7 @@ def fingerprint(value: str) -> Optional[str]:
 
 def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_config: Any,
                      output_config: Any, range_config: Any, num_shards: int, force: bool,
-                     lineage: dict[str, Any], csv_options: Any = None,
+                     lineage: dict[str, Any], csv_options: Any = None, source_options: Any = None,
                      payload_format: Optional[str] = None, expected_fingerprint: str = "",
                      engine: Any = "local", beam_pipeline_args: Any = None) -> dict[str, Any]:
     """Every ingest component parameter checked (each error names its parameter), as the
@@ -252,6 +252,13 @@ def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_
         options = struct(csv_options, "csv_options")
         named("csv_options", CsvOptions.from_dict, options)
         arguments["csv_options"] = options
+    if source_options is not None:  # any format's options (examplegen.sources)
+        from examplegen import sources
+
+        source = named("source_format", sources.get, source_format)
+        options = struct(source_options, "source_options")
+        named("source_options", source.Options.from_dict, options)
+        arguments["source_options"] = options
     if payload_format is not None:
         arguments["payload_format"] = named("payload_format", normalize_payload_format, payload_format)
     return arguments

@@ -125,6 +125,65 @@ def csv_example_gen(
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
+def file_example_gen(
+    examples: Output[Dataset],
+    source_format: str = "parquet",
+    input_base: str = "",
+    input_config: dict = {},
+    output_config: dict = {},
+    range_config: dict = {},
+    source_options: dict = {},
+    num_shards: int = 0,
+    force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
+    mlmd: str = "",
+    pipeline_name: str = "examplegen",
+    run_name: str = "",
+    pipeline_root: str = "",
+):
+    """Ingest files of any format (Parquet, Avro, JSON Lines, CSV, TFRecord or a registered
+    source) into a TFX Examples artifact (split gzip TFRecords of tf.Example).
+
+    Args:
+        examples: The output Examples (system.Dataset; TFX's properties in its metadata).
+        source_format: parquet, avro, jsonl, csv, tfrecord, an entry point of the
+            examplegen.sources group or a module path (see the README).
+        input_base: Folder holding the files; "" means the bundled taxi sample of that
+            format (examples/data/taxi_<format>).
+        input_config: TFX input config; empty for one split with pattern "*".
+        output_config: TFX output config; empty for train/eval hash buckets 2:1.
+        range_config: TFX range config; empty for the latest span.
+        source_options: The format's options (Parquet/Avro/JSON Lines: columns, schema,
+            batch_rows); empty for the defaults.
+        num_shards: Output files per split; 0 chooses by size.
+        force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (worker processes in this task's container, the default) or
+            "beam": the same work units as an Apache Beam pipeline (same artifact; the
+            image then needs apache-beam, see the README's Apache Beam section).
+        beam_pipeline_args: Beam options for engine "beam", TFX's beam_pipeline_args
+            (a list, JSON list text or one command line), e.g. ["--runner=FlinkRunner",
+            "--flink_master=host:8081"]; empty runs the DirectRunner in the task.
+        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
+            else SQLite under the pipeline root.
+        pipeline_name: Pipeline name recorded in lineage.
+        run_name: Pipeline run recorded in lineage.
+        pipeline_root: The pipeline root (for the default SQLite lineage store).
+    """
+    from examplegen.ingest import ingest
+    from kfp_examplegen.components import _common
+
+    source_format = source_format.strip()
+    sample = {"csv": "taxi", "tfrecord": "taxi_tfrecord"}.get(source_format, f"taxi_{source_format}")
+    arguments = _common.ingest_arguments(
+        input_base=input_base, sample=sample, source_format=source_format, input_config=input_config,
+        output_config=output_config, range_config=range_config, source_options=source_options or {},
+        num_shards=num_shards, force=force, engine=engine, beam_pipeline_args=beam_pipeline_args,
+        lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
+    result = ingest(output_uri=examples.path, **arguments)
+    examples.metadata.update(_common.artifact_metadata(result.metadata()))
+
+
 def import_example_gen(
     examples: Output[Dataset],
     input_base: str = "",

@@ -2,6 +2,7 @@
 
 - csv-ingest: resolve_span -> csv_example_gen -> ingestion_report
 - import-and-resplit: import_example_gen -> split_examples -> ingestion_report
+- file-ingest: file_example_gen -> ingestion_report (Parquet, Avro, JSON Lines, any format)
 
 TFX's configs are dict parameters (KFP STRUCT); left empty they mean TFX's defaults. A
 string parameter left "" means "not given" (the bundled sample data for input_base; the
@@ -19,7 +20,8 @@ from kfp_examplegen import components
 
 CSV_INGEST = "csv-ingest"
 IMPORT_AND_RESPLIT = "import-and-resplit"
-PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT)
+FILE_INGEST = "file-ingest"
+PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, FILE_INGEST)
 
 DEFAULT_RESPLIT_CONFIG = {
     "split_config": {
@@ -173,4 +175,55 @@ def build(image: str | None = None) -> dict:
         ), "Split examples")
         step(c.ingestion_report(examples=resplit.outputs["examples"], **lineage), "Ingestion report")
 
-    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit}
+    @dsl.pipeline(
+        name=FILE_INGEST,
+        description=(
+            "Ingest Parquet, Avro or JSON Lines files (or any registered format) into a TFX "
+            "Examples artifact and write an HTML ingestion report. " + note
+        ),
+    )
+    def file_ingest(
+        source_format: str = "parquet",
+        input_base: str = "",
+        input_config: dict = {},
+        output_config: dict = {},
+        range_config: dict = {},
+        source_options: dict = {},
+        num_shards: int = 0,
+        force: bool = False,
+        engine: str = "local",
+        beam_pipeline_args: list = [],
+        mlmd: str = "",
+    ):
+        """Ingest files of any format into TFX Examples with a report.
+
+        Args:
+            source_format: parquet, avro, jsonl (or csv, tfrecord, a registered source).
+            input_base: Folder of the files; "" for the bundled taxi sample of the format.
+            input_config: TFX input config; empty for one split, pattern "*".
+            output_config: TFX output config; empty for train/eval 2:1.
+            range_config: TFX range config; empty for the latest span.
+            source_options: The format's options (columns, schema, batch_rows); empty for the defaults.
+            num_shards: Output files per split; 0 chooses by size.
+            force: Rewrite even when identical input was ingested before.
+            engine: "local" (processes in the task's container) or "beam" (Apache Beam; see the README).
+            beam_pipeline_args: Beam options for engine "beam" (TFX's beam_pipeline_args).
+            mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
+        """
+        lineage = lineage_args(FILE_INGEST, mlmd)
+        gen = step(c.file_example_gen(
+            source_format=source_format,
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            range_config=range_config,
+            source_options=source_options,
+            num_shards=num_shards,
+            force=force,
+            engine=engine,
+            beam_pipeline_args=beam_pipeline_args,
+            **lineage,
+        ), "File ExampleGen")
+        step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
+
+    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, FILE_INGEST: file_ingest}

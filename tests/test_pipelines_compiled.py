@@ -141,7 +141,7 @@ def test_artifact_types_are_kfp_system_types(path):
 @pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
 def test_kfp_step_cache_is_off_and_lineage_gets_run_id(path):
     tasks = _spec(path)["root"]["dag"]["tasks"]
-    assert len(tasks) == 3
+    assert len(tasks) >= 2
     for name, task in tasks.items():
         assert not task.get("cachingOptions", {}).get("enableCache"), name
         params = task["inputs"]["parameters"]
