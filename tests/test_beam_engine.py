@@ -356,3 +356,17 @@ def test_workers_that_cannot_see_the_staging_folder_say_so(tmp_path, monkeypatch
                                               r"needs the output folder and the input files on storage"):
         _ingest(tmp_path / "o", "beam")
     _assert_nothing_committed(tmp_path / "o")
+
+
+def test_direct_runner_parquet_row_group_units_are_byte_identical(tmp_path, monkeypatch):
+    """TFX's taxi Parquet rewritten in row groups of 1,000 rows: ten units."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 1)  # every row group its own unit
+    base = tmp_path / "in"
+    base.mkdir()
+    pq.write_table(pq.read_table(shared("external", "parquet", "data.parquet")), base / "data.parquet",
+                   row_group_size=1000)
+    _ingest(tmp_path / "local", input_base=str(base), source_format="parquet")
+    _ingest(tmp_path / "beam", "beam", input_base=str(base), source_format="parquet")
+    _assert_same_artifact(tmp_path / "local", tmp_path / "beam")
