@@ -100,12 +100,8 @@ def csv_example_gen(
         expected_fingerprint: resolve_span's fingerprint: ingest exactly the files it
             resolved, or fail before writing anything. "" skips the check.
         force: Rewrite even when lineage shows identical input was ingested already.
-        engine: "local" (worker processes in this task's container, the default) or
-            "beam": the same work units as an Apache Beam pipeline (same artifact; the
-            image then needs apache-beam, see the README's Apache Beam section).
-        beam_pipeline_args: Beam options for engine "beam", TFX's beam_pipeline_args
-            (a list, JSON list text or one command line), e.g. ["--runner=FlinkRunner",
-            "--flink_master=host:8081"]; empty runs the DirectRunner in the task.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -158,12 +154,8 @@ def file_example_gen(
             batch_rows); empty for the defaults.
         num_shards: Output files per split; 0 chooses by size.
         force: Rewrite even when lineage shows identical input was ingested already.
-        engine: "local" (worker processes in this task's container, the default) or
-            "beam": the same work units as an Apache Beam pipeline (same artifact; the
-            image then needs apache-beam, see the README's Apache Beam section).
-        beam_pipeline_args: Beam options for engine "beam", TFX's beam_pipeline_args
-            (a list, JSON list text or one command line), e.g. ["--runner=FlinkRunner",
-            "--flink_master=host:8081"]; empty runs the DirectRunner in the task.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -214,12 +206,8 @@ def import_example_gen(
             FORMAT_TF_SEQUENCE_EXAMPLE or FORMAT_PROTO.
         num_shards: Output files per split; 0 chooses by size.
         force: Rewrite even when lineage shows identical input was ingested already.
-        engine: "local" (worker processes in this task's container, the default) or
-            "beam": the same work units as an Apache Beam pipeline (same artifact; the
-            image then needs apache-beam, see the README's Apache Beam section).
-        beam_pipeline_args: Beam options for engine "beam", TFX's beam_pipeline_args
-            (a list, JSON list text or one command line), e.g. ["--runner=FlinkRunner",
-            "--flink_master=host:8081"]; empty runs the DirectRunner in the task.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -262,12 +250,8 @@ def split_examples(
         input_splits: Splits of the input to read (a list, JSON list text or
             comma-separated names); empty reads all of them.
         num_shards: Output files per split; 0 chooses by size.
-        engine: "local" (worker processes in this task's container, the default) or
-            "beam": the same work units as an Apache Beam pipeline (same artifact; the
-            image then needs apache-beam, see the README's Apache Beam section).
-        beam_pipeline_args: Beam options for engine "beam", TFX's beam_pipeline_args
-            (a list, JSON list text or one command line), e.g. ["--runner=FlinkRunner",
-            "--flink_master=host:8081"]; empty runs the DirectRunner in the task.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.

@@ -55,6 +55,9 @@ def build(image: str | None = None) -> dict:
             "pipeline_root": dsl.PIPELINE_ROOT_PLACEHOLDER,
         }
 
+    def engine_args(engine, beam_pipeline_args) -> dict:
+        return {"engine": engine, "beam_pipeline_args": beam_pipeline_args}
+
     def step(task, display_name: str):
         task.set_display_name(display_name)
         task.set_caching_options(False)
@@ -108,8 +111,7 @@ def build(image: str | None = None) -> dict:
             num_shards=num_shards,
             expected_fingerprint=span.outputs["fingerprint"],
             force=force,
-            engine=engine,
-            beam_pipeline_args=beam_pipeline_args,
+            **engine_args(engine, beam_pipeline_args),
             **lineage,
         ), "CSV ExampleGen")
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
@@ -160,8 +162,7 @@ def build(image: str | None = None) -> dict:
             payload_format=payload_format,
             num_shards=num_shards,
             force=force,
-            engine=engine,
-            beam_pipeline_args=beam_pipeline_args,
+            **engine_args(engine, beam_pipeline_args),
             **lineage,
         ), "Import ExampleGen")
         resplit = step(c.split_examples(
@@ -169,8 +170,7 @@ def build(image: str | None = None) -> dict:
             output_config=resplit_config,
             input_splits=input_splits,
             num_shards=num_shards,
-            engine=engine,
-            beam_pipeline_args=beam_pipeline_args,
+            **engine_args(engine, beam_pipeline_args),
             **lineage,
         ), "Split examples")
         step(c.ingestion_report(examples=resplit.outputs["examples"], **lineage), "Ingestion report")
@@ -220,8 +220,7 @@ def build(image: str | None = None) -> dict:
             source_options=source_options,
             num_shards=num_shards,
             force=force,
-            engine=engine,
-            beam_pipeline_args=beam_pipeline_args,
+            **engine_args(engine, beam_pipeline_args),
             **lineage,
         ), "File ExampleGen")
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
