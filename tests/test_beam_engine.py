@@ -9,7 +9,6 @@ tests force each situation through the engine's own seams: the list of pipeline 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
