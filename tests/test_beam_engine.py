@@ -21,8 +21,9 @@ import examplegen.ingest as ingest_module
 from examplegen import convert, tfrecord
 from examplegen.errors import ConfigError, ExampleGenError, SourceError, VerificationError
 from examplegen.ingest import ingest, resplit
-from tests.cloud_servers import start_servers
+from tests.cloud_servers import cloud_servers, gcs_server, s3_server, start_servers  # noqa: F401 (fixtures)
 from tests.helpers import REPO, TAXI_CSV_DIR, shared, tree_bytes
+from tests.test_fs_remote import remote_env, store, stores  # noqa: F401 (fixtures)
 
 SPLITS_3 = {"split_config": {"splits": [{"name": "train", "hash_buckets": 2}, {"name": "eval", "hash_buckets": 1}]}}
 
@@ -369,3 +370,16 @@ def test_direct_runner_parquet_row_group_units_are_byte_identical(tmp_path, monk
     _ingest(tmp_path / "local", input_base=str(base), source_format="parquet")
     _ingest(tmp_path / "beam", "beam", input_base=str(base), source_format="parquet")
     _assert_same_artifact(tmp_path / "local", tmp_path / "beam")
+
+
+def test_inputs_on_gcs_and_s3_servers_give_the_local_bytes(tmp_path, small_units, store):  # noqa: F811
+    """Remote inputs (the GCS emulator, moto's S3): the launcher downloads and checks them,
+    the workers convert them; the examples are the local engine's."""
+    bucket = store.bucket()
+    with open(os.path.join(TAXI_CSV_DIR, "data.csv"), "rb") as f:
+        store.put(bucket, "taxi/data.csv", f.read())
+    _ingest(tmp_path / "local")
+    _ingest(tmp_path / "beam", "beam", input_base=store.url(bucket, "taxi"))
+    local, beam = tree_bytes(str(tmp_path / "local")), tree_bytes(str(tmp_path / "beam"))
+    assert {k: v for k, v in beam.items() if k.startswith("Split-")} == {
+        k: v for k, v in local.items() if k.startswith("Split-")}
