@@ -43,9 +43,10 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
                              "names another runner); the output is the same")
     parser.add_argument("--beam-pipeline-args", action="append", default=None, metavar="ARGS",
                         help="Beam pipeline options for --engine beam, as TFX's beam_pipeline_args, e.g. "
-                             "--beam-pipeline-args='--runner=DataflowRunner --project=my-project "
-                             "--region=us-central1 --temp_location=gs://bucket/tmp' (split like a shell command "
-                             "line; may be repeated; write it with '=' as shown)")
+                             "--beam-pipeline-args='--runner=FlinkRunner --flink_master=host:8081 "
+                             "--environment_type=EXTERNAL --environment_config=localhost:50000' (split like a "
+                             "shell command line; may be repeated; write it with '=' as shown; workers must see "
+                             "the output and input paths, see the README, Apache Beam)")
     parser.add_argument("--verify-payload", choices=["structure", "full", "none"], default="structure",
                         help="TFRecord input: check each record's wire structure (default), parse "
                              "every record (slower), or not at all")
