@@ -17,6 +17,7 @@ import sys
 import pytest
 
 import examplegen.beam_engine as beam_engine
+import examplegen.unit_files as unit_files
 import examplegen.ingest as ingest_module
 from examplegen import convert, tfrecord
 from examplegen.errors import ConfigError, ExampleGenError, SourceError, VerificationError
@@ -172,7 +173,7 @@ def test_a_retry_after_a_failed_attempt_leaves_no_trace(tmp_path, small_units, m
     the retry: the partial output is never published. Forced by running unit 4 twice, the
     first run writing a part file and dying."""
     monkeypatch.setattr(beam_engine, "pipeline_elements", lambda n: [4] + list(range(n)))
-    real_run_unit = beam_engine.run_unit
+    real_run_unit = unit_files.run_unit
     died = tmp_path / "died"  # a file: the pipeline may run a pickled copy of this function
 
     def dies_once(task):
@@ -184,8 +185,8 @@ def test_a_retry_after_a_failed_attempt_leaves_no_trace(tmp_path, small_units, m
             raise _AttemptDied
         return real_run_unit(task)
 
-    monkeypatch.setattr(beam_engine, "run_unit", dies_once)
-    monkeypatch.setattr(beam_engine, "convert_unit", _survive_attempt_death(beam_engine.convert_unit))
+    monkeypatch.setattr(unit_files, "run_unit", dies_once)
+    monkeypatch.setattr(unit_files, "convert_unit", _survive_attempt_death(unit_files.convert_unit))
     _ingest(tmp_path / "local")
     _ingest(tmp_path / "beam", "beam")
     assert died.exists()
@@ -208,7 +209,7 @@ def _survive_attempt_death(convert_unit):
 
 
 def test_a_unit_whose_output_goes_missing_fails_the_run(tmp_path, small_units, monkeypatch):
-    real = beam_engine.convert_unit
+    real = unit_files.convert_unit
 
     def loses_a_part(task, pass_dir):
         result = real(task, pass_dir)
@@ -216,7 +217,7 @@ def test_a_unit_whose_output_goes_missing_fails_the_run(tmp_path, small_units, m
             os.remove(os.path.join(task.parts_dir, sorted(result.parts)[0]))
         return result
 
-    monkeypatch.setattr(beam_engine, "convert_unit", loses_a_part)
+    monkeypatch.setattr(unit_files, "convert_unit", loses_a_part)
     with pytest.raises(VerificationError, match=r"work unit 6 .* wrote part file 000-0000006-0000-0000\d\.gz "
                                                 r"\(\d+ records\), which is missing"):
         _ingest(tmp_path / "beam", "beam")
@@ -229,7 +230,7 @@ def test_a_dofn_that_fails_once_fails_the_run_on_the_direct_runner(tmp_path, sma
     succeeds."""
     _ingest(tmp_path / "out")
     before = tree_bytes(str(tmp_path / "out"))
-    real_run_unit = beam_engine.run_unit
+    real_run_unit = unit_files.run_unit
     failed = tmp_path / "failed"  # a file: the pipeline may run a pickled copy of this function
 
     def fails_once(task):
@@ -238,7 +239,7 @@ def test_a_dofn_that_fails_once_fails_the_run_on_the_direct_runner(tmp_path, sma
             raise RuntimeError("worker lost its disk")
         return real_run_unit(task)
 
-    monkeypatch.setattr(beam_engine, "run_unit", fails_once)
+    monkeypatch.setattr(unit_files, "run_unit", fails_once)
     with pytest.raises(ExampleGenError, match=r"the Beam pipeline failed on DirectRunner; nothing was committed: "
                                               r".*worker lost its disk"):
         _ingest(tmp_path / "out", "beam", num_shards=2)
@@ -352,7 +353,7 @@ def test_workers_that_cannot_see_the_staging_folder_say_so(tmp_path, monkeypatch
         return list(range(n))
 
     monkeypatch.setattr(beam_engine, "pipeline_elements", elements_after_losing_units)
-    with pytest.raises(ExampleGenError, match=r"units.pkl is not visible on this Beam worker \(.*\): engine='beam' "
+    with pytest.raises(ExampleGenError, match=r"units.pkl is not visible on this worker \(.*\): engine='beam' "
                                               r"needs the output folder and the input files on storage"):
         _ingest(tmp_path / "o", "beam")
     _assert_nothing_committed(tmp_path / "o")
