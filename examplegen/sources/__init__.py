@@ -32,8 +32,8 @@ The contract: a source is a module (or any object) with
     without rows are left out with a warning (``ROWS_NAME``, e.g. "records", names them),
     and a split with none is an error.
 ``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
-    Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
-    every batch of a unit has the same schema. The shared converter
+    Runs in a worker process. Yields typed Arrow record batches (or tables), the rows in
+    file order. The shared converter
     (examplegen.typemap, see the README's type table) turns each column into tf.Example
     features. A records-as-read source yields ``Records`` instead (serialized payloads and
     their frames, written unchanged). Bad input is a SourceError naming the file and the
