@@ -33,9 +33,8 @@ The contract: a source is a module (or any object) with
     and a split with none is an error.
 ``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
     Runs in a worker process. Yields typed Arrow record batches (or tables), the rows in
-    file order. The shared converter
-    (examplegen.typemap, see the README's type table) turns each column into tf.Example
-    features. A records-as-read source yields ``Records`` instead (serialized payloads and
+    file order. The shared converter (examplegen.typemap, see the README's type table)
+    turns each column into tf.Example features. A records-as-read source yields ``Records`` instead (serialized payloads and
     their frames, written unchanged). Bad input is a SourceError naming the file and the
     line, row or record (``unit.where(row)``). The generator's return value, if any, is
     handed to ``Plan.review`` in the launcher.
