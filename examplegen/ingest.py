@@ -57,7 +57,6 @@ from examplegen.writer import ExamplesWriter, read_metadata, split_dir
 
 log = logging.getLogger(__name__)
 
-SOURCE_FORMATS = tuple(sources.BUILTIN)
 CHUNK_BYTES = 16 << 20  # input bytes per work unit (sources that can cut their files)
 SHARD_BYTES = 256 << 20  # input bytes per output shard when the shard count is automatic
 # Starting worker processes costs ~1.5 s here (interpreter + pyarrow per worker); below this
