@@ -169,7 +169,12 @@ def run_unit(task: UnitTask) -> ChunkResult:
                 sink.write(batch.frames, split_index, rows, batch.frames)
                 rows += len(batch.records)
                 continue
-            if batch.num_rows == 0:
+            if isinstance(batch, pa.Table):  # a source may yield tables too
+                batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else None
+            elif not isinstance(batch, pa.RecordBatch):
+                raise SourceError(f"{path}: source {task.source!r} yielded a {type(batch).__name__}; its read() "
+                                  "must yield pyarrow RecordBatches (or Records)")
+            if batch is None or batch.num_rows == 0:
                 continue
             features = typemap.batch_features(batch, where, path, overrides)
             examples = encode.example_column([f.name for f in features], [f.feature for f in features])

@@ -572,6 +572,9 @@ class Recorder:
             "rows_written": result.rows_written,
             "rows_rejected": result.rows_rejected,
         })
+        if result.config.get("files_without_rows"):  # input files left out: no rows in them
+            set_properties(self._execution, {
+                "files_without_rows": json.dumps(result.config["files_without_rows"], sort_keys=True)})
 
     def _update_span_properties(self, sources: list[SourceFile]) -> None:
         """Set span/version/spans from the inputs unless already set (complete() overrides)."""

@@ -28,12 +28,13 @@ The contract: a source is a module (or any object) with
     ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
     would roughly be (default: its size; Parquet files are far smaller than their rows);
     the engine picks the number of workers and of shards from the sum, and units'
-    ``size`` use the same scale.
+    ``size`` use the same scale. Optional: ``has_rows(path, options) -> bool``; files
+    without rows are left out with a warning (``ROWS_NAME``, e.g. "records", names them),
+    and a split with none is an error.
 ``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
-    Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
-    every batch of a unit has the same schema. The shared converter
-    (examplegen.typemap, see the README's type table) turns each column into tf.Example
-    features. A records-as-read source yields ``Records`` instead (serialized payloads and
+    Runs in a worker process. Yields typed Arrow record batches (or tables), the rows in
+    file order. The shared converter (examplegen.typemap, see the README's type table)
+    turns each column into tf.Example features. A records-as-read source yields ``Records`` instead (serialized payloads and
     their frames, written unchanged). Bad input is a SourceError naming the file and the
     line, row or record (``unit.where(row)``). The generator's return value, if any, is
     handed to ``Plan.review`` in the launcher.
