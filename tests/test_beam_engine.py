@@ -91,6 +91,17 @@ def test_second_pass_when_a_later_unit_needs_a_wider_type(tmp_path, monkeypatch)
     _assert_same_artifact(tmp_path / "local", tmp_path / "beam")
 
 
+def test_direct_runner_multi_processing_gives_every_row(tmp_path, small_units, monkeypatch):
+    """The DirectRunner mode where TFX lost rows (two worker processes): this engine's
+    pipeline has no splittable DoFn, and its output is the local engine's."""
+    monkeypatch.setenv("PYTHONPATH", REPO)  # the worker processes import this checkout
+    _ingest(tmp_path / "local")
+    beam = _ingest(tmp_path / "beam", "beam", ["--runner=DirectRunner", "--direct_num_workers=2",
+                                               "--direct_running_mode=multi_processing"])
+    assert sum(beam.counts.values()) == 10_000
+    _assert_same_artifact(tmp_path / "local", tmp_path / "beam")
+
+
 # ---------------------------------------------------------------- portable runner
 def _worker_pool_stop(server) -> None:
     """SIGINT first: the pool then stops its SDK worker processes (its atexit hook)."""
