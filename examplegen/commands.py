@@ -56,12 +56,19 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "ingest", help="convert CSV, Parquet, Avro, JSON Lines or TFRecord files into a split Examples artifact",
+        "ingest", help="convert CSV, Parquet, Avro, JSON Lines or TFRecord files, or SQL query results, into a "
+                       "split Examples artifact",
         description="Resolve the span, convert the input files to tf.Example, split them and write "
                     "<output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz plus examples_metadata.json. "
                     "The run, its input files (with content digests) and its output are recorded in "
                     "ML Metadata; an identical earlier run is reused unless --force.")
-    p.add_argument("--input-base", required=True, help="directory the input config patterns are relative to")
+    p.add_argument("--input-base", default=None,
+                   help="directory the input config patterns are relative to (file formats)")
+    p.add_argument("--connection", default=None, metavar="URL",
+                   help="query formats (--format sql): the database, postgresql://user@host:5432/db or "
+                        "mysql://user@host:3306/db; each input split's pattern is a query. The password "
+                        "comes from the URL or $EXAMPLEGEN_DB_PASSWORD (or PGPASSWORD / MYSQL_PWD) and is "
+                        "never recorded (see README, Query sources)")
     p.add_argument("--format", dest="source_format", default="csv", metavar="FORMAT",
                    help="input format: " + ", ".join(_builtin_formats()) + " (default csv), an entry point "
                         "of the 'examplegen.sources' group, or a module path package.module[:attribute] "
@@ -172,15 +179,32 @@ def _ingest(args) -> int:
     options = _csv_options(args)
     if args.source_format != "csv" and options:
         raise ConfigError("CSV options (--delimiter, --quote-char, ...) apply to --format csv only")
-    result = ingest(
-        args.input_base, args.output, source_format=args.source_format,
-        input_config=args.input_config, output_config=args.output_config, range_config=args.range_config,
-        csv_options=options or None, source_options=args.source_options,
-        payload_format=args.payload_format, verify_payload=args.verify_payload,
-        num_shards=args.num_shards, workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
-        pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
-        progress=sys.stderr.isatty(), lock_timeout=args.lock_timeout)
+    if args.connection is not None:
+        return _ingest_query(args)
+    if args.input_base is None:
+        raise ConfigError("ingest needs --input-base (files) or --connection (a query format such as "
+                          "--format sql)")
+    result = ingest(args.input_base, args.output, csv_options=options or None, payload_format=args.payload_format,
+                    verify_payload=args.verify_payload, **_ingest_arguments(args))
     _print_result(result, args.json)
+    return 0
+
+
+def _ingest_arguments(args) -> dict:
+    """The keyword arguments ingest() and ingest_query() share."""
+    return dict(source_format=args.source_format, input_config=args.input_config, output_config=args.output_config,
+                range_config=args.range_config, source_options=args.source_options, num_shards=args.num_shards,
+                workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
+                pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
+                progress=sys.stderr.isatty(), lock_timeout=args.lock_timeout)
+
+
+def _ingest_query(args) -> int:
+    from examplegen.query_ingest import ingest_query
+
+    if args.input_base is not None:
+        raise ConfigError("--input-base and --connection exclude each other: files or a query")
+    _print_result(ingest_query(args.connection, args.output, **_ingest_arguments(args)), args.json)
     return 0
 
 

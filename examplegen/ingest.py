@@ -31,7 +31,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from examplegen import __version__, fs, sources
 from examplegen.config import (
@@ -291,18 +291,23 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
 def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, source_format: str,
                   input_config: InputConfig, output_config: OutputConfig, source_options: Any = None,
                   payload_format: str = "FORMAT_TF_EXAMPLE", num_shards: int = 0, workers: int = 0,
-                  progress: bool = False, metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None):
+                  progress: bool = False, metadata: Optional[dict | Callable[[dict], dict]] = None,
+                  chunk_bytes: Optional[int] = None, total_bytes: Optional[int] = None):
     """Converts resolved input files into a committed Examples artifact at ``output_uri``.
 
     ``source_options``: the source's Options (examplegen.sources); None for its defaults.
+    ``metadata``: the artifact's metadata, or a function of the sources' extras (Plan.info
+    by key and input split) giving it, called before the commit. ``total_bytes``: the input
+    size when the inputs are not files (queries); it picks the shard and worker counts.
     """
     if source_options is None:
         source_options = sources.get(source_format).Options.from_dict(None)
     effective = effective_output_config(input_config, output_config)
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
-    work_bytes = getattr(sources.get(source_format), "work_bytes", None) or (lambda path, _: os.path.getsize(path))
-    total_bytes = sum(work_bytes(f, source_options) for s in split_files for f in s.files)
+    if total_bytes is None:
+        work_bytes = getattr(sources.get(source_format), "work_bytes", None) or (lambda path, _: os.path.getsize(path))
+        total_bytes = sum(work_bytes(f, source_options) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
@@ -311,7 +316,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     try:
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, source_options, writer,
                                         runner, chunk_bytes=chunk_bytes or CHUNK_BYTES)
-        md = dict(metadata or {})
+        md = dict((metadata(extras) if callable(metadata) else metadata) or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
                    "payload_format": payload_format, "file_format": "tfrecords_gzip",
                    "num_shards": num_shards})
@@ -342,6 +347,11 @@ def _source_options(source_format: str, csv_options: Optional[dict], source_opti
                                                 ("verify_payload", verify_payload)) if key in fields})
     given.update(load_object(source_options, "source_options") or {})
     return source.Options.from_dict(given)
+
+
+def _is_query_format(source_format: str) -> bool:
+    """True for a query source (examplegen.sources.query), which takes a connection, not files."""
+    return bool(getattr(sources.get(source_format), "QUERY", False))
 
 
 def _is_output_failure(exc: OSError, output_uri: str) -> bool:
@@ -388,6 +398,9 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     if verify_payload not in VERIFY_MODES:
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
     check_run_options(num_shards, workers, lock_timeout)
+    if _is_query_format(source_format):
+        raise ConfigError(f"format {source_format!r} runs queries: give the database with --connection "
+                          "(examplegen.query_ingest.ingest_query), not an input base")
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     opts = _source_options(source_format, csv_options, source_options, payload_format, verify_payload)
     payload_format = getattr(opts, "payload_format", "FORMAT_TF_EXAMPLE")

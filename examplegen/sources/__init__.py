@@ -39,6 +39,12 @@ The contract: a source is a module (or any object) with
     line, row or record (``unit.where(row)``). The generator's return value, if any, is
     handed to ``Plan.review`` in the launcher.
 
+A query source (``sql``; see examplegen.sources.query) follows the same contract with
+``QUERY = True`` and ``connection(url) -> examplegen.sources.query.Connection``; its
+``plan`` receives the split's ``ResolvedQuery`` s (one per span) instead of files, and
+its ``read`` returns a ``UnitNote`` with the unit's result digest. The engine's entry
+point for them is examplegen.query_ingest.ingest_query (``--connection``).
+
 Built-in formats are listed in ``BUILTIN``. A user's own source needs no change to this
 package: pass ``--format package.module`` (or ``package.module:attribute`` for an object in
 it), or register a name in the ``examplegen.sources`` entry point group of an installed
@@ -67,6 +73,7 @@ BUILTIN = {
     "parquet": "examplegen.sources.parquet",
     "avro": "examplegen.sources.avro",
     "jsonl": "examplegen.sources.jsonl",
+    "sql": "examplegen.sources.sql",
 }
 
 _REQUIRED = ("FORMAT", "Options", "plan", "read")
