@@ -81,6 +81,8 @@ def csv_example_gen(
     max_bad_rows: int = -1,
     max_bad_ratio: float = -1.0,
     force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -106,6 +108,8 @@ def csv_example_gen(
         max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
             are bad; -1: no limit.
         force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -119,6 +123,7 @@ def csv_example_gen(
         input_base=input_base, sample="taxi", source_format="csv", input_config=input_config,
         output_config=output_config, range_config=range_config, csv_options=csv_options,
         num_shards=num_shards, force=force, expected_fingerprint=expected_fingerprint,
+        engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
     result = ingest(output_uri=examples.path, **arguments,
                     **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
@@ -138,6 +143,8 @@ def file_example_gen(
     max_bad_rows: int = -1,
     max_bad_ratio: float = -1.0,
     force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -165,6 +172,8 @@ def file_example_gen(
         max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
             are bad; -1: no limit.
         force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -179,7 +188,7 @@ def file_example_gen(
     arguments = _common.ingest_arguments(
         input_base=input_base, sample=sample, source_format=source_format, input_config=input_config,
         output_config=output_config, range_config=range_config, source_options=source_options or {},
-        num_shards=num_shards, force=force,
+        num_shards=num_shards, force=force, engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
     result = ingest(output_uri=examples.path, **arguments,
                     **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
@@ -198,6 +207,8 @@ def import_example_gen(
     max_bad_rows: int = -1,
     max_bad_ratio: float = -1.0,
     force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -222,6 +233,8 @@ def import_example_gen(
         max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
             are bad; -1: no limit.
         force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -235,6 +248,7 @@ def import_example_gen(
         input_base=input_base, sample="taxi_tfrecord", source_format="tfrecord",
         input_config=input_config, output_config=output_config, range_config=range_config,
         payload_format=payload_format, num_shards=num_shards, force=force,
+        engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
     result = ingest(output_uri=examples.path, **arguments,
                     **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
@@ -303,6 +317,8 @@ def split_examples(
     bad_rows: str = "fail",
     max_bad_rows: int = -1,
     max_bad_ratio: float = -1.0,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -323,6 +339,8 @@ def split_examples(
         max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
         max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
             are bad; -1: no limit.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -342,6 +360,7 @@ def split_examples(
         input_splits=_common.string_list(input_splits, "input_splits"),
         num_shards=_common.integer(num_shards, "num_shards", 0),
         **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio),
+        **_common.engine_arguments(engine, beam_pipeline_args),
         **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root),
     )
     examples.metadata.update(_common.artifact_metadata(result.metadata()))

@@ -102,6 +102,7 @@ class RowRejects:
         self.reasons: list[str] = []
         self._pending: list[tuple[int, bytes]] = []
         self._file = None
+        self.wrote = False  # whether the quarantine part file was written
         self._locate: Optional[Callable[[int], tuple[str, str, int, bytes]]] = None
 
     def locate(self, fn: Optional[Callable[[int], tuple[str, str, int, bytes]]]) -> None:
@@ -146,6 +147,7 @@ class RowRejects:
 
         if self._file is None:
             self._file = open(self.path, "wb")
+            self.wrote = True
         self._pending.sort(key=lambda entry: entry[0])
         self._file.write(gzip_member(b"".join(line for _, line in self._pending)))
         self._pending.clear()
@@ -165,48 +167,43 @@ def keep_mask(n: int, bad: Iterable[int]) -> np.ndarray:
 
 
 class RejectTally:
-    """Rows read and rejected over a run; fails it when the policy's limits are exceeded.
+    """Rows read and rejected over a run, by input split; fails the run when the policy's
+    limits are exceeded.
 
-    Work units report as they finish (``add``, which checks max_bad_rows at once);
-    ``restart_pass`` forgets the units of a pass that is being redone; ``finish`` checks
-    max_bad_ratio once every row is counted."""
+    The launcher adds each verified work unit (``add``, which checks max_bad_rows at once);
+    ``restart(split)`` forgets an input split that is converted again (its rows are
+    rejected again in the next pass); ``finish`` checks max_bad_ratio once every row is
+    counted."""
 
     def __init__(self, policy: BadRowPolicy):
         self.policy = policy
-        self._done = [0, 0, []]  # rows, rejected, reasons of completed passes
-        self._pass = [0, 0, []]
+        self._splits: dict[int, list] = {}  # input split -> [rows, rejected, reasons]
 
     @property
     def rows(self) -> int:
-        return self._done[0] + self._pass[0]
+        return sum(entry[0] for entry in self._splits.values())
 
     @property
     def rejected(self) -> int:
-        return self._done[1] + self._pass[1]
+        return sum(entry[1] for entry in self._splits.values())
 
     @property
     def reasons(self) -> list[str]:
-        return (self._done[2] + self._pass[2])[:FIRST_REASONS]
+        return [reason for split in sorted(self._splits) for reason in self._splits[split][2]][:FIRST_REASONS]
 
-    def add(self, rows: int, rejected: int, reasons: list[str]) -> None:
-        self._pass[0] += rows
-        self._pass[1] += rejected
-        self._pass[2].extend(reasons[: FIRST_REASONS - len(self._pass[2])])
+    def add(self, split: int, rows: int, rejected: int, reasons: list[str]) -> None:
+        entry = self._splits.setdefault(split, [0, 0, []])
+        entry[0] += rows
+        entry[1] += rejected
+        entry[2].extend(reasons[: FIRST_REASONS - len(entry[2])])
         limit = self.policy.max_rows
         if limit is not None and self.rejected > limit:
             self._fail(f"max_bad_rows={limit}", so_far=True)
 
-    def restart_pass(self) -> None:
-        self._pass = [0, 0, []]
-
-    def end_pass(self) -> None:
-        for i in range(2):
-            self._done[i] += self._pass[i]
-        self._done[2].extend(self._pass[2][: FIRST_REASONS - len(self._done[2])])
-        self.restart_pass()
+    def restart(self, split: int) -> None:
+        self._splits.pop(split, None)
 
     def finish(self) -> None:
-        self.end_pass()
         limit = self.policy.max_ratio
         if limit is not None and self.rows and self.rejected / self.rows > limit:
             self._fail(f"max_bad_ratio={limit:g}", so_far=False)

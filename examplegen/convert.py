@@ -31,7 +31,7 @@ from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import SourceError
 from examplegen.sources import Records, WorkUnit
 from examplegen.split import SplitPlan, assign_hash, assign_partition, assign_value, split_of_buckets
-from examplegen.writer import part_file_name, quarantine_part_path
+from examplegen.writer import part_file_name, quarantine_part_name
 
 GZIP_LEVEL = 1  # isal level 1: ~370 MB/s on this machine, ratio within 1% of level 2
 
@@ -42,8 +42,10 @@ class ChunkResult:
     chunk: int
     rows: int = 0
     counts: list[int] = dataclasses.field(default_factory=list)
-    note: Any = None  # what the source's read() returned (see examplegen.sources.Plan.review)
     rejected: int = 0  # bad rows skipped (counted in rows)
+    parts: dict[str, int] = dataclasses.field(default_factory=dict)  # part file name -> records in it
+    note: Any = None  # what the source's read() returned (see examplegen.sources.Plan.review)
+    quarantine: str = ""  # name of the quarantine part written (in the task's quarantine_dir), if any
     reasons: list[str] = dataclasses.field(default_factory=list)  # the first few bad rows' errors
 
 
@@ -56,6 +58,7 @@ class _PartSink:
         num_splits = len(out_index)
         self.num_shards = num_shards
         self.counts = [0] * num_splits
+        self.parts: dict[str, int] = {}  # part file name -> records written to it
         self._files: dict[tuple[int, int], object] = {}
 
     def write(self, records: pa.Array, split_index: np.ndarray, row_offset: int,
@@ -75,6 +78,8 @@ class _PartSink:
             f = self._files.get((s, sh))
             if f is None:
                 f = self._files[(s, sh)] = open(self._path(self._out_index[s], sh), "wb")
+            name = os.path.basename(f.name)
+            self.parts[name] = self.parts.get(name, 0) + count
             f.write(tfrecord.gzip_member(data, GZIP_LEVEL))
 
     def close(self) -> None:
@@ -97,6 +102,7 @@ class UnitTask:
     num_shards: int
     parts_dir: str
     bad_rows: BadRowPolicy = BadRowPolicy()
+    quarantine_dir: str = ""  # where the unit's quarantine part goes (bad_rows="skip")
     origins: tuple[tuple[str, str], ...] = ()  # (downloaded file, its URI): bad rows are named by the URI
 
     @property
@@ -203,7 +209,8 @@ def _takes_rejects(read) -> bool:
 
 def _rejects(task: UnitTask) -> RowRejects:
     """The work unit's bad-row handler; under skip it writes the unit's quarantine part."""
-    part = quarantine_part_path(task.parts_dir, task.input_split, task.chunk) if task.bad_rows.skip else None
+    skip = task.bad_rows.skip and task.quarantine_dir
+    part = os.path.join(task.quarantine_dir, quarantine_part_name(task.input_split, task.chunk)) if skip else None
     return RowRejects(task.bad_rows, part, dict(task.origins))
 
 
@@ -238,7 +245,12 @@ def run_unit(task: UnitTask) -> ChunkResult:
                 split_index, frames = _split_of_records(batch, task.plan, where, rejects)
                 sink.write(frames, split_index, sum(sink.counts), frames)
                 continue
-            if batch.num_rows == 0:
+            if isinstance(batch, pa.Table):  # a source may yield tables too
+                batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else None
+            elif not isinstance(batch, pa.RecordBatch):
+                raise SourceError(f"{path}: source {task.source!r} yielded a {type(batch).__name__}; its read() "
+                                  "must yield pyarrow RecordBatches (or Records)")
+            if batch is None or batch.num_rows == 0:
                 continue
             rows += batch.num_rows
             features = typemap.batch_features(batch, where, path, overrides)
@@ -253,6 +265,8 @@ def run_unit(task: UnitTask) -> ChunkResult:
     result.rejected = rejects.count
     result.reasons = rejects.reasons
     result.counts = sink.counts
+    result.parts = sink.parts
+    result.quarantine = os.path.basename(rejects.path) if rejects.wrote else ""
     return result
 
 

@@ -55,9 +55,9 @@ def part_file_name(input_split: int, chunk: int, split: int, shard: int) -> str:
     return f"{input_split:03d}-{chunk:07d}-{split:04d}-{shard:05d}.gz"
 
 
-def quarantine_part_path(parts_dir: str, input_split: int, chunk: int) -> str:
-    """The file a worker writes one chunk's skipped bad rows to (see examplegen.bad_rows)."""
-    return os.path.join(os.path.dirname(parts_dir), _QUARANTINE_PARTS, f"{input_split:03d}-{chunk:07d}.jsonl.gz")
+def quarantine_part_name(input_split: int, chunk: int) -> str:
+    """Name of the file a worker writes one chunk's skipped bad rows to (examplegen.bad_rows)."""
+    return f"{input_split:03d}-{chunk:07d}.jsonl.gz"
 
 
 def split_dir(output_uri: str, split: str) -> str:
@@ -136,9 +136,10 @@ class ExamplesWriter:
         os.makedirs(self.parts_dir)
         write_owner(self.staging)  # who is writing here (examplegen.liveness)
         self.files: Optional[list[dict]] = None  # set by _assemble: path, size, sha256
-        self._quarantine_parts = os.path.join(self.staging, _QUARANTINE_PARTS)
+        # where workers write the chunks' quarantine parts ("": no quarantine)
+        self.quarantine_parts = os.path.join(self.staging, _QUARANTINE_PARTS) if quarantine else ""
         if quarantine:
-            os.makedirs(self._quarantine_parts)
+            os.makedirs(self.quarantine_parts)
 
     def _clear_stale_staging(self) -> None:
         """Removes the staging folders of runs that died or whose owner cannot be told;
@@ -151,7 +152,7 @@ class ExamplesWriter:
     def discard_parts(self, input_split: int) -> None:
         """Drops what was written for one input split (to convert it again)."""
         prefix = f"{input_split:03d}-"
-        for folder in (self.parts_dir, self._quarantine_parts) if self.quarantine else (self.parts_dir,):
+        for folder in (self.parts_dir, self.quarantine_parts) if self.quarantine else (self.parts_dir,):
             for name in os.listdir(folder):
                 if name.startswith(prefix):
                     os.remove(os.path.join(folder, name))
@@ -176,10 +177,10 @@ class ExamplesWriter:
         shutil.rmtree(self.parts_dir)
         if self.quarantine:
             os.makedirs(os.path.join(self.staging, QUARANTINE_DIR))
-            parts = [os.path.join(self._quarantine_parts, n) for n in sorted(os.listdir(self._quarantine_parts))]
+            parts = [os.path.join(self.quarantine_parts, n) for n in sorted(os.listdir(self.quarantine_parts))]
             # an empty gzip member first: an empty quarantine is still a valid gzip file
             self._write_file(f"{QUARANTINE_DIR}/{QUARANTINE_FILE}", itertools.chain([_EMPTY_GZIP], _blocks(parts)))
-            shutil.rmtree(self._quarantine_parts)
+            shutil.rmtree(self.quarantine_parts)
 
     def _write_file(self, path: str, blocks: Iterable[bytes]) -> None:
         """Writes ``blocks`` to the staged file ``path`` (relative), synced, and lists it

@@ -507,3 +507,17 @@ def test_query_ingest_refuses_skip(tmp_path):
         ingest_query("postgresql://postgres@127.0.0.1:5432/none", str(tmp_path / "out"),
                      input_config={"splits": [{"name": "all", "pattern": "SELECT 1"}]}, bad_rows="skip",
                      record_lineage=False)
+
+
+def test_the_beam_engine_quarantines_what_the_local_engine_does(tmp_path, monkeypatch):
+    # Many units on the DirectRunner: each attempt writes its quarantine part in its own
+    # folder and moves it into the staging folder only when it finishes.
+    monkeypatch.setattr("examplegen.ingest.CHUNK_BYTES", 997)
+    data = _write_csv(tmp_path / "in" / "d.csv", ORDER, 100)
+    common = dict(csv_options=SCHEMA, output_config=TWO_SPLITS, bad_rows="skip", record_lineage=False)
+    local = ingest(str(data.parent), str(tmp_path / "local"), workers=1, **common)
+    beam = ingest(str(data.parent), str(tmp_path / "beam"), engine="beam",
+                  beam_pipeline_args=["--runner=DirectRunner"], **common)
+    assert beam.rows_rejected == local.rows_rejected == len(BAD) * 100
+    assert tree_bytes(str(tmp_path / "beam")) == tree_bytes(str(tmp_path / "local"))
+    assert len(quarantine(tmp_path / "beam")) == len(BAD) * 100

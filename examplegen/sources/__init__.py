@@ -21,24 +21,18 @@ The contract: a source is a module (or any object) with
     ascending, names sorted); ``chunk_bytes`` is the input size a work unit should have
     when the format can cut files (a hint; a whole file is a fine unit). Cross-file
     checks belong here (files of one split with different schemas: a SourceError naming
-    both files and the difference). Returns a
-    ``Plan`` (examplegen.sources.base): its ``units`` are picklable ``WorkUnit`` s with
-    ``path`` and ``size`` (input bytes, for progress) and ``where(row)`` naming the file
-    and line/row of the unit's ``row``-th row (for errors). Optional:
-    ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
-    would roughly be (default: its size; Parquet files are far smaller than their rows);
-    the engine picks the number of workers and of shards from the sum, and units'
-    ``size`` use the same scale. Optional: ``has_rows(path, options) -> bool``; files
-    without rows are left out with a warning (``ROWS_NAME``, e.g. "records", names them),
-    and a split with none is an error.
+    both files and the difference). Returns a ``Plan`` (examplegen.sources.base): its
+    ``units`` are picklable ``WorkUnit`` s with ``path`` and ``size`` (input bytes, for
+    progress) and ``where(row)`` naming the file and line/row of the unit's ``row``-th
+    row (for errors).
 ``read(unit, options[, rejects]) -> Iterator[pyarrow.RecordBatch]``
-    Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
-    every batch of a unit has the same schema. The shared converter
-    (examplegen.typemap, see the README's type table) turns each column into tf.Example
-    features. A records-as-read source yields ``Records`` instead (serialized payloads and
-    their frames, written unchanged). Bad input is a SourceError naming the file and the
-    line, row or record (``unit.where(row)``). The generator's return value, if any, is
-    handed to ``Plan.review`` in the launcher.
+    Runs in a worker process. Yields typed Arrow record batches (or tables), the rows in
+    file order. The shared converter (examplegen.typemap, see the README's type table)
+    turns each column into tf.Example features. A records-as-read source yields
+    ``Records`` instead (serialized payloads and their frames, written unchanged). Bad
+    input is a SourceError naming the file and the line, row or record
+    (``unit.where(row)``). The generator's return value, if any, is handed to
+    ``Plan.review`` in the launcher.
 
     Row-level rejection (the bad-row policy, examplegen.bad_rows) is optional: a ``read``
     with a ``rejects`` parameter receives the unit's ``RowRejects``. It hands each bad row
@@ -49,6 +43,13 @@ The contract: a source is a module (or any object) with
     through it, and names rows in errors with it) and ``rejects.flush()`` at the start of
     each block of rows (the quarantine is written in row order per block). A ``read``
     without it fails on the first bad row under every policy (Parquet, Avro, JSON Lines).
+
+Optional: ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text
+it would roughly be (default: its size; Parquet files are far smaller than their rows):
+the engine picks the number of workers and of shards from the sum, and units' ``size``
+use the same scale. ``has_rows(path, options) -> bool``: files without rows are left out
+with a warning (``ROWS_NAME``, e.g. "records", names them), and a split with none is an
+error.
 
 A query source (``sql``; see examplegen.sources.query) follows the same contract with
 ``QUERY = True`` and ``connection(url) -> examplegen.sources.query.Connection``; its
