@@ -62,7 +62,8 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
                      help="a row that cannot become an example (wrong number of fields, bytes not valid in "
                           "the encoding, a value contradicting --schema, no value in the split feature; "
                           "a TFRecord record that is not the payload type): fail the run (default), or "
-                          "skip it and list it in <output>/Quarantine/bad_rows.jsonl.gz")
+                          "skip it and list it in <output>/Quarantine/bad_rows.jsonl.gz (CSV and TFRecord; other "
+                          "formats fail on their first bad row, queries refuse skip)")
     bad.add_argument("--max-bad-rows", type=int, default=None, metavar="N",
                      help="with --bad-rows skip: fail when more than N rows are bad (default: no limit)")
     bad.add_argument("--max-bad-ratio", type=float, default=None, metavar="R",
