@@ -1,0 +1,175 @@
+"""Text corpora: one example per file or per line, optionally with labels from paths.
+
+Features: ``text`` (bytes: the text re-encoded as UTF-8) and, with labels
+(``input_base/<label>/*.txt``), ``label`` (int64, the id in the label map, see
+examplegen.sources.folders) and ``label_text`` (bytes, the label).
+
+- ``unit="file"`` (default): a file's whole text is one example (a UTF-8 byte order mark
+  removed, line endings kept as they are);
+- ``unit="line"``: every line is one example, without its line ending (``\\n`` or
+  ``\\r\\n``), as ``tf.data.TextLineDataset`` reads them; empty lines are examples too
+  unless ``skip_empty_lines``;
+- ``encoding``: any codec Python knows (default utf-8); text that is invalid in it is an
+  error naming the file and line;
+- gzip files (detected from their first bytes, whatever their name) are decompressed.
+
+Labels default to off for text (an unlabelled corpus); ``labels=true`` takes them from
+the files' directories.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import gzip
+import os
+from typing import IO, Iterator, Sequence
+
+import pyarrow as pa
+
+from examplegen.errors import ConfigError, SourceError
+from examplegen.sources import folders
+
+FORMAT = "text"
+UNITS = ("file", "line")
+BATCH_ROWS = 8192  # lines per record batch
+BATCH_BYTES = 16 << 20  # or this much text
+UNIT_BYTES = 32 << 20  # input bytes per work unit (a file is never cut)
+_GZIP_MAGIC = b"\x1f\x8b"
+
+LABEL_FIELDS = [("label", pa.int64()), ("label_text", pa.string())]
+
+
+@dataclasses.dataclass(frozen=True)
+class TextOptions(folders.SourceOptions):
+    """How to read a text corpus (see the module docstring and SourceOptions)."""
+
+    labels: bool = False
+    unit: str = "file"  # "file" | "line": one example per file or per line
+    encoding: str = "utf-8"
+    skip_empty_lines: bool = False  # unit="line": drop lines that are empty
+
+    _what = "text"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.unit not in UNITS:
+            raise ConfigError(f"text option unit: {self.unit!r} is unknown; use one of {', '.join(UNITS)}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"text option encoding: {self.encoding!r} is not an encoding Python knows") from None
+
+
+Options = TextOptions
+
+
+def plan(split_name: str, files: Sequence[str], options: TextOptions) -> list[folders.FileUnit]:
+    """Work units of consecutive whole files, about UNIT_BYTES each."""
+    return folders.plan_files(split_name, files, UNIT_BYTES)
+
+
+def schema(options: TextOptions) -> pa.Schema:
+    return pa.schema([("text", pa.binary())] + (LABEL_FIELDS if options.labels else []))
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    raw = open(path, "rb")
+    if raw.read(2) == _GZIP_MAGIC:
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    raw.seek(0)
+    return raw
+
+
+def _decoder_encoding(options: TextOptions) -> str:
+    # utf-8-sig drops a leading byte order mark, as Python's csv/json readers expect.
+    return "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
+
+
+def _lines(path: str, options: TextOptions) -> Iterator[tuple[int, str]]:
+    """(line number, line without its ending) of a file; invalid text raises SourceError.
+
+    Lines end at ``\\n`` (a ``\\r`` before it is dropped too), as in TextLineDataset. The
+    bytes are decoded line by line, so an error names the line that holds the bad bytes.
+    """
+    decoder = codecs.getincrementaldecoder(_decoder_encoding(options))("strict")
+    number, pending = 0, ""
+
+    def decode(chunk: bytes, final: bool = False) -> str:
+        try:
+            return decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{path}: line {number + pending.count(chr(10)) + 1}: not valid {options.encoding} "
+                              f"text ({exc.reason}); set the text option encoding to the files' encoding") from None
+
+    try:
+        with _open_binary(path) as binary:
+            for chunk in binary:  # split at b"\n": one line per chunk in ASCII-compatible encodings
+                pending += decode(chunk)
+                while (end := pending.find("\n")) >= 0:
+                    number += 1
+                    line, pending = pending[:end], pending[end + 1:]
+                    yield number, line[:-1] if line.endswith("\r") else line
+            pending += decode(b"", final=True)
+    except (OSError, EOFError) as exc:  # a corrupt or truncated gzip file
+        raise SourceError(f"{path}: cannot read ({exc})") from None
+    if pending:
+        yield number + 1, pending[:-1] if pending.endswith("\r") else pending
+
+
+def _file_text(path: str, options: TextOptions) -> str:
+    try:
+        with _open_binary(path) as binary:
+            data = binary.read()
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"{path}: cannot read ({exc})") from None
+    try:
+        return data.decode(_decoder_encoding(options))
+    except UnicodeDecodeError:
+        for _ in _lines(path, options):  # raises the error naming the line
+            pass
+        raise
+
+
+def read(unit: folders.FileUnit, options: TextOptions) -> Iterator[pa.RecordBatch]:
+    """Record batches of the unit's examples, in file (and line) order."""
+    label_index = {label: i for i, label in enumerate(options.label_map or ())}
+    texts: list[bytes] = []
+    labels: list[str] = []
+    size = 0
+
+    def batch() -> pa.RecordBatch:
+        columns = [pa.array(texts, pa.binary())]
+        if options.labels:
+            columns += [pa.array([label_index[x] for x in labels], pa.int64()), pa.array(labels, pa.string())]
+        return pa.RecordBatch.from_arrays(columns, schema=schema(options))
+
+    for path in unit.files:
+        label = ""
+        if options.labels:
+            if options.label_map is None:
+                raise ConfigError("text: the label map must be resolved before reading (with_label_map)")
+            label = folders.label_of(path)
+            if label not in label_index:
+                raise SourceError(f"{path}: label {label!r} is not in the label map {list(options.label_map)}")
+        if options.unit == "file":
+            pieces: Iterator[str] = iter([_file_text(path, options)])
+        else:
+            pieces = (line for _, line in _lines(path, options)
+                      if line or not options.skip_empty_lines)
+        for piece in pieces:
+            data = piece.encode("utf-8")
+            texts.append(data)
+            labels.append(label)
+            size += len(data)
+            if len(texts) >= BATCH_ROWS or size >= BATCH_BYTES:
+                yield batch()
+                texts, labels, size = [], [], 0
+    if texts:
+        yield batch()
+
+
+def prepare(files: Sequence[str], options: TextOptions, previous_label_map=None) -> TextOptions:
+    """Options with the label map resolved over every file of the run (all splits)."""
+    return options.with_label_map(files, previous_label_map)
