@@ -19,7 +19,7 @@ import math
 import os
 from typing import Iterable, Iterator, Optional
 
-from examplegen import protos
+from examplegen import protos, report_media
 from examplegen.errors import ExampleGenError, SourceError
 
 METADATA_FILE = "examples_metadata.json"
@@ -31,6 +31,7 @@ DEFAULT_SAMPLE_ROWS = 5
 _MAX_DISTINCT = 10_000  # distinct string values tracked per feature
 _TOP_VALUES = 3
 _CELL_CHARS = 40
+_MAX_DISTINCT_BYTES = 1024  # longer values (images, documents) are not tracked as distinct values
 
 
 @dataclasses.dataclass
@@ -87,6 +88,7 @@ class ExamplesSummary:
     sequence_features: list[str]  # feature_lists names (SequenceExample payloads)
     sample_split: Optional[str]
     sample_rows: list[dict[str, str]]
+    media: report_media.MediaSummary = dataclasses.field(default_factory=report_media.MediaSummary)
 
 
 def read_metadata(examples_dir: str) -> dict:
@@ -148,6 +150,7 @@ def summarize(
     counts: dict[str, int] = {}
     samples: list[dict[str, str]] = []
     sample_split = None
+    media = report_media.MediaSummary()
     examples_read = 0
     truncated = False
     for split in splits:
@@ -161,6 +164,7 @@ def summarize(
             read += 1
             example_features, feature_lists = parser(record, path, index)
             _accumulate(features, example_features)
+            media.add(example_features, split)
             sequence_features.update(feature_lists)
             if len(samples) < sample_rows and sample_split in (None, split):
                 sample_split = split
@@ -182,6 +186,7 @@ def summarize(
         sequence_features=sorted(sequence_features),
         sample_split=sample_split,
         sample_rows=samples,
+        media=media,
     )
 
 
@@ -249,7 +254,9 @@ def _accumulate(features: dict[str, FeatureStats], example_features) -> None:
                 length = len(value)
                 stats.min_length = length if stats.min_length is None else min(stats.min_length, length)
                 stats.max_length = length if stats.max_length is None else max(stats.max_length, length)
-                if value in stats.distinct or len(stats.distinct) < _MAX_DISTINCT:
+                if length > _MAX_DISTINCT_BYTES:
+                    stats.distinct_overflow = True
+                elif value in stats.distinct or len(stats.distinct) < _MAX_DISTINCT:
                     stats.distinct[value] += 1
                 else:
                     stats.distinct_overflow = True
@@ -274,7 +281,10 @@ def _sample_row(example_features) -> dict[str, str]:
 
 def _format_value(value) -> str:
     if isinstance(value, bytes):
-        text = value.decode("utf-8", errors="replace")
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:  # binary (e.g. an encoded image)
+            return f"({len(value):,} bytes)"
     elif isinstance(value, float):
         text = f"{value:.7g}"
     else:
@@ -336,6 +346,8 @@ def _value_range(stats: FeatureStats) -> str:
         if stats.nan_count:
             text += f", {stats.nan_count:,} NaN"
         return _esc(text)
+    if not stats.distinct:  # long values only (e.g. encoded images): lengths only
+        return _esc(f"length {_num(stats.min_length)} … {_num(stats.max_length)} bytes")
     top = ", ".join(
         f"{_esc(_format_value(v))} ({n:,})" for v, n in stats.distinct.most_common(_TOP_VALUES)
     )
@@ -361,7 +373,7 @@ def render_html(summary: ExamplesSummary, lineage: Optional[dict] = None, title:
     title = title or "Ingestion report"
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{_esc(title)}</title><style>{_CSS}{report_media.CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
         f"<div class=\"muted\">Examples: <code>{_esc(summary.uri)}</code></div>",
     ]
@@ -427,6 +439,8 @@ def render_html(summary: ExamplesSummary, lineage: Optional[dict] = None, title:
                 "<p>Feature lists (SequenceExample): "
                 + ", ".join(f"<code>{_esc(n)}</code>" for n in summary.sequence_features) + "</p>"
             )
+
+    parts.append(report_media.render(summary.media, summary.split_names, md, _table))
 
     # Sample rows.
     if summary.sample_rows:
