@@ -1,4 +1,4 @@
-"""CPU time per record of each stage of the TFRecord import worker (convert.run_tfrecord_file),
+"""CPU time per record of each stage of the TFRecord import worker (convert.run_unit with sources.tfrecord),
 in one process, on one TFRecord file.
 
 Stages as the worker runs them on each batch of 65,536 records:

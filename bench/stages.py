@@ -1,6 +1,6 @@
 """CPU time per row of each stage of the CSV worker's hot path, in one process.
 
-Stages, as examplegen.convert.run_csv_chunk runs them on each batch: parse (Arrow CSV),
+Stages, as examplegen.sources.csv.read and examplegen.convert.run_unit run them on each batch: parse (Arrow CSV),
 convert (fast_convert), feature_column, example_column, hash+frame
 (tfrecord.frame_and_bucket: sha256 and TFX's bucket rule, crc32c and the frames, in one pass),
 group (tfrecord.grouped_frames: each (split, shard)'s frames back to back) and gzip (isal).

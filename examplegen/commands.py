@@ -50,14 +50,19 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "ingest", help="convert CSV or TFRecord files into a split Examples artifact",
+        "ingest", help="convert CSV, Parquet, Avro, JSON Lines or TFRecord files into a split Examples artifact",
         description="Resolve the span, convert the input files to tf.Example, split them and write "
                     "<output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz plus examples_metadata.json. "
                     "The run, its input files (with content digests) and its output are recorded in "
                     "ML Metadata; an identical earlier run is reused unless --force.")
     p.add_argument("--input-base", required=True, help="directory the input config patterns are relative to")
-    p.add_argument("--format", dest="source_format", choices=["csv", "tfrecord"], default="csv",
-                   help="input format (default csv)")
+    p.add_argument("--format", dest="source_format", default="csv", metavar="FORMAT",
+                   help="input format: " + ", ".join(_builtin_formats()) + " (default csv), an entry point "
+                        "of the 'examplegen.sources' group, or a module path package.module[:attribute] "
+                        "that follows the source contract (see README, 'Your own source')")
+    p.add_argument("--source-options", default=None,
+                   help="the format's options as JSON text or the path of a .json file, e.g. "
+                        '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' (see README, Sources)')
     p.add_argument("--output", required=True, help="artifact directory to write (created; replaced atomically)")
     _add_config_arguments(p)
     p.add_argument("--output-config", default=None,
@@ -110,6 +115,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=_resolve)
 
 
+def _builtin_formats() -> list[str]:
+    from examplegen.sources import BUILTIN
+
+    return list(BUILTIN)
+
+
 def _csv_options(args) -> dict:
     options = {}
     if args.delimiter is not None:
@@ -157,7 +168,8 @@ def _ingest(args) -> int:
     result = ingest(
         args.input_base, args.output, source_format=args.source_format,
         input_config=args.input_config, output_config=args.output_config, range_config=args.range_config,
-        csv_options=options or None, payload_format=args.payload_format, verify_payload=args.verify_payload,
+        csv_options=options or None, source_options=args.source_options,
+        payload_format=args.payload_format, verify_payload=args.verify_payload,
         num_shards=args.num_shards, workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
         pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
         progress=sys.stderr.isatty())

@@ -523,6 +523,11 @@ def _load(source: Any, root: str) -> Optional[dict]:
     return value
 
 
+def load_object(source: Any, root: str) -> Optional[dict]:
+    """A JSON object given as JSON text, a dict or the path of a .json file (None: not given)."""
+    return _load(source, root)
+
+
 def _snake(key: str) -> str:
     return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), key)
 

@@ -1,8 +1,10 @@
 """Work units that run in worker processes: one chunk of input in, gzip part files out.
 
-A chunk is a row-aligned byte range of a CSV file (or a whole gzip CSV), or one TFRecord
-file. For each chunk a worker parses rows, converts them to serialized tf.Examples
-(column-wise, see examplegen.encode), assigns every example to an output split
+A chunk is one work unit of a source (examplegen.sources): a row-aligned byte range of a
+CSV file, Parquet row groups, a file, ... For each chunk a worker has the source read it
+into typed Arrow batches, converts them to serialized tf.Examples (column-wise, see
+examplegen.typemap and examplegen.encode) or takes the records as read (TFRecord
+import), assigns every example to an output split
 (examplegen.split), frames the records as TFRecords and writes one gzip part file per
 (output split, shard). Shard of a row = its index within the chunk modulo the shard count,
 so output is deterministic for a given input and config. The writer concatenates parts
@@ -13,15 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from examplegen import encode, tfrecord
+from examplegen import encode, sources, tfrecord, typemap
 from examplegen.errors import SourceError
-from examplegen.sources import csv as csv_source
+from examplegen.sources import Records, WorkUnit
 from examplegen.split import SplitPlan, assign_hash, assign_partition, assign_value, split_of_buckets
 from examplegen.writer import part_file_name
 
@@ -34,8 +35,7 @@ class ChunkResult:
     chunk: int
     rows: int = 0
     counts: list[int] = dataclasses.field(default_factory=list)
-    types: Optional[list[int]] = None  # CSV: types seen in this chunk
-    mismatch: bool = False  # CSV: the chunk needs a wider type than it was given
+    note: Any = None  # what the source's read() returned (see examplegen.sources.Plan.review)
 
 
 class _PartSink:
@@ -75,21 +75,23 @@ class _PartSink:
 
 
 @dataclasses.dataclass(frozen=True)
-class CsvChunkTask:
+class UnitTask:
+    """One work unit of a source (examplegen.sources) and where its output goes."""
+
+    source: str  # the format, found with examplegen.sources.get in the worker
+    unit: WorkUnit
+    options: Any  # the source's Options
     input_split: int
     chunk: int
-    layout: csv_source.CsvLayout
-    options: csv_source.CsvOptions
-    start: int
-    end: int
-    first_line: int
-    types: tuple[int, ...]  # ColumnType per column to convert with
-    fixed: tuple[bool, ...]  # column type set by the schema override (no inference)
     plan: SplitPlan
     out_index: tuple[int, ...]  # artifact split index of each of the plan's splits
     num_shards: int
     parts_dir: str
-    size: int  # input bytes (for progress)
+
+    @property
+    def size(self) -> int:
+        """Input bytes (for progress)."""
+        return self.unit.size
 
 
 def _frame_and_assign_hash(records, plan: SplitPlan) -> tuple[Optional[pa.Array], np.ndarray]:
@@ -105,133 +107,80 @@ def _part_path(parts_dir: str, input_split: int, chunk: int) -> Callable[[int, i
     return lambda s, sh: os.path.join(parts_dir, part_file_name(input_split, chunk, s, sh))
 
 
-def run_csv_chunk(task: CsvChunkTask) -> ChunkResult:
-    """Converts one CSV range; on a type mismatch only finishes inferring the chunk."""
-    names = list(task.layout.column_names)
-    ColumnType = csv_source.ColumnType
-    # Types seen: each column's given type unless a cell proved wider (see fast_convert).
-    seen = [ColumnType(t) for t in task.types]
+def _split_of_examples(features: list, examples: pa.Array, plan: SplitPlan, where,
+                       path: str) -> tuple[np.ndarray, Optional[pa.Array]]:
+    """(split index, frames or None) of a batch of converted rows."""
+    if not plan.needs_feature:
+        framed, split_index = _frame_and_assign_hash(examples, plan)
+        return split_index, framed
+    by_name = {f.name: f for f in features}
+    feature = by_name.get(plan.feature)
+    if feature is None:
+        raise SourceError(f"{path}: split feature {plan.feature!r} is not a column "
+                          f"(columns: {[f.name for f in features]})")
+    if plan.mode == "value":
+        if not pa.types.is_primitive(feature.values.type) and not pa.types.is_binary(feature.values.type):
+            raise SourceError(f"{path}: value-split feature {plan.feature!r} has a list of values per "
+                              "row; a value split needs one value per row")
+        return assign_value(feature.values, plan, where), None
+    return assign_partition(feature.feature, feature.kind, plan, where), None
+
+
+def _split_of_records(batch: Records, plan: SplitPlan, where) -> np.ndarray:
+    from examplegen import payload
+
+    if plan.mode == "partition":
+        keys, kind = payload.feature_keys(batch.records, batch.payload_format, plan.feature, where)
+        return assign_partition(keys, kind, plan, where)
+    if plan.mode == "value":
+        values = payload.feature_values(batch.records, batch.payload_format, plan.feature, where)
+        return assign_value(values, plan, where)
+    return assign_hash(batch.records, plan)
+
+
+def run_unit(task: UnitTask) -> ChunkResult:
+    """Converts one work unit: the source reads it, every batch is converted (typed
+    columns) or taken as read (records), assigned to splits and appended to part files."""
+    source = sources.get(task.source)
     result = ChunkResult(task.input_split, task.chunk)
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
-    feature_index = names.index(task.plan.feature) if task.plan.needs_feature else -1
-    if task.plan.needs_feature and feature_index < 0:
-        raise SourceError(f"{task.layout.path}: split feature {task.plan.feature!r} is not a column "
-                          f"(columns: {names})")
+    overrides = dict(getattr(task.options, "schema", None) or ())
+    path = task.unit.path
     rows = 0
+    reader = source.read(task.unit, task.options)
     try:
-        for batch in csv_source.read_chunk(task.layout, task.options, task.start, task.end, task.first_line):
+        while True:
+            try:
+                batch = next(reader)
+            except StopIteration as stop:
+                result.note = stop.value
+                break
 
             def where(i: int, _offset=rows) -> str:
-                line = csv_source.line_of_row(task.layout, task.options, task.start, task.end,
-                                              task.first_line, _offset + i)
-                return f"{task.layout.path}: line {line}"
+                return task.unit.where(_offset + i)
 
-            converted = []
-            for i, (name, column) in enumerate(zip(names, batch.columns)):
-                ctype = ColumnType(task.types[i])
-                done = None if result.mismatch else csv_source.fast_convert(column, ctype)
-                if done is None and not task.fixed[i]:
-                    # Not provably within ctype: infer exactly; wider means a second pass.
-                    exact = csv_source.infer_column_type(column)
-                    seen[i] = max(seen[i], exact)
-                    if exact > ctype:
-                        result.mismatch = True
-                if done is None and not result.mismatch:
-                    try:
-                        done = csv_source.convert_column(column, ctype)
-                    except ValueError as exc:  # a schema override the data contradicts
-                        bad = _first_bad_row(column, ctype)
-                        raise SourceError(f"{where(bad)}: column {name!r}: {exc} "
-                                          f"(the schema says {ctype.name.lower()})") from None
-                converted.append(done)
-            if result.mismatch:
-                rows += batch.num_rows
+            if isinstance(batch, Records):
+                split_index = _split_of_records(batch, task.plan, where)
+                sink.write(batch.frames, split_index, rows, batch.frames)
+                rows += len(batch.records)
                 continue
-            features, split_values, split_kind, split_feature = [], None, None, None
-            for i, (values, kind) in enumerate(converted):
-                feature = encode.feature_column(values, kind)
-                features.append(feature)
-                if i == feature_index:
-                    split_values, split_kind, split_feature = values, kind, feature
-            examples = encode.example_column(names, features)
-            framed = None
-            if task.plan.mode == "value":
-                split_index = assign_value(split_values, task.plan, where)
-            elif task.plan.mode == "partition":
-                split_index = assign_partition(split_feature, split_kind, task.plan, where)
-            else:
-                framed, split_index = _frame_and_assign_hash(examples, task.plan)
+            if batch.num_rows == 0:
+                continue
+            features = typemap.batch_features(batch, where, path, overrides)
+            examples = encode.example_column([f.name for f in features], [f.feature for f in features])
+            split_index, framed = _split_of_examples(features, examples, task.plan, where, path)
             sink.write(examples, split_index, rows, framed)
             rows += batch.num_rows
     finally:
-        sink.close()
-    result.rows = rows
-    result.counts = sink.counts
-    result.types = [int(t) for t in seen]
-    return result
-
-
-def _first_bad_row(column: pa.Array, ctype) -> int:
-    for i, cell in enumerate(pc.fill_null(column, "").cast(pa.binary()).to_pylist()):
-        if cell:
-            try:
-                csv_source._convert_cells([cell], ctype)
-            except ValueError:
-                return i
-    return 0
-
-
-@dataclasses.dataclass(frozen=True)
-class TFRecordTask:
-    input_split: int
-    chunk: int
-    path: str
-    payload_format: str  # FORMAT_TF_EXAMPLE | FORMAT_TF_SEQUENCE_EXAMPLE | FORMAT_PROTO
-    plan: SplitPlan
-    out_index: tuple[int, ...]
-    num_shards: int
-    parts_dir: str
-    size: int
-    verify_payload: str = "structure"  # "structure" | "full" | "none"
-
-
-def run_tfrecord_file(task: TFRecordTask) -> ChunkResult:
-    """Re-splits the records of one TFRecord file (CRC-checked) into part files. The
-    records are unchanged, so their frames are written out as read (not framed again)."""
-    from examplegen import payload
-
-    result = ChunkResult(task.input_split, task.chunk)
-    sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)
-    plan = task.plan
-    rows = 0
-    try:
-        for records, frames in tfrecord.read_frame_batches(task.path, 65536):
-            payload.check(records, task.payload_format, task.verify_payload, task.path, rows, frames=frames)
-
-            def where(i: int, _offset=rows) -> str:
-                return f"{task.path}: record {_offset + i}"
-
-            if plan.mode == "partition":
-                keys, kind = payload.feature_keys(records, task.payload_format, plan.feature, where)
-                split_index = assign_partition(keys, kind, plan, where)
-            elif plan.mode == "value":
-                values = payload.feature_values(records, task.payload_format, plan.feature, where)
-                split_index = assign_value(values, plan, where)
-            else:
-                split_index = assign_hash(records, plan)
-            sink.write(frames, split_index, rows, frames)
-            rows += len(records)
-    finally:
+        reader.close()
         sink.close()
     result.rows = rows
     result.counts = sink.counts
     return result
 
 
-def run_task(task) -> ChunkResult:
-    if isinstance(task, CsvChunkTask):
-        return run_csv_chunk(task)
-    return run_tfrecord_file(task)
+def run_task(task: UnitTask) -> ChunkResult:
+    return run_unit(task)
 
 
-__all__: Sequence[str] = ["CsvChunkTask", "TFRecordTask", "ChunkResult", "run_task"]
+__all__: Sequence[str] = ["UnitTask", "ChunkResult", "run_task", "run_unit"]

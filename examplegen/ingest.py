@@ -38,21 +38,23 @@ from examplegen.config import (
     OutputConfig,
     effective_output_config,
     effective_output_splits,
+    load_object,
     parse_input_config,
     parse_output_config,
     parse_range_config,
 )
-from examplegen.convert import ChunkResult, CsvChunkTask, TFRecordTask, run_task
+from examplegen import sources
+from examplegen.convert import ChunkResult, UnitTask, run_task
 from examplegen.errors import ConfigError, ExampleGenError, SourceError
 from examplegen.payload import VERIFY_MODES, normalize_payload_format
 from examplegen.result import IngestResult
-from examplegen.sources import csv as csv_source
+from examplegen.sources import tfrecord as tfrecord_source
 from examplegen.span import SpanResolution, combined_fingerprint, resolve_spans
 from examplegen.split import SplitPlan, plan_for
 from examplegen.writer import ExamplesWriter, read_metadata, split_dir
 
-SOURCE_FORMATS = ("csv", "tfrecord")
-CHUNK_BYTES = 16 << 20  # CSV bytes per work unit
+SOURCE_FORMATS = tuple(sources.BUILTIN)
+CHUNK_BYTES = 16 << 20  # input bytes per work unit (sources that can cut their files)
 SHARD_BYTES = 256 << 20  # input bytes per output shard when the shard count is automatic
 # Starting worker processes costs ~1.5 s here (interpreter + pyarrow per worker); below this
 # much input one process is faster.
@@ -173,46 +175,11 @@ def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
     return split_files
 
 
-def _csv_tasks(k: int, split: _InputSplitFiles, options: csv_source.CsvOptions, plan: SplitPlan,
-               out_index: tuple[int, ...], num_shards: int, parts_dir: str, chunk_bytes: int):
-    layouts = [csv_source.read_layout(path, options) for path in split.files]
-    first = layouts[0]
-    for layout in layouts[1:]:
-        if layout.column_names != first.column_names:
-            raise SourceError(
-                f"files in input split {split.name!r} have different headers: {first.path} has "
-                f"{list(first.column_names)}, {layout.path} has {list(layout.column_names)}")
-    names = list(first.column_names)
-    overrides = options.schema_types()
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        raise ConfigError(f"csv schema names column(s) {unknown} that {first.path} does not have "
-                          f"(columns: {names})")
-    if plan.needs_feature and plan.feature not in names:
-        raise ConfigError(f"split feature {plan.feature!r} is not a column of {first.path} "
-                          f"(columns: {names})")
-    fixed = tuple(name in overrides for name in names)
-    guess = csv_source.sample_types(first, options)
-    types = tuple(int(overrides.get(n, t)) for n, t in zip(names, guess))
-
-    def make(types: tuple[int, ...]):
-        """The chunk tasks, planned lazily so that conversion starts with the first chunk."""
-        i = 0
-        for layout in layouts:
-            for start, end, line in csv_source.iter_chunks(layout, options, chunk_bytes):
-                size = (end if end >= 0 else os.path.getsize(layout.path)) - start
-                yield CsvChunkTask(k, i, layout, options, start, end, line, types, fixed, plan, out_index,
-                                   num_shards, parts_dir, size)
-                i += 1
-
-    return make, types, names
-
-
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
-             source_format: str, writer: ExamplesWriter, runner: _Runner, *, csv_options=None,
-             payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
+             source_format: str, source_options: Any, writer: ExamplesWriter, runner: _Runner, *,
              chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
     """Converts every input split into the writer's part files. Returns counts, rows, extras."""
+    source = sources.get(source_format)
     counts = {name: 0 for name in split_names}
     rows = 0
     extras: dict[str, Any] = {}
@@ -221,24 +188,22 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
         split = by_name[input_name]
         # Output split indices of this plan within the artifact's split list.
         out_index = tuple(split_names.index(n) for n in plan.names)
-        if source_format == "csv":
-            make, types, names = _csv_tasks(k, split, csv_options, plan, out_index,
-                                            writer.num_shards, writer.parts_dir, chunk_bytes)
-            results = runner.run(make(types))
-            final = list(types)
-            for r in results:
-                final = [max(a, b) for a, b in zip(final, r.types)]
-            if any(r.mismatch for r in results):
-                # The sample's types were too narrow: convert again with the split's types.
-                writer.discard_parts(k)
-                results = runner.run(make(tuple(final)))
-            extras.setdefault("column_types", {})[input_name] = {
-                n: csv_source.ColumnType(t).name for n, t in zip(names, final)}
-        else:
-            tasks = [TFRecordTask(k, i, path, payload_format, plan, out_index, writer.num_shards,
-                                  writer.parts_dir, os.path.getsize(path), verify_payload)
-                     for i, path in enumerate(split.files)]
+        source_plan = source.plan(input_name, split.files, source_options, chunk_bytes)
+        if plan.needs_feature and source_plan.columns is not None and plan.feature not in source_plan.columns:
+            raise ConfigError(f"split feature {plan.feature!r} is not a column of {split.files[0]} "
+                              f"(columns: {list(source_plan.columns)})")
+        while True:
+            tasks = (UnitTask(source_format, unit, source_options, k, i, plan, out_index, writer.num_shards,
+                              writer.parts_dir) for i, unit in enumerate(source_plan.units))
             results = runner.run(tasks)
+            again = source_plan.review([r.note for r in results]) if source_plan.review else None
+            if again is None:
+                break
+            # The source asks for another pass (CSV: a column is wider than the sample showed).
+            writer.discard_parts(k)
+            source_plan = again
+        for key, value in source_plan.info.items():
+            extras.setdefault(key, {})[input_name] = value
         for r in results:
             rows += r.rows
             for local, count in enumerate(r.counts):
@@ -247,11 +212,15 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
 
 
 def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, source_format: str,
-                  input_config: InputConfig, output_config: OutputConfig, csv_options=None,
-                  payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
-                  num_shards: int = 0, workers: int = 0, progress: bool = False,
-                  metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None):
-    """Converts resolved input files into a committed Examples artifact at ``output_uri``."""
+                  input_config: InputConfig, output_config: OutputConfig, source_options: Any = None,
+                  payload_format: str = "FORMAT_TF_EXAMPLE", num_shards: int = 0, workers: int = 0,
+                  progress: bool = False, metadata: Optional[dict] = None, chunk_bytes: Optional[int] = None):
+    """Converts resolved input files into a committed Examples artifact at ``output_uri``.
+
+    ``source_options``: the source's Options (examplegen.sources); None for its defaults.
+    """
+    if source_options is None:
+        source_options = sources.get(source_format).Options.from_dict(None)
     effective = effective_output_config(input_config, output_config)
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
@@ -262,10 +231,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     writer = ExamplesWriter(output_uri, split_names, num_shards)
     runner = _Runner(workers, progress and sys.stderr.isatty(), total_bytes)
     try:
-        counts, rows, extras = _convert(split_files, plans, split_names, source_format, writer, runner,
-                                        csv_options=csv_options, payload_format=payload_format,
-                                        verify_payload=verify_payload,
-                                        chunk_bytes=chunk_bytes or CHUNK_BYTES)
+        counts, rows, extras = _convert(split_files, plans, split_names, source_format, source_options, writer,
+                                        runner, chunk_bytes=chunk_bytes or CHUNK_BYTES)
         md = dict(metadata or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
                    "payload_format": payload_format, "file_format": "tfrecords_gzip",
@@ -279,28 +246,44 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     return split_names, counts, rows, num_shards, extras
 
 
+def _source_options(source_format: str, csv_options: Optional[dict], source_options: Any,
+                    payload_format: str, verify_payload: str):
+    """The source's Options from the API's arguments (csv_options: CSV's own keyword;
+    payload_format and verify_payload: options of the records sources that have them)."""
+    source = sources.get(source_format)
+    if csv_options and source_format != "csv":
+        raise ConfigError("csv options apply to --format csv only")
+    given = dict(csv_options or {})
+    fields = getattr(source.Options, "__dataclass_fields__", {})
+    given.update({key: value for key, value in (("payload_format", payload_format),
+                                                ("verify_payload", verify_payload)) if key in fields})
+    given.update(load_object(source_options, "source_options") or {})
+    return source.Options.from_dict(given)
+
+
 def _load_configs(input_config, output_config, range_config):
     return parse_input_config(input_config), parse_output_config(output_config), parse_range_config(range_config)
 
 
 def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            input_config: Any = None, output_config: Any = None, range_config: Any = None,
-           csv_options: Optional[dict] = None, payload_format: str = "FORMAT_TF_EXAMPLE",
-           verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
-           mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
+           csv_options: Optional[dict] = None, source_options: Optional[dict] = None,
+           payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
+           num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
            run_name: Optional[str] = None, force: bool = False, progress: bool = False) -> IngestResult:
-    """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``."""
-    if source_format not in SOURCE_FORMATS:
-        raise ConfigError(f"source format {source_format!r} is unknown; use one of {', '.join(SOURCE_FORMATS)}")
+    """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
+
+    ``source_format``: a built-in format (examplegen.sources.BUILTIN), an entry point of the
+    ``examplegen.sources`` group or a module path; ``source_options``: that source's options
+    (a dict, JSON text or a .json path; ``csv_options`` is the same for CSV).
+    """
     if verify_payload not in VERIFY_MODES:
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
     if num_shards < 0:
         raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
-    payload_format = normalize_payload_format(payload_format) if source_format == "tfrecord" else "FORMAT_TF_EXAMPLE"
-    csv_opts = csv_source.CsvOptions.from_dict(csv_options) if source_format == "csv" else None
-    if source_format != "csv" and csv_options:
-        raise ConfigError("csv options apply to --format csv only")
+    opts = _source_options(source_format, csv_options, source_options, payload_format, verify_payload)
+    payload_format = getattr(opts, "payload_format", "FORMAT_TF_EXAMPLE")
     effective_out = effective_output_config(in_cfg, out_cfg)
     config = {
         "source_format": source_format,
@@ -308,7 +291,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         "input_config": in_cfg.to_dict(),
         "output_config": effective_out.to_dict(),
         "range_config": range_cfg.to_dict() if range_cfg else None,
-        "csv_options": csv_opts.to_dict() if csv_opts else None,
+        "csv_options": opts.to_dict() if source_format == "csv" else None,
+        "source_options": opts.to_dict() if source_format not in ("csv", "tfrecord") else None,
         "payload_format": payload_format,
         "num_shards": num_shards,
     }
@@ -334,8 +318,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["spans"] = json.dumps(spans)
         split_names, counts, rows, num_shards, extras = convert_files(
             _local_split_files(resolutions, sources, stack), output_uri, source_format=source_format,
-            input_config=in_cfg, output_config=out_cfg, csv_options=csv_opts,
-            payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
+            input_config=in_cfg, output_config=out_cfg, source_options=opts,
+            payload_format=payload_format, num_shards=num_shards,
             workers=workers, progress=progress, metadata=span_md)
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
@@ -474,7 +458,9 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
         span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
         split_names, counts, rows, num_shards, _ = convert_files(
             pooled, output_uri, source_format="tfrecord", input_config=in_cfg, output_config=out_cfg,
-            payload_format=payload_format, verify_payload=verify_payload, num_shards=num_shards,
+            source_options=tfrecord_source.Options.from_dict(
+                {"payload_format": payload_format, "verify_payload": verify_payload}),
+            payload_format=payload_format, num_shards=num_shards,
             workers=workers, progress=progress, metadata=span_md)
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,

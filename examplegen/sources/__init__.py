@@ -1,0 +1,104 @@
+"""Input sources: one module per format, all behind one small contract.
+
+The engine (examplegen.ingest, examplegen.convert) resolves spans and files, splits,
+shards, frames, writes and records lineage; it knows no format. A source only turns the
+files of one input split into work units, and one work unit into typed rows.
+
+The contract: a source is a module (or any object) with
+
+``FORMAT: str``
+    The format name (``--format``).
+``Options``
+    Its options type: ``Options.from_dict(dict | None) -> Options`` validates them (a
+    ConfigError naming the bad key and what to do), ``options.to_dict() -> dict`` gives
+    them back (JSON-able; recorded in ML Metadata, part of the cache key). Options are
+    pickled to the worker processes. An optional ``schema`` attribute (pairs of column,
+    type) is the per-column schema override the shared converter applies
+    (examplegen.typemap: ``int``, ``float``, ``string``, ``int_s``/``int_ms``/``int_us``/
+    ``int_ns`` for times); column names of struct children are ``parent.child``.
+``plan(split_name, files, options, chunk_bytes) -> Plan``
+    Runs in the launcher, once per input split, with the split's local files (spans
+    ascending, names sorted); ``chunk_bytes`` is the input size a work unit should have
+    when the format can cut files (a hint; a whole file is a fine unit). Cross-file checks belong here (files of one split with
+    different schemas: a SourceError naming both files and the difference). Returns a
+    ``Plan`` (examplegen.sources.base): its ``units`` are picklable ``WorkUnit`` s with
+    ``path`` and ``size`` (input bytes, for progress) and ``where(row)`` naming the file
+    and line/row of the unit's ``row``-th row (for errors).
+``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
+    Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
+    every batch of a unit has the same schema. The shared converter
+    (examplegen.typemap, see the README's type table) turns each column into tf.Example
+    features. A records-as-read source yields ``Records`` instead (serialized payloads and
+    their frames, written unchanged). Bad input is a SourceError naming the file and the
+    line, row or record (``unit.where(row)``). The generator's return value, if any, is
+    handed to ``Plan.review`` in the launcher.
+
+Built-in formats are listed in ``BUILTIN``. A user's own source needs no change to this
+package: pass ``--format package.module`` (or ``package.module:attribute`` for an object in
+it), or register a name in the ``examplegen.sources`` entry point group of an installed
+distribution (``myformat = "mypackage.mysource"``). ``get(format)`` finds a source by any of
+these, in workers too.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from importlib import metadata
+from typing import Any
+
+from examplegen.errors import ConfigError
+from examplegen.sources.base import Plan, Records, WorkUnit
+
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "Plan", "Records", "WorkUnit", "formats", "get"]
+
+ENTRY_POINT_GROUP = "examplegen.sources"
+
+# format name -> module implementing it
+BUILTIN = {
+    "csv": "examplegen.sources.csv",
+    "tfrecord": "examplegen.sources.tfrecord",
+    "parquet": "examplegen.sources.parquet",
+    "avro": "examplegen.sources.avro",
+    "jsonl": "examplegen.sources.jsonl",
+}
+
+_REQUIRED = ("FORMAT", "Options", "plan", "read")
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def formats() -> list[str]:
+    """The built-in format names and those registered through entry points."""
+    return sorted(set(BUILTIN) | set(_entry_points()))
+
+
+@functools.lru_cache(maxsize=None)
+def get(name: str) -> Any:
+    """The source for a format name, an entry point name, ``module`` or ``module:attribute``."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"source format must be a non-empty string, got {name!r}")
+    try:
+        if name in BUILTIN:
+            source = importlib.import_module(BUILTIN[name])
+        elif name in (eps := _entry_points()):
+            source = eps[name].load()
+        elif "." in name or ":" in name:
+            module_name, _, attribute = name.partition(":")
+            source = importlib.import_module(module_name)
+            if attribute:
+                for part in attribute.split("."):
+                    source = getattr(source, part)
+        else:
+            raise ConfigError(f"source format {name!r} is unknown; use one of {', '.join(formats())}, "
+                              "a module path (package.module[:attribute]) or an entry point in the "
+                              f"{ENTRY_POINT_GROUP!r} group")
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"source format {name!r} could not be loaded: {exc}") from None
+    missing = [attr for attr in _REQUIRED if not hasattr(source, attr)]
+    if missing:
+        raise ConfigError(f"source {name!r} does not follow the source contract (examplegen.sources): "
+                          f"it lacks {', '.join(missing)}")
+    return source

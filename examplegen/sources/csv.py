@@ -22,6 +22,7 @@ import csv as pycsv
 import dataclasses
 import enum
 import io
+import os
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -30,6 +31,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from examplegen.errors import ConfigError, SourceError
+from examplegen.sources.base import Plan, WorkUnit
+
+FORMAT = "csv"
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -114,6 +118,7 @@ class CsvOptions:
                     f"csv schema: column {column!r} has type {type_name!r}; use int, float or string")
 
     def schema_types(self) -> dict[str, ColumnType]:
+        """The schema override as column types (these columns are not inferred)."""
         return {c: _SCHEMA_NAMES[t.lower()] for c, t in (self.schema or ())}
 
     @property
@@ -547,3 +552,116 @@ def line_of_row(layout: CsvLayout, options: CsvOptions, start: int, end: int, fi
             seen += 1
         line_before = reader.line_num
     return first_line + line_before
+
+
+# ---------------------------------------------------------------------------------------
+# The source contract (examplegen.sources): plan the chunks of a split, read one chunk.
+
+Options = CsvOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvUnit(WorkUnit):
+    """A row-aligned byte range of one file, with the column types to convert it with."""
+
+    layout: CsvLayout
+    options: CsvOptions
+    start: int
+    end: int  # -1: to the end (a gzip file is one range)
+    first_line: int
+    types: tuple[int, ...]  # ColumnType per column
+    fixed: tuple[bool, ...]  # column type set by the schema override (no inference)
+
+    def where(self, row: int) -> str:
+        line = line_of_row(self.layout, self.options, self.start, self.end, self.first_line, row)
+        return f"{self.path}: line {line}"
+
+
+def plan(split_name: str, files: Sequence[str], options: CsvOptions, chunk_bytes: int = 16 << 20) -> Plan:
+    """Chunks of every file of the split, with types sampled from the first file; when a
+    chunk needs wider types than the sample showed, the review plans the split again with
+    the split's types (TFX types a column over the whole split)."""
+    layouts = [read_layout(path, options) for path in files]
+    first = layouts[0]
+    for layout in layouts[1:]:
+        if layout.column_names != first.column_names:
+            raise SourceError(
+                f"files in input split {split_name!r} have different headers: {first.path} has "
+                f"{list(first.column_names)}, {layout.path} has {list(layout.column_names)}")
+    names = list(first.column_names)
+    overrides = options.schema_types()
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ConfigError(f"csv schema names column(s) {unknown} that {first.path} does not have "
+                          f"(columns: {names})")
+    fixed = tuple(name in overrides for name in names)
+
+    def units(types: tuple[int, ...]):
+        """The chunks, planned lazily so that conversion starts with the first chunk."""
+        for layout in layouts:
+            for start, end, line in iter_chunks(layout, options, chunk_bytes):
+                size = (end if end >= 0 else os.path.getsize(layout.path)) - start
+                yield CsvUnit(layout.path, size, layout, options, start, end, line, types, fixed)
+
+    def make(types: tuple[int, ...]) -> Plan:
+        def review(notes: list) -> Optional[Plan]:
+            final = list(types)
+            for seen, _ in notes:
+                final = [max(a, b) for a, b in zip(final, seen)]
+            if any(mismatch for _, mismatch in notes):
+                return make(tuple(final))
+            result.info["column_types"] = {n: ColumnType(t).name for n, t in zip(names, final)}
+            return None
+
+        result = Plan(units(types), columns=names, review=review)
+        return result
+
+    guess = sample_types(first, options)
+    return make(tuple(int(overrides.get(n, t)) for n, t in zip(names, guess)))
+
+
+def read(unit: CsvUnit, options: CsvOptions) -> Iterator[pa.RecordBatch]:
+    """Typed batches of one chunk (int64, float32, binary; an all-empty column is null).
+
+    Returns (types seen, mismatch): when a column proves wider than ``unit.types`` the
+    rest of the chunk is only inferred (nothing more is yielded) and mismatch is True.
+    """
+    names = list(unit.layout.column_names)
+    seen = [ColumnType(t) for t in unit.types]  # a column's given type unless a cell proved wider
+    mismatch = False
+    rows = 0
+    for batch in read_chunk(unit.layout, options, unit.start, unit.end, unit.first_line):
+        converted = []
+        for i, (name, column) in enumerate(zip(names, batch.columns)):
+            ctype = ColumnType(unit.types[i])
+            done = None if mismatch else fast_convert(column, ctype)
+            if done is None and not unit.fixed[i]:
+                # Not provably within ctype: infer exactly; wider means a second pass.
+                exact = infer_column_type(column)
+                seen[i] = max(seen[i], exact)
+                if exact > ctype:
+                    mismatch = True
+            if done is None and not mismatch:
+                try:
+                    done = convert_column(column, ctype)
+                except ValueError as exc:  # a schema override the data contradicts
+                    bad = rows + _first_bad_row(column, ctype)
+                    raise SourceError(f"{unit.where(bad)}: column {name!r}: {exc} "
+                                      f"(the schema says {ctype.name.lower()})") from None
+            converted.append(done)
+        rows += batch.num_rows
+        if not mismatch:
+            yield pa.RecordBatch.from_arrays(
+                [pa.nulls(batch.num_rows) if kind == "none" else values for values, kind in converted],
+                names=names)
+    return [int(t) for t in seen], mismatch
+
+
+def _first_bad_row(column: pa.Array, ctype: ColumnType) -> int:
+    for i, cell in enumerate(pc.fill_null(column, "").cast(pa.binary()).to_pylist()):
+        if cell:
+            try:
+                _convert_cells([cell], ctype)
+            except ValueError:
+                return i
+    return 0
