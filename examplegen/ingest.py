@@ -261,6 +261,31 @@ def _source_options(source_format: str, csv_options: Optional[dict], source_opti
     return source.Options.from_dict(given)
 
 
+def _default_input_config(source_format: str, options: Any, input_config: Any) -> Any:
+    """The source's default input pattern (e.g. '*/*' for labels from folders) when no input
+    config is given."""
+    pattern = getattr(sources.get(source_format), "default_input_pattern", None)
+    if input_config not in (None, "") or pattern is None:
+        return input_config
+    return {"splits": [{"name": "single_split", "pattern": pattern(options)}]}
+
+
+def _source_for_output(source_format: str, options: Any, output_uri: str) -> Any:
+    """The options after the source's optional ``for_output`` hook (e.g. a label map kept
+    from the artifact at the output)."""
+    hook = getattr(sources.get(source_format), "for_output", None)
+    return hook(options, output_uri) if hook is not None else options
+
+
+def _prepare_source(source_format: str, options: Any, split_files: list[_InputSplitFiles]) -> tuple[Any, dict]:
+    """(options for the run, extra artifact metadata) from the source's optional hooks."""
+    source = sources.get(source_format)
+    if hasattr(source, "prepare"):
+        options = source.prepare(options, {s.name: list(s.files) for s in split_files})
+    extra = source.artifact_metadata(options) if hasattr(source, "artifact_metadata") else {}
+    return options, dict(extra)
+
+
 def _load_configs(input_config, output_config, range_config):
     return parse_input_config(input_config), parse_output_config(output_config), parse_range_config(range_config)
 
@@ -281,8 +306,10 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
     if num_shards < 0:
         raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
-    in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     opts = _source_options(source_format, csv_options, source_options, payload_format, verify_payload)
+    opts = _source_for_output(source_format, opts, output_uri)
+    input_config = _default_input_config(source_format, opts, input_config)
+    in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     payload_format = getattr(opts, "payload_format", "FORMAT_TF_EXAMPLE")
     effective_out = effective_output_config(in_cfg, out_cfg)
     config = {
@@ -316,8 +343,11 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["version"] = last.version
         if len(spans) > 1:
             span_md["spans"] = json.dumps(spans)
+        split_files = _local_split_files(resolutions, sources, stack)
+        opts, extra_md = _prepare_source(source_format, opts, split_files)
+        span_md.update(extra_md)
         split_names, counts, rows, num_shards, extras = convert_files(
-            _local_split_files(resolutions, sources, stack), output_uri, source_format=source_format,
+            split_files, output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
             payload_format=payload_format, num_shards=num_shards,
             workers=workers, progress=progress, metadata=span_md)
@@ -325,7 +355,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
-            rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
+            rows_written=sum(counts.values()), rows_rejected=0, sources=sources, extra_metadata=extra_md,
             config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)))
         recorder.complete(result)
         return result

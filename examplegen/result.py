@@ -37,6 +37,7 @@ class IngestResult:
     sources: list[SourceFile] = dataclasses.field(default_factory=list)
     config: dict = dataclasses.field(default_factory=dict)  # effective configs, JSON-able
     cached: bool = False  # True when an earlier identical run's artifact was reused
+    extra_metadata: dict = dataclasses.field(default_factory=dict)  # the source's (e.g. label_map)
 
     def metadata(self) -> dict:
         """Artifact metadata as TFX names it (no None values: KFP rejects null)."""
@@ -54,4 +55,5 @@ class IngestResult:
             md["version"] = self.version
         if len(self.spans) > 1:
             md["spans"] = json.dumps(self.spans)
+        md.update(self.extra_metadata)
         return md

@@ -25,7 +25,7 @@ def make_image(path, mode="RGB", size=(7, 5), fmt=None, **save):
 
 def read_all(files, options):
     rows = []
-    for unit in images.plan("train", files, options):
+    for unit in images.plan("train", files, options).units:
         for batch in images.read(unit, options):
             rows.extend(batch.to_pylist())
     return rows
@@ -39,7 +39,7 @@ def test_sample_folder_features_match_pillow_and_tensorflow():
     import tensorflow as tf
 
     files = sample_files()
-    options = images.prepare(files, images.ImageOptions())
+    options = images.ImageOptions().with_label_map(files)
     rows = read_all(files, options)
     assert len(rows) == len(files) == 18
     assert options.label_map == ("circle", "square", "triangle")
@@ -76,7 +76,7 @@ def test_not_an_image_is_an_error_naming_the_file(tmp_path):
     good = make_image(str(tmp_path / "cat" / "a.png"))
     bad = tmp_path / "cat" / "notes.jpg"
     bad.write_text("not an image")
-    options = images.prepare([good, str(bad)], images.ImageOptions())
+    options = images.ImageOptions().with_label_map([good, str(bad)])
     with pytest.raises(SourceError, match=r"notes\.jpg: not a decodable image"):
         read_all([good, str(bad)], options)
 
@@ -88,15 +88,15 @@ def test_truncated_image_is_caught_by_decoding_and_passes_a_header_check(tmp_pat
     data = open(path, "rb").read()
     open(path, "wb").write(data[: len(data) // 2])
     with pytest.raises(SourceError, match=r"a\.jpg: not a decodable image"):
-        read_all([path], images.prepare([path], images.ImageOptions()))
-    rows = read_all([path], images.prepare([path], images.ImageOptions(verify="header")))
+        read_all([path], images.ImageOptions().with_label_map([path]))
+    rows = read_all([path], images.ImageOptions(verify="header").with_label_map([path]))
     assert rows[0]["image/width"] == 64
 
 
 def test_formats_tensorflow_cannot_decode_are_refused_unless_listed(tmp_path):
     path = make_image(str(tmp_path / "cat" / "a.tiff"), fmt="TIFF")
     with pytest.raises(SourceError, match=r"a\.tiff: a TIFF image; accepted formats are jpeg, png, gif, bmp"):
-        read_all([path], images.prepare([path], images.ImageOptions()))
+        read_all([path], images.ImageOptions().with_label_map([path]))
     with pytest.raises(ConfigError, match="formats"):
         images.ImageOptions.from_dict({"formats": "jpeg,tiff"})
     assert images.ImageOptions.from_dict({"formats": "jpeg,png"}).formats == ("jpeg", "png")
@@ -104,17 +104,17 @@ def test_formats_tensorflow_cannot_decode_are_refused_unless_listed(tmp_path):
 
 def test_unlabelled_images_have_no_label_features(tmp_path):
     path = make_image(str(tmp_path / "x" / "a.png"))
-    options = images.prepare([path], images.ImageOptions.from_dict({"labels": "false"}))
+    options = images.ImageOptions.from_dict({"labels": "false"}).with_label_map([path])
     rows = read_all([path], options)
     assert "image/class/label" not in rows[0] and options.label_map is None
 
 
 def test_label_map_is_sorted_then_stable_when_labels_are_added(tmp_path):
     files = [make_image(str(tmp_path / label / "a.png")) for label in ("zebra", "cat")]
-    first = images.prepare(files, images.ImageOptions())
+    first = images.ImageOptions().with_label_map(files)
     assert first.label_map == ("cat", "zebra")
     more = files + [make_image(str(tmp_path / label / "b.png")) for label in ("ant", "dog")]
-    second = images.prepare(more, images.ImageOptions(), previous_label_map=first.label_map)
+    second = images.ImageOptions().with_label_map(more, first.label_map)
     assert second.label_map == ("cat", "zebra", "ant", "dog")  # old ids kept, new ones appended sorted
     ids = {row["image/class/text"]: row["image/class/label"] for row in read_all(more, second)}
     assert ids == {"cat": 0, "zebra": 1, "ant": 2, "dog": 3}
@@ -123,10 +123,10 @@ def test_label_map_is_sorted_then_stable_when_labels_are_added(tmp_path):
 def test_a_given_label_map_wins_and_may_forbid_new_labels(tmp_path):
     files = [make_image(str(tmp_path / label / "a.png")) for label in ("cat", "dog")]
     given = images.ImageOptions.from_dict({"label_map": ["dog", "cat", "bird"]})
-    assert images.prepare(files, given, previous_label_map=("cat",)).label_map == ("dog", "cat", "bird")
+    assert given.with_label_map(files, ("cat",)).label_map == ("dog", "cat", "bird")
     strict = images.ImageOptions.from_dict({"label_map": '["dog"]', "new_labels": "error"})
     with pytest.raises(SourceError, match=r"label\(s\) not in the label map \['dog'\]: 'cat' \(.*cat/a\.png\)"):
-        images.prepare(files, strict)
+        strict.with_label_map(files)
 
 
 def test_label_map_from_a_file_or_an_artifact(tmp_path):
@@ -160,7 +160,7 @@ def test_options_round_trip_and_reject_unknown_keys():
 def test_work_units_cover_every_file_in_order(tmp_path, monkeypatch):
     files = [make_image(str(tmp_path / "c" / f"{i}.png")) for i in range(5)]
     monkeypatch.setattr(images, "UNIT_FILES", 2)
-    units = images.plan("train", files, images.ImageOptions())
+    units = images.plan("train", files, images.ImageOptions()).units
     assert [len(u.files) for u in units] == [2, 2, 1]
     assert [f for u in units for f in u.files] == files
 

@@ -14,9 +14,9 @@ CORPUS = os.path.join(REPO, "examples", "data", "text_corpus", "lines.txt.gz")
 
 
 def read_all(files, options):
-    options = text.prepare(files, options)
+    options = options.with_label_map(files)
     rows = []
-    for unit in text.plan("train", files, options):
+    for unit in text.plan("train", files, options).units:
         for batch in text.read(unit, options):
             rows.extend(batch.to_pylist())
     return rows
@@ -110,5 +110,5 @@ def test_batches_are_cut_by_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(text, "BATCH_ROWS", 3)
     path = write(tmp_path / "c.txt", b"".join(b"%d\n" % i for i in range(7)))
     options = text.TextOptions(unit="line")
-    batches = [b.num_rows for u in text.plan("s", [path], options) for b in text.read(u, options)]
+    batches = [b.num_rows for u in text.plan("s", [path], options).units for b in text.read(u, options)]
     assert batches == [3, 3, 1]

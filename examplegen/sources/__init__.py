@@ -33,6 +33,22 @@ The contract: a source is a module (or any object) with
     line, row or record (``unit.where(row)``). The generator's return value, if any, is
     handed to ``Plan.review`` in the launcher.
 
+Optional, for sources whose options depend on the whole run (images and text: the label
+map over every split, kept from the previous artifact at the output):
+
+``default_input_pattern(options) -> str``
+    The input split pattern when no input config is given (TFX's default is ``*``).
+``for_output(options, output_uri) -> Options``
+    Runs first, before the options are recorded (they are part of the cache key); may
+    take settings from the artifact already at the output (images/text: its label map).
+``prepare(options, split_files) -> Options``
+    Runs in the launcher once per run, after span resolution and before any ``plan``, with
+    every input split's local files (``{split name: [files]}``); returns the options the
+    run uses.
+``artifact_metadata(options) -> dict``
+    Extra properties (strings or ints) of the Examples artifact: written to
+    ``examples_metadata.json`` and recorded in ML Metadata.
+
 Built-in formats are listed in ``BUILTIN``. A user's own source needs no change to this
 package: pass ``--format package.module`` (or ``package.module:attribute`` for an object in
 it), or register a name in the ``examplegen.sources`` entry point group of an installed
@@ -61,6 +77,8 @@ BUILTIN = {
     "parquet": "examplegen.sources.parquet",
     "avro": "examplegen.sources.avro",
     "jsonl": "examplegen.sources.jsonl",
+    "images": "examplegen.sources.images",
+    "text": "examplegen.sources.text",
 }
 
 _REQUIRED = ("FORMAT", "Options", "plan", "read")

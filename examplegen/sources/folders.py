@@ -27,6 +27,7 @@ import os
 from typing import Any, Iterable, Optional, Sequence
 
 from examplegen.errors import ConfigError, SourceError
+from examplegen.sources.base import WorkUnit
 
 METADATA_KEY = "label_map"
 NEW_LABEL_POLICIES = ("append", "error")
@@ -190,24 +191,57 @@ class SourceOptions:
 
 
 @dataclasses.dataclass(frozen=True)
-class FileUnit:
-    """A work unit: consecutive whole files of one input split."""
+class FileUnit(WorkUnit):
+    """A work unit: consecutive whole files of one input split (``path`` is the first)."""
 
-    split: str
-    files: tuple[str, ...]
-    size: int  # input bytes
+    files: tuple[str, ...] = ()
+    rows_per_file: bool = True  # one row per file: where(row) can name the file
+
+    def where(self, row: int) -> str:
+        if self.rows_per_file and 0 <= row < len(self.files):
+            return self.files[row]
+        return f"{self.path} (or a later file of its work unit of {len(self.files)}): example {row}"
 
 
-def plan_files(split_name: str, files: Sequence[str], unit_bytes: int, unit_files: int = 1 << 30) -> list[FileUnit]:
+def plan_files(files: Sequence[str], unit_bytes: int, unit_files: int = 1 << 30,
+               rows_per_file: bool = True) -> list[FileUnit]:
     """Work units of consecutive whole files, about ``unit_bytes`` (at most ``unit_files``) each."""
     units, current, size = [], [], 0
+
+    def unit() -> FileUnit:
+        return FileUnit(current[0], size, tuple(current), rows_per_file)
+
     for path in files:
         n = os.path.getsize(path)
         if current and (size + n > unit_bytes or len(current) >= unit_files):
-            units.append(FileUnit(split_name, tuple(current), size))
+            units.append(unit())
             current, size = [], 0
         current.append(path)
         size += n
     if current:
-        units.append(FileUnit(split_name, tuple(current), size))
+        units.append(unit())
     return units
+
+
+def for_output(options: SourceOptions, output_uri: str) -> SourceOptions:
+    """The source hook (examplegen.sources): without a given label map, the one recorded on
+    the artifact at ``output_uri`` (a new span written to the same output keeps its ids)."""
+    if not options.labels or options.label_map is not None:
+        return options
+    previous = previous_label_map(output_uri)
+    return dataclasses.replace(options, label_map=previous) if previous is not None else options
+
+
+def prepare(options: SourceOptions, split_files: dict) -> SourceOptions:
+    """The source hook: the label map over every split's files (new labels appended)."""
+    return options.with_label_map([f for names in split_files.values() for f in names])
+
+
+def artifact_metadata(options: SourceOptions) -> dict:
+    """The source hook: the label map, recorded on the Examples artifact."""
+    return {METADATA_KEY: json.dumps(list(options.label_map))} if options.labels and options.label_map else {}
+
+
+def default_input_pattern(options: SourceOptions) -> str:
+    """The source hook: files one folder down (``<label>/<file>``) with labels, else ``*``."""
+    return "*/*" if options.labels else "*"

@@ -30,12 +30,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Sequence
 
 import pyarrow as pa
 
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources import folders
+from examplegen.sources.base import Plan
 
 FORMAT = "images"
 
@@ -127,9 +128,10 @@ def image_info(data: bytes, path: str, options: ImageOptions = ImageOptions()) -
     return ImageInfo(fmt, height, width, channels)
 
 
-def plan(split_name: str, files: Sequence[str], options: ImageOptions) -> list[folders.FileUnit]:
-    """Work units of consecutive image files, about UNIT_BYTES each."""
-    return folders.plan_files(split_name, files, UNIT_BYTES, UNIT_FILES)
+def plan(split_name: str, files: Sequence[str], options: ImageOptions, chunk_bytes: int = 0) -> Plan:
+    """Work units of consecutive whole files, about UNIT_BYTES each."""
+    units = folders.plan_files(files, UNIT_BYTES, UNIT_FILES, rows_per_file=True)
+    return Plan(units, columns=schema(options).names)
 
 
 def schema(options: ImageOptions) -> pa.Schema:
@@ -169,7 +171,8 @@ def read_files(paths: Sequence[str], options: ImageOptions) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=schema(options))
 
 
-def prepare(files: Sequence[str], options: ImageOptions,
-            previous_label_map: Optional[Sequence[str]] = None) -> ImageOptions:
-    """Options with the label map resolved over every file of the run (all splits)."""
-    return options.with_label_map(files, previous_label_map)
+# Optional hooks of the source contract (examplegen.sources): the label map over all splits.
+for_output = folders.for_output
+prepare = folders.prepare
+artifact_metadata = folders.artifact_metadata
+default_input_pattern = folders.default_input_pattern

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources import folders
+from examplegen.sources.base import Plan
 
 FORMAT = "text"
 UNITS = ("file", "line")
@@ -64,9 +65,10 @@ class TextOptions(folders.SourceOptions):
 Options = TextOptions
 
 
-def plan(split_name: str, files: Sequence[str], options: TextOptions) -> list[folders.FileUnit]:
+def plan(split_name: str, files: Sequence[str], options: TextOptions, chunk_bytes: int = 0) -> Plan:
     """Work units of consecutive whole files, about UNIT_BYTES each."""
-    return folders.plan_files(split_name, files, UNIT_BYTES)
+    units = folders.plan_files(files, UNIT_BYTES, rows_per_file=options.unit == "file")
+    return Plan(units, columns=schema(options).names)
 
 
 def schema(options: TextOptions) -> pa.Schema:
@@ -170,6 +172,8 @@ def read(unit: folders.FileUnit, options: TextOptions) -> Iterator[pa.RecordBatc
         yield batch()
 
 
-def prepare(files: Sequence[str], options: TextOptions, previous_label_map=None) -> TextOptions:
-    """Options with the label map resolved over every file of the run (all splits)."""
-    return options.with_label_map(files, previous_label_map)
+# Optional hooks of the source contract (examplegen.sources): the label map over all splits.
+for_output = folders.for_output
+prepare = folders.prepare
+artifact_metadata = folders.artifact_metadata
+default_input_pattern = folders.default_input_pattern
