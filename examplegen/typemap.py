@@ -221,7 +221,7 @@ def _scalar(arr: pa.Array, override: Optional[str]) -> tuple[pa.Array, str]:
         return arr.cast(pa.int64()), "int64"
     if pa.types.is_integer(typ):
         if typ == pa.uint64() and len(arr) and (pc.max(arr).as_py() or 0) > _INT64_MAX:
-            bad = int(np.flatnonzero(pc.fill_null(pc.greater(arr, _INT64_MAX), False)
+            bad = int(np.flatnonzero(pc.fill_null(pc.greater(arr, pa.scalar(_INT64_MAX, pa.uint64())), False)
                                      .to_numpy(zero_copy_only=False))[0])
             raise _BadValue(bad, f"uint64 value {arr[bad].as_py()} does not fit in int64 "
                                  "(use the schema override 'string' or 'float' for this column)")

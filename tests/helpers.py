@@ -44,3 +44,62 @@ def tree_bytes(root: str) -> dict[str, bytes]:
             path = os.path.join(dirpath, name)
             out[os.path.relpath(path, root)] = open(path, "rb").read()
     return out
+
+
+def example_values(record: bytes) -> dict[str, tuple]:
+    """A serialized tf.train.Example parsed by TensorFlow: feature -> (kind, values)."""
+    import tensorflow as tf
+
+    example = tf.train.Example.FromString(record)
+    out = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        out[name] = (kind, tuple(getattr(feature, kind).value) if kind else ())
+    return out
+
+
+def expected_values(row: dict, kinds: dict[str, str]) -> dict[str, tuple]:
+    """What the engine should write for an input row read independently (a dict of Python
+    values): a null is an empty list of the column's kind, floats are rounded to float32,
+    text is UTF-8 bytes, a list keeps its items."""
+    import numpy as np
+
+    out = {}
+    for name, value in row.items():
+        kind = kinds[name]
+        items = [] if value is None else value if isinstance(value, list) else [value]
+        if kind == "float_list":
+            items = [float(np.float32(v)) for v in items]
+        elif kind == "bytes_list":
+            items = [v.encode("utf-8") if isinstance(v, str) else v for v in items]
+        else:
+            items = [int(v) for v in items]
+        out[name] = (kind, tuple(items))
+    return out
+
+
+def canonical(values: dict[str, tuple]) -> str:
+    """A hashable, order-free form of example_values/expected_values output (NaN-safe)."""
+    return repr(sorted(values.items()))
+
+
+def check_tfx_compatible(artifact: str, rows: list[dict], kinds: dict[str, str], null_free: bool = True) -> None:
+    """The artifact holds exactly ``rows`` (read independently), and (``null_free``) every row
+    without a null is byte-identical to TFX's dict_to_example output and in the split TFX
+    would put it in (default config: train 2 / eval 1 hash buckets)."""
+    import collections
+
+    from tests import tfx_reference
+
+    written = {split: read_split(artifact, split) for split in ("train", "eval")}
+    actual = collections.Counter(canonical(example_values(r)) for records in written.values() for r in records)
+    assert actual == collections.Counter(canonical(expected_values(row, kinds)) for row in rows)
+    if not null_free:
+        return
+    by_split = {split: collections.Counter(records) for split, records in written.items()}
+    complete = [row for row in rows if all(v is not None for v in row.values())]
+    assert complete, "the data should have rows without nulls"
+    for row in complete:
+        tfx = tfx_reference.dict_to_example(row)
+        split = ("train", "eval")[tfx_reference.partition(tfx, [2, 3])]
+        assert by_split[split][tfx] > 0, row

@@ -96,3 +96,38 @@ def csv_file_examples(paths: list[str], delimiter: str = ",") -> list[bytes]:
 def partition(key: bytes, cumulative: list[int]) -> int:
     bucket = int(hashlib.sha256(key).hexdigest(), 16) % cumulative[-1]
     return bisect.bisect(cumulative, bucket)
+
+
+def dict_to_example(instance: dict) -> bytes:
+    """TFX's example_gen utils.dict_to_example (the Parquet and Avro executors' conversion),
+    restated with TensorFlow's protobuf classes: None -> an empty Feature(); int (bool too)
+    -> int64_list; float -> float_list; str -> bytes_list of its UTF-8; a list by the type
+    of its first item (an empty list -> Feature()); anything else fails the run."""
+    import tensorflow as tf
+
+    feature = {}
+    for key, value in instance.items():
+        if value is None:
+            feature[key] = tf.train.Feature()
+        elif isinstance(value, int):
+            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        elif isinstance(value, float):
+            feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        elif isinstance(value, str):
+            feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
+        elif isinstance(value, list):
+            if not value:
+                feature[key] = tf.train.Feature()
+            elif isinstance(value[0], int):
+                feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=value))
+            elif isinstance(value[0], float):
+                feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=value))
+            elif isinstance(value[0], str):
+                feature[key] = tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in value]))
+            else:
+                raise RuntimeError(f"Column type `list of {type(value[0])}` is not supported.")
+        else:
+            raise RuntimeError(f"Column type {type(value)} is not supported.")
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import pyarrow as pa
 
-from examplegen.errors import ConfigError
+from examplegen.errors import ConfigError, SourceError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,3 +83,39 @@ def schema_pairs(schema: Any, source: str) -> Optional[tuple[tuple[str, str], ..
     if not isinstance(schema, dict):
         raise ConfigError(f"{source} option schema: expected an object of column -> type, got {schema!r}")
     return tuple(sorted((str(k).strip(), str(v).strip()) for k, v in schema.items()))
+
+
+def schema_difference(a: pa.Schema, b: pa.Schema) -> str:
+    """What differs between two files' schemas, in words (empty when they are equal)."""
+    a_types = {f.name: f.type for f in a}
+    b_types = {f.name: f.type for f in b}
+    parts = []
+    only_a = [n for n in a_types if n not in b_types]
+    only_b = [n for n in b_types if n not in a_types]
+    if only_a:
+        parts.append(f"only the first has {only_a}")
+    if only_b:
+        parts.append(f"only the second has {only_b}")
+    for name, typ in a_types.items():
+        if name in b_types and b_types[name] != typ:
+            parts.append(f"column {name!r} is {typ} in the first, {b_types[name]} in the second")
+    if not parts and a.names != b.names:
+        parts.append(f"the columns are in another order: {a.names} and {b.names}")
+    return "; ".join(parts)
+
+
+def check_same_schema(split_name: str, first: tuple[str, pa.Schema], other: tuple[str, pa.Schema]) -> None:
+    """A SourceError naming both files and the difference when their schemas differ."""
+    difference = schema_difference(first[1], other[1])
+    if difference:
+        raise SourceError(f"files in input split {split_name!r} have different schemas: {first[0]} (first) and "
+                          f"{other[0]} (second): {difference}")
+
+
+def check_schema_columns(schema: Optional[Sequence[tuple[str, str]]], columns: Sequence[str], path: str,
+                         source: str) -> None:
+    """A ConfigError for schema overrides naming features the data does not have."""
+    unknown = sorted({column for column, _ in schema or ()} - set(columns))
+    if unknown:
+        raise ConfigError(f"{source} schema names column(s) {unknown} that {path} does not have "
+                          f"(features: {list(columns)})")
