@@ -112,3 +112,22 @@ def test_batches_are_cut_by_rows(tmp_path, monkeypatch):
     options = text.TextOptions(unit="line")
     batches = [b.num_rows for u in text.plan("s", [path], options).units for b in text.read(u, options)]
     assert batches == [3, 3, 1]
+
+
+def test_lines_across_read_blocks(tmp_path, monkeypatch):
+    """Blocks cut inside multi-byte characters and between \\r and \\n change nothing."""
+    content = "caf\u00e9 \u20ac\r\n\u00fcber\n\nz\r\nlast"
+    path = write(tmp_path / "c.txt", content.encode("utf-8"))
+    expected = [line.encode() for line in ["caf\u00e9 \u20ac", "\u00fcber", "", "z", "last"]]
+    for size in (1, 2, 3, 5, 1 << 20):
+        monkeypatch.setattr(text, "READ_BYTES", size)
+        assert [r["text"] for r in read_all([path], text.TextOptions(unit="line"))] == expected, size
+        assert read_all([path], text.TextOptions())[0]["text"] == content.encode()
+
+
+def test_batches_are_cut_by_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(text, "BATCH_CHARS", 10)
+    files = [write(tmp_path / f"{i}.txt", b"123456") for i in range(3)]
+    options = text.TextOptions()
+    batches = [b.num_rows for u in text.plan("s", files, options).units for b in text.read(u, options)]
+    assert batches == [2, 1]

@@ -22,9 +22,10 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import gzip
-import os
+import itertools
 from typing import IO, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from examplegen.errors import ConfigError, SourceError
@@ -33,8 +34,9 @@ from examplegen.sources.base import Plan
 
 FORMAT = "text"
 UNITS = ("file", "line")
-BATCH_ROWS = 8192  # lines per record batch
-BATCH_BYTES = 16 << 20  # or this much text
+BATCH_ROWS = 8192  # examples per record batch
+BATCH_CHARS = 16 << 20  # or about this much text
+READ_BYTES = 1 << 20  # bytes decoded at a time
 UNIT_BYTES = 32 << 20  # input bytes per work unit (a file is never cut)
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -89,62 +91,68 @@ def _decoder_encoding(options: TextOptions) -> str:
     return "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
 
 
-def _lines(path: str, options: TextOptions) -> Iterator[tuple[int, str]]:
-    """(line number, line without its ending) of a file; invalid text raises SourceError.
-
-    Lines end at ``\\n`` (a ``\\r`` before it is dropped too), as in TextLineDataset. The
-    bytes are decoded line by line, so an error names the line that holds the bad bytes.
-    """
+def _error_line(path: str, options: TextOptions) -> SourceError:
+    """The error for a file with invalid text, naming its first bad line: the file is
+    decoded again line by line (only after a failure; the fast path decodes blocks)."""
     decoder = codecs.getincrementaldecoder(_decoder_encoding(options))("strict")
     number, pending = 0, ""
+    with _open_binary(path) as binary:
+        for chunk in itertools.chain(binary, [b""]):  # split at b"\n": a line per chunk in ASCII-compatible encodings
+            try:
+                pending += decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                return SourceError(f"{path}: line {number + pending.count(chr(10)) + 1}: not valid "
+                                   f"{options.encoding} text ({exc.reason}); set the text option encoding "
+                                   "to the files' encoding")
+            number += pending.count("\n")
+            pending = pending[pending.rfind("\n") + 1:]
+    return SourceError(f"{path}: not valid {options.encoding} text")  # pragma: no cover - decoded fine twice
 
-    def decode(chunk: bytes, final: bool = False) -> str:
-        try:
-            return decoder.decode(chunk, final)
-        except UnicodeDecodeError as exc:
-            raise SourceError(f"{path}: line {number + pending.count(chr(10)) + 1}: not valid {options.encoding} "
-                              f"text ({exc.reason}); set the text option encoding to the files' encoding") from None
 
+def _text_blocks(path: str, options: TextOptions) -> Iterator[str]:
+    """The file's text, decoded in blocks; invalid text or a corrupt gzip file raises
+    SourceError naming the file (and the line)."""
+    decoder = codecs.getincrementaldecoder(_decoder_encoding(options))("strict")
     try:
         with _open_binary(path) as binary:
-            for chunk in binary:  # split at b"\n": one line per chunk in ASCII-compatible encodings
-                pending += decode(chunk)
-                while (end := pending.find("\n")) >= 0:
-                    number += 1
-                    line, pending = pending[:end], pending[end + 1:]
-                    yield number, line[:-1] if line.endswith("\r") else line
-            pending += decode(b"", final=True)
+            while True:
+                block = binary.read(READ_BYTES)
+                try:
+                    text = decoder.decode(block, final=not block)
+                except UnicodeDecodeError:
+                    raise _error_line(path, options) from None
+                if text:
+                    yield text
+                if not block:
+                    return
     except (OSError, EOFError) as exc:  # a corrupt or truncated gzip file
         raise SourceError(f"{path}: cannot read ({exc})") from None
+
+
+def _line_lists(path: str, options: TextOptions) -> Iterator[list[str]]:
+    """Lists of the file's lines, without their endings: lines end at ``\\n`` (a ``\\r``
+    before it is dropped too), as in TextLineDataset."""
+    pending = ""
+    for text in _text_blocks(path, options):
+        lines = (pending + text).split("\n")
+        pending = lines.pop()
+        yield [line[:-1] if line.endswith("\r") else line for line in lines]
     if pending:
-        yield number + 1, pending[:-1] if pending.endswith("\r") else pending
-
-
-def _file_text(path: str, options: TextOptions) -> str:
-    try:
-        with _open_binary(path) as binary:
-            data = binary.read()
-    except (OSError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot read ({exc})") from None
-    try:
-        return data.decode(_decoder_encoding(options))
-    except UnicodeDecodeError:
-        for _ in _lines(path, options):  # raises the error naming the line
-            pass
-        raise
+        yield [pending[:-1] if pending.endswith("\r") else pending]
 
 
 def read(unit: folders.FileUnit, options: TextOptions) -> Iterator[pa.RecordBatch]:
     """Record batches of the unit's examples, in file (and line) order."""
     label_index = {label: i for i, label in enumerate(options.label_map or ())}
-    texts: list[bytes] = []
-    labels: list[str] = []
+    texts: list[str] = []
+    labels: list[tuple[str, int]] = []  # (label, examples) runs
     size = 0
 
     def batch() -> pa.RecordBatch:
-        columns = [pa.array(texts, pa.binary())]
+        columns = [pa.array(texts, pa.string()).cast(pa.binary())]  # Arrow writes the UTF-8
         if options.labels:
-            columns += [pa.array([label_index[x] for x in labels], pa.int64()), pa.array(labels, pa.string())]
+            columns += [pa.array(np.repeat([label_index[x] for x, _ in labels], [n for _, n in labels]), pa.int64()),
+                        pa.array(np.repeat([x for x, _ in labels], [n for _, n in labels]).tolist(), pa.string())]
         return pa.RecordBatch.from_arrays(columns, schema=schema(options))
 
     for path in unit.files:
@@ -156,18 +164,21 @@ def read(unit: folders.FileUnit, options: TextOptions) -> Iterator[pa.RecordBatc
             if label not in label_index:
                 raise SourceError(f"{path}: label {label!r} is not in the label map {list(options.label_map)}")
         if options.unit == "file":
-            pieces: Iterator[str] = iter([_file_text(path, options)])
+            pieces: Iterator[list[str]] = iter([["".join(_text_blocks(path, options))]])
         else:
-            pieces = (line for _, line in _lines(path, options)
-                      if line or not options.skip_empty_lines)
+            pieces = _line_lists(path, options)
         for piece in pieces:
-            data = piece.encode("utf-8")
-            texts.append(data)
-            labels.append(label)
-            size += len(data)
-            if len(texts) >= BATCH_ROWS or size >= BATCH_BYTES:
-                yield batch()
-                texts, labels, size = [], [], 0
+            if options.skip_empty_lines:
+                piece = [line for line in piece if line]
+            while piece:
+                take = piece[:BATCH_ROWS - len(texts)]
+                piece = piece[len(take):]
+                texts.extend(take)
+                labels.append((label, len(take)))
+                size += sum(map(len, take))
+                if len(texts) >= BATCH_ROWS or size >= BATCH_CHARS:
+                    yield batch()
+                    texts, labels, size = [], [], 0
     if texts:
         yield batch()
 
