@@ -270,11 +270,26 @@ def _default_input_config(source_format: str, options: Any, input_config: Any) -
     return {"splits": [{"name": "single_split", "pattern": pattern(options)}]}
 
 
-def _source_for_output(source_format: str, options: Any, output_uri: str) -> Any:
-    """The options after the source's optional ``for_output`` hook (e.g. a label map kept
-    from the artifact at the output)."""
+def _source_for_output(source_format: str, options: Any, output_uri: str, input_base: str,
+                       store_of: Optional[Any]) -> Any:
+    """The options after the source's optional ``for_output`` hook, which may take settings
+    from the previous artifact (e.g. its label map): the committed artifact at the output,
+    else the newest one ML Metadata records for the same input base and format (when
+    lineage is on; ``store_of()`` opens the store)."""
     hook = getattr(sources.get(source_format), "for_output", None)
-    return hook(options, output_uri) if hook is not None else options
+    if hook is None:
+        return options
+
+    def previous() -> Optional[dict]:
+        if os.path.exists(os.path.join(output_uri, "examples_metadata.json")):
+            return read_metadata(output_uri)
+        if store_of is None:
+            return None
+        from examplegen.lineage.query import latest_examples_properties
+
+        return latest_examples_properties(store_of(), {"source_format": source_format, "input_base": input_base})
+
+    return hook(options, previous)
 
 
 def _prepare_source(source_format: str, options: Any, split_files: list[_InputSplitFiles]) -> tuple[Any, dict]:
@@ -307,14 +322,16 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     if num_shards < 0:
         raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
     opts = _source_options(source_format, csv_options, source_options, payload_format, verify_payload)
-    opts = _source_for_output(source_format, opts, output_uri)
+    base_uri = os.path.abspath(input_base) if not fs.is_remote(input_base) else input_base
+    store = _LazyStore(mlmd) if record_lineage else None
+    opts = _source_for_output(source_format, opts, output_uri, base_uri, store)
     input_config = _default_input_config(source_format, opts, input_config)
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     payload_format = getattr(opts, "payload_format", "FORMAT_TF_EXAMPLE")
     effective_out = effective_output_config(in_cfg, out_cfg)
     config = {
         "source_format": source_format,
-        "input_base": os.path.abspath(input_base) if not fs.is_remote(input_base) else input_base,
+        "input_base": base_uri,
         "input_config": in_cfg.to_dict(),
         "output_config": effective_out.to_dict(),
         "range_config": range_cfg.to_dict() if range_cfg else None,
@@ -323,7 +340,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         "payload_format": payload_format,
         "num_shards": num_shards,
     }
-    recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config)
+    recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config,
+                              store=store.opened if store is not None else None)
     started = time.time()
     with recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
@@ -410,12 +428,27 @@ class _NoLineage:
         pass
 
 
-def _open_recorder(mlmd, record_lineage, execution_type, pipeline_name, run_name, config):
+class _LazyStore:
+    """Opens the lineage store on first call, once (``opened``: the store, if it was)."""
+
+    def __init__(self, mlmd: Optional[str]):
+        self.mlmd = mlmd
+        self.opened = None
+
+    def __call__(self):
+        if self.opened is None:
+            from examplegen.lineage import open_store
+
+            self.opened = open_store(self.mlmd)
+        return self.opened
+
+
+def _open_recorder(mlmd, record_lineage, execution_type, pipeline_name, run_name, config, store=None):
     if not record_lineage:
         return _NoLineage()
     from examplegen.lineage import Recorder, open_store
 
-    store = open_store(mlmd)
+    store = store or open_store(mlmd)
     return Recorder(store, execution_type=execution_type, pipeline_name=pipeline_name,
                     run_name=run_name, config=config, engine_version=__version__)
 

@@ -103,10 +103,28 @@ def test_a_new_span_keeps_label_ids_at_the_same_output(tmp_path):
     ingest(data, fresh, source_format="images", input_config=SPANS, output_config=ONE_SPLIT,
            source_options={"label_map": out})
     assert _ids(fresh) == _ids(out)
-    # Without a previous map: the sorted labels of this span.
+    # Without a previous map (no artifact at the output, no lineage): the sorted labels.
     plain = str(tmp_path / "plain")
-    ingest(data, plain, source_format="images", input_config=SPANS, output_config=ONE_SPLIT)
+    ingest(data, plain, source_format="images", input_config=SPANS, output_config=ONE_SPLIT,
+           record_lineage=False)
     assert _ids(plain) == {"ant": 0, "bee": 1, "cat": 2, "dog": 3}
+
+
+def test_a_new_output_keeps_the_label_ids_that_ml_metadata_recorded(tmp_path):
+    """A KFP run writes each span to a new artifact: the map comes from the newest Examples
+    that ML Metadata records for the same input base and format."""
+    data = str(tmp_path / "data")
+    _span(data, 1, ["dog", "cat"])
+    ingest(data, str(tmp_path / "run1"), source_format="images", input_config=SPANS, output_config=ONE_SPLIT)
+    _span(data, 2, ["ant", "dog"])
+    ingest(data, str(tmp_path / "run2"), source_format="images", input_config=SPANS, output_config=ONE_SPLIT)
+    assert _ids(str(tmp_path / "run2")) == {"dog": 1, "ant": 2}
+    assert json.loads(metadata(str(tmp_path / "run2"))["label_map"]) == ["cat", "dog", "ant"]
+    # Another input base has its own labels.
+    other = str(tmp_path / "other")
+    _span(other, 2, ["ant", "dog"])
+    ingest(other, str(tmp_path / "run3"), source_format="images", input_config=SPANS, output_config=ONE_SPLIT)
+    assert _ids(str(tmp_path / "run3")) == {"ant": 0, "dog": 1}
 
 
 def test_input_splits_share_one_label_map(tmp_path):

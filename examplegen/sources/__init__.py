@@ -38,9 +38,11 @@ map over every split, kept from the previous artifact at the output):
 
 ``default_input_pattern(options) -> str``
     The input split pattern when no input config is given (TFX's default is ``*``).
-``for_output(options, output_uri) -> Options``
+``for_output(options, previous) -> Options``
     Runs first, before the options are recorded (they are part of the cache key); may
-    take settings from the artifact already at the output (images/text: its label map).
+    take settings from the previous artifact: ``previous()`` returns its metadata (the
+    committed artifact at the output, else the newest Examples that ML Metadata records
+    for the same input base and format) or None. Images/text keep its label map.
 ``prepare(options, split_files) -> Options``
     Runs in the launcher once per run, after span resolution and before any ``plan``, with
     every input split's local files (``{split name: [files]}``); returns the options the

@@ -223,13 +223,17 @@ def plan_files(files: Sequence[str], unit_bytes: int, unit_files: int = 1 << 30,
     return units
 
 
-def for_output(options: SourceOptions, output_uri: str) -> SourceOptions:
+def for_output(options: SourceOptions, previous) -> SourceOptions:
     """The source hook (examplegen.sources): without a given label map, the one recorded on
-    the artifact at ``output_uri`` (a new span written to the same output keeps its ids)."""
+    the previous artifact (``previous()``: its metadata or None), so a new span keeps the
+    label ids."""
     if not options.labels or options.label_map is not None:
         return options
-    previous = previous_label_map(output_uri)
-    return dataclasses.replace(options, label_map=previous) if previous is not None else options
+    recorded = (previous() or {}).get(METADATA_KEY)
+    if not recorded:
+        return options
+    return dataclasses.replace(options, label_map=_check_labels(
+        json.loads(recorded) if isinstance(recorded, str) else recorded, "label_map of the previous artifact"))
 
 
 def prepare(options: SourceOptions, split_files: dict) -> SourceOptions:
