@@ -24,6 +24,7 @@ COMPONENT_NAMES = (
     "resolve_span",
     "csv_example_gen",
     "import_example_gen",
+    "image_example_gen",
     "split_examples",
     "ingestion_report",
 )

@@ -175,6 +175,63 @@ def import_example_gen(
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
+def image_example_gen(
+    examples: Output[Examples],
+    input_base: str = "",
+    input_config: str = "",
+    output_config: str = "",
+    range_config: str = "",
+    image_options: str = "",
+    num_shards: int = 0,
+    force: bool = False,
+    mlmd: str = "",
+    pipeline_name: str = "examplegen",
+    run_name: str = "",
+    pipeline_root: str = "",
+):
+    """Ingest an image folder with labels from paths (input_base/<label>/<file>) into a TFX
+    Examples artifact: one tf.Example per image (image/encoded, image/format, image/height,
+    image/width, image/channels, image/filename, image/class/label, image/class/text).
+
+    Args:
+        examples: The output Examples artifact; its metadata holds the label map.
+        input_base: Folder holding one sub-folder per label; "" means the bundled sample
+            of shapes (circle, square, triangle).
+        input_config: TFX input config JSON; "" for one split with pattern "*/*".
+        output_config: TFX output config JSON; "" for train/eval hash buckets 2:1.
+        range_config: TFX range config JSON; "" for the latest span.
+        image_options: JSON object of image options: label_map (a list, a .json file or
+            the previous Examples artifact; default: the map ML Metadata recorded for the
+            same input base, else the sorted labels), new_labels ("append" | "error"),
+            labels (false: no label features), verify ("decode" | "header"), formats.
+        num_shards: Output files per split; 0 chooses by size.
+        force: Rewrite even when lineage shows identical input was ingested already.
+        mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
+            pipeline root.
+        pipeline_name: Pipeline name recorded in lineage.
+        run_name: Pipeline run recorded in lineage.
+        pipeline_root: The pipeline root (for the default SQLite lineage store).
+    """
+    from components import _common
+    from examplegen.ingest import ingest
+
+    result = ingest(
+        _common.input_base_or_sample(input_base, "images"),
+        examples.path,
+        source_format="images",
+        input_config=_common.optional(input_config),
+        output_config=_common.optional(output_config),
+        range_config=_common.optional(range_config),
+        source_options=_common.json_object(image_options, "image_options"),
+        num_shards=num_shards,
+        mlmd=_common.lineage_store(mlmd, pipeline_root),
+        pipeline_name=pipeline_name,
+        run_name=_common.run_name_or_none(run_name),
+        force=force,
+    )
+    examples.metadata.update(_common.artifact_metadata(result.metadata()))
+
+
 def split_examples(
     input_examples: Input[Examples],
     examples: Output[Examples],

@@ -2,6 +2,7 @@
 
 - csv-ingest: resolve_span -> csv_example_gen -> ingestion_report
 - import-and-resplit: import_example_gen -> split_examples -> ingestion_report
+- image-ingest: image_example_gen -> ingestion_report (an image folder, labels from paths)
 
 Every string parameter left "" means "not given" (TFX's defaults; the bundled sample data
 for input_base; the default lineage store for mlmd). KFP's own step cache is turned off for
@@ -18,7 +19,8 @@ import components
 
 CSV_INGEST = "csv-ingest"
 IMPORT_AND_RESPLIT = "import-and-resplit"
-PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT)
+IMAGE_INGEST = "image-ingest"
+PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, IMAGE_INGEST)
 
 DEFAULT_RESPLIT_CONFIG = json.dumps({
     "split_config": {
@@ -160,4 +162,47 @@ def build(image: str | None = None) -> dict:
             ), "Split examples")
             step(c.ingestion_report(examples=resplit.outputs["examples"], **lineage), "Ingestion report")
 
-    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit}
+        @dsl.pipeline(
+            name=IMAGE_INGEST,
+            description=(
+                "Ingest an image folder with labels from paths (input_base/<label>/<file>) into a "
+                "TFX Examples artifact, one tf.Example per image, and write an HTML report with "
+                "thumbnails and label counts."
+            ),
+        )
+        def image_ingest(
+            input_base: str = "",
+            input_config: str = "",
+            output_config: str = "",
+            range_config: str = "",
+            image_options: str = "",
+            num_shards: int = 0,
+            force: bool = False,
+            mlmd: str = "",
+        ):
+            """Ingest an image folder into TFX Examples with a report.
+
+            Args:
+                input_base: Folder with one sub-folder per label; "" for the bundled shapes sample.
+                input_config: TFX input config JSON; "" for one split, pattern "*/*".
+                output_config: TFX output config JSON; "" for train/eval 2:1.
+                range_config: TFX range config JSON; "" for the latest span.
+                image_options: JSON object of image options (label_map, new_labels, labels, verify, formats).
+                num_shards: Output files per split; 0 chooses by size.
+                force: Rewrite even when identical input was ingested before.
+                mlmd: Lineage store URL; "" for KFP's metadata service, else SQLite under the pipeline root.
+            """
+            lineage = lineage_args(IMAGE_INGEST, mlmd)
+            gen = step(c.image_example_gen(
+                input_base=input_base,
+                input_config=input_config,
+                output_config=output_config,
+                range_config=range_config,
+                image_options=image_options,
+                num_shards=num_shards,
+                force=force,
+                **lineage,
+            ), "Image ExampleGen")
+            step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
+
+    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, IMAGE_INGEST: image_ingest}

@@ -124,7 +124,7 @@ def test_artifact_types_are_tfx_examples_and_html(path):
 @pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
 def test_kfp_step_cache_is_off_and_lineage_gets_run_id(path):
     tasks = _spec(path)["root"]["dag"]["tasks"]
-    assert len(tasks) == 3
+    assert len(tasks) >= 2
     for name, task in tasks.items():
         assert not task.get("cachingOptions", {}).get("enableCache"), name
         params = task["inputs"]["parameters"]
@@ -149,6 +149,15 @@ def test_import_and_resplit_wires_the_resplit_into_the_report():
     assert split == {"outputArtifactKey": "examples", "producerTask": "import-example-gen"}
     report = tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
     assert report == {"outputArtifactKey": "examples", "producerTask": "split-examples"}
+
+
+def test_image_ingest_feeds_the_image_examples_to_the_report():
+    tasks = _spec(os.path.join(COMPILED_DIR, "image_ingest.yaml"))["root"]["dag"]["tasks"]
+    assert set(tasks) == {"image-example-gen", "ingestion-report"}
+    report = tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
+    assert report == {"outputArtifactKey": "examples", "producerTask": "image-example-gen"}
+    assert tasks["image-example-gen"]["inputs"]["parameters"]["image_options"] == {
+        "componentInputParameter": "image_options"}
 
 
 def test_compile_image_option_sets_every_component_image(tmp_path):
