@@ -224,7 +224,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     effective = effective_output_config(input_config, output_config)
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
-    total_bytes = sum(os.path.getsize(f) for s in split_files for f in s.files)
+    work_bytes = getattr(sources.get(source_format), "work_bytes", None) or (lambda path, _: os.path.getsize(path))
+    total_bytes = sum(work_bytes(f, source_options) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1

@@ -104,12 +104,6 @@ def test_bad_value_names_file_row_and_column(tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
-def test_not_a_parquet_file_is_named(tmp_path):
-    os.makedirs(tmp_path / "in")
-    (tmp_path / "in" / "a.parquet").write_text("hello")
-    with pytest.raises(SourceError, match=r"a.parquet: not a readable Parquet file"):
-        ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False)
-
 
 def test_nested_types_timestamps_and_value_split(tmp_path):
     utc = datetime.timezone.utc
@@ -128,6 +122,19 @@ def test_nested_types_timestamps_and_value_split(tmp_path):
                    "loc.tags": ("bytes_list", (b"a",))}
 
 
+def test_value_split_on_text_and_a_list_feature_refused(tmp_path):
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"k": ["a", "m", "z"], "l": [[1], [2], [3]]}))
+    config = {"split_config": {"splits": [{"name": "low"}, {"name": "high"}],
+                               "value_split": {"feature_name": "k", "boundaries": ["m"]}}}
+    result = ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False,
+                    output_config=config)
+    assert result.counts == {"low": 1, "high": 2}
+    config["split_config"]["value_split"]["feature_name"] = "l"
+    with pytest.raises(SourceError, match="value-split feature 'l' has a list of values per row"):
+        ingest(str(tmp_path / "in"), str(tmp_path / "out2"), source_format="parquet", record_lineage=False,
+               output_config=config)
+
+
 def test_cli_parquet_with_source_options(tmp_path, capsys):
     _write(str(tmp_path / "in" / "a.parquet"), pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]}))
     code = main(["ingest", "--format", "parquet", "--input-base", str(tmp_path / "in"), "--output",
@@ -141,3 +148,19 @@ def test_cli_parquet_with_source_options(tmp_path, capsys):
                  str(tmp_path / "out2"), "--no-lineage", "--source-options", '{"colums": ["b"]}'])
     assert code == 1
     assert "parquet option 'colums' is unknown" in capsys.readouterr().err
+
+
+def test_spans_fingerprint_and_reuse_work_for_parquet(tmp_path):
+    for span, n in ((1, 3), (2, 5)):
+        _write(str(tmp_path / "in" / f"span-{span}" / "a.parquet"), pa.table({"v": list(range(n))}))
+    config = {"splits": [{"name": "all", "pattern": "span-{SPAN}/*.parquet"}]}
+    first = ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", input_config=config,
+                   source_options={"columns": ["v"]})
+    assert (first.span, first.rows_read, first.cached) == (2, 5, False)
+    again = ingest(str(tmp_path / "in"), str(tmp_path / "out2"), source_format="parquet", input_config=config,
+                   source_options={"columns": ["v"]})
+    assert again.cached and again.input_fingerprint == first.input_fingerprint
+    other = ingest(str(tmp_path / "in"), str(tmp_path / "out3"), source_format="parquet", input_config=config,
+                   source_options={"schema": {"v": "string"}})
+    assert not other.cached  # other options, other conversion
+    assert other.config["source_options"]["schema"] == {"v": "string"}

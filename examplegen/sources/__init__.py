@@ -19,11 +19,16 @@ The contract: a source is a module (or any object) with
 ``plan(split_name, files, options, chunk_bytes) -> Plan``
     Runs in the launcher, once per input split, with the split's local files (spans
     ascending, names sorted); ``chunk_bytes`` is the input size a work unit should have
-    when the format can cut files (a hint; a whole file is a fine unit). Cross-file checks belong here (files of one split with
-    different schemas: a SourceError naming both files and the difference). Returns a
+    when the format can cut files (a hint; a whole file is a fine unit). Cross-file
+    checks belong here (files of one split with different schemas: a SourceError naming
+    both files and the difference). Returns a
     ``Plan`` (examplegen.sources.base): its ``units`` are picklable ``WorkUnit`` s with
     ``path`` and ``size`` (input bytes, for progress) and ``where(row)`` naming the file
-    and line/row of the unit's ``row``-th row (for errors).
+    and line/row of the unit's ``row``-th row (for errors). Optional:
+    ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
+    would roughly be (default: its size; Parquet files are far smaller than their rows);
+    the engine picks the number of workers and of shards from the sum, and units'
+    ``size`` use the same scale.
 ``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
     Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
     every batch of a unit has the same schema. The shared converter
@@ -105,16 +110,18 @@ def get(name: str) -> Any:
             source = importlib.import_module(BUILTIN[name])
         elif name in (eps := _entry_points()):
             source = eps[name].load()
-        elif "." in name or ":" in name:
-            module_name, _, attribute = name.partition(":")
-            source = importlib.import_module(module_name)
-            if attribute:
-                for part in attribute.split("."):
-                    source = getattr(source, part)
         else:
-            raise ConfigError(f"source format {name!r} is unknown; use one of {', '.join(formats())}, "
-                              "a module path (package.module[:attribute]) or an entry point in the "
-                              f"{ENTRY_POINT_GROUP!r} group")
+            module_name, _, attribute = name.partition(":")
+            try:
+                source = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name.split(".")[0] and exc.name != module_name:
+                    raise
+                raise ConfigError(f"source format {name!r} is unknown; use one of {', '.join(formats())}, "
+                                  "a module path (package.module[:attribute]) or an entry point in the "
+                                  f"{ENTRY_POINT_GROUP!r} group") from None
+            for part in attribute.split(".") if attribute else ():
+                source = getattr(source, part)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"source format {name!r} could not be loaded: {exc}") from None
     missing = [attr for attr in _REQUIRED if not hasattr(source, attr)]

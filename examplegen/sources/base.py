@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Optional, Sequence
 
 import pyarrow as pa
 
@@ -61,6 +61,42 @@ class Records:
     payload_format: str  # FORMAT_TF_EXAMPLE | FORMAT_TF_SEQUENCE_EXAMPLE | FORMAT_PROTO
 
 
+@dataclasses.dataclass(frozen=True)
+class TableOptions:
+    """The options of the typed sources (Parquet, Avro, JSON Lines); a source subclasses it
+    with ``SOURCE`` set to its format name (for messages)."""
+
+    SOURCE: ClassVar[str] = "table"
+    columns: Optional[tuple[str, ...]] = None  # top-level columns (fields) to read; None: all
+    schema: Optional[tuple[tuple[str, str], ...]] = None  # feature -> typemap override
+    batch_rows: int = 65536  # rows per batch a worker converts at once
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict]):
+        from examplegen import typemap
+
+        opts = options_from_dict(cls, d, cls.SOURCE)
+        schema = schema_pairs(opts.schema, cls.SOURCE)
+        typemap.check_overrides(schema, cls.SOURCE)
+        if not isinstance(opts.batch_rows, int) or opts.batch_rows < 1:
+            raise ConfigError(f"{cls.SOURCE} option batch_rows must be a positive integer, got {opts.batch_rows!r}")
+        return dataclasses.replace(opts, columns=column_list(opts.columns, cls.SOURCE), schema=schema)
+
+    def to_dict(self) -> dict:
+        return {"columns": list(self.columns) if self.columns else None,
+                "schema": dict(self.schema) if self.schema else None, "batch_rows": self.batch_rows}
+
+    def project(self, schema: pa.Schema, path: str) -> pa.Schema:
+        """The schema of the columns read (``columns``), a ConfigError naming missing ones."""
+        if self.columns is None:
+            return pa.schema(list(schema))
+        missing = [c for c in self.columns if c not in schema.names]
+        if missing:
+            raise ConfigError(f"{self.SOURCE} option columns names {missing} that {path} does not have "
+                              f"(columns: {schema.names})")
+        return pa.schema([schema.field(c) for c in self.columns])
+
+
 def options_from_dict(cls, d: Optional[dict], source: str):
     """``cls(**d)`` for an options dataclass, with unknown keys a ConfigError naming them."""
     d = dict(d or {})
@@ -83,6 +119,17 @@ def schema_pairs(schema: Any, source: str) -> Optional[tuple[tuple[str, str], ..
     if not isinstance(schema, dict):
         raise ConfigError(f"{source} option schema: expected an object of column -> type, got {schema!r}")
     return tuple(sorted((str(k).strip(), str(v).strip()) for k, v in schema.items()))
+
+
+def column_list(columns: Any, source: str) -> Optional[tuple[str, ...]]:
+    """A ``columns`` option (a list, or names separated by commas) as a tuple; None: all."""
+    if isinstance(columns, str):
+        columns = [c.strip() for c in columns.split(",") if c.strip()]
+    if columns is None:
+        return None
+    if not isinstance(columns, (list, tuple)) or not columns or not all(isinstance(c, str) for c in columns):
+        raise ConfigError(f"{source} option columns: expected a non-empty list of column names, got {columns!r}")
+    return tuple(columns)
 
 
 def schema_difference(a: pa.Schema, b: pa.Schema) -> str:
