@@ -85,34 +85,38 @@ def load_label_map(spec: Any) -> Optional[tuple[str, ...]]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"label_map: cannot read {path} as JSON ({exc})") from None
     if isinstance(value, dict):
-        value = value.get(METADATA_KEY)
-        if isinstance(value, str):  # examples_metadata.json stores it as JSON text
-            value = json.loads(value)
+        return recorded_label_map(value, f"label_map file {path}")
     return _check_labels(value, f"label_map file {path}")
+
+
+def recorded_label_map(metadata: dict, where: str) -> Optional[tuple[str, ...]]:
+    """The label map in an artifact's metadata (a list, or JSON text of one), or None."""
+    value = metadata.get(METADATA_KEY)
+    if value is None:
+        return None
+    if isinstance(value, str):  # examples_metadata.json and ML Metadata hold it as JSON text
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: the recorded label_map is not JSON ({exc})") from None
+    return _check_labels(value, where)
 
 
 def previous_label_map(examples_dir: str) -> Optional[tuple[str, ...]]:
     """The label map recorded on a committed Examples artifact, or None."""
     path = os.path.join(examples_dir, "examples_metadata.json")
-    if not os.path.exists(path):
-        return None
     try:
         with open(path, encoding="utf-8") as f:
-            value = json.load(f).get(METADATA_KEY)
-    except (OSError, ValueError, AttributeError):
+            metadata = json.load(f)
+    except (OSError, ValueError):
         return None
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = json.loads(value)
-    return _check_labels(value, f"{METADATA_KEY} of {path}")
+    return recorded_label_map(metadata, path) if isinstance(metadata, dict) else None
 
 
 def build_label_map(files: Iterable[str], previous: Optional[Sequence[str]] = None,
                     new_labels: str = "append") -> tuple[str, ...]:
-    """The label map for ``files``: ``previous`` kept as it is, new labels appended sorted."""
-    if new_labels not in NEW_LABEL_POLICIES:
-        raise ConfigError(f"new_labels {new_labels!r} is unknown; use one of {', '.join(NEW_LABEL_POLICIES)}")
+    """The label map for ``files``: ``previous`` kept as it is, new labels appended sorted
+    (``new_labels="error"``: a label not in ``previous`` is an error)."""
     first_file: dict[str, str] = {}
     for path in files:
         first_file.setdefault(label_of(path), path)
@@ -143,8 +147,8 @@ class SourceOptions:
     """Options shared by the sources with labels from paths (images, text).
 
     ``labels``: take labels from the files' directories. ``label_map``: see
-    load_label_map; None means the previous artifact's map at the same output, if any,
-    else the sorted labels found. ``new_labels``: "append" or "error".
+    load_label_map; None means the previous artifact's map (see for_output), if any, else
+    the sorted labels found. ``new_labels``: "append" or "error".
     """
 
     labels: bool = True
@@ -229,11 +233,8 @@ def for_output(options: SourceOptions, previous) -> SourceOptions:
     label ids."""
     if not options.labels or options.label_map is not None:
         return options
-    recorded = (previous() or {}).get(METADATA_KEY)
-    if not recorded:
-        return options
-    return dataclasses.replace(options, label_map=_check_labels(
-        json.loads(recorded) if isinstance(recorded, str) else recorded, "label_map of the previous artifact"))
+    recorded = recorded_label_map(previous() or {}, "the previous Examples artifact")
+    return dataclasses.replace(options, label_map=recorded) if recorded is not None else options
 
 
 def prepare(options: SourceOptions, split_files: dict) -> SourceOptions:
