@@ -299,7 +299,16 @@ def _prepare_source(source_format: str, options: Any, split_files: list[_InputSp
     if hasattr(source, "prepare"):
         options = source.prepare(options, {s.name: list(s.files) for s in split_files})
     extra = source.artifact_metadata(options) if hasattr(source, "artifact_metadata") else {}
-    return options, dict(extra)
+    return options, {key: value for key, value in extra.items() if value is not None}
+
+
+def _reused_source_metadata(source_format: str, options: Any, output_uri: str) -> dict:
+    """The source's artifact metadata (its keys: see artifact_metadata) as the reused
+    artifact at ``output_uri`` recorded it."""
+    source = sources.get(source_format)
+    keys = source.artifact_metadata(options) if hasattr(source, "artifact_metadata") else {}
+    recorded = read_metadata(output_uri)
+    return {key: recorded[key] for key in keys if key in recorded}
 
 
 def _load_configs(input_config, output_config, range_config):
@@ -355,6 +364,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             cached = recorder.find_cached(fingerprint)
             if cached is not None:
                 result = _reuse(cached, output_uri)
+                result.extra_metadata = _reused_source_metadata(source_format, opts, output_uri)
                 recorder.complete_cached(result)
                 return result
         span_md = {"span": last.span, "input_fingerprint": fingerprint}
@@ -375,7 +385,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=0, sources=sources, extra_metadata=extra_md,
-            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)))
+            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 
@@ -531,7 +542,8 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
-            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)))
+            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 

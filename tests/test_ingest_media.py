@@ -65,7 +65,7 @@ def test_image_folder_examples_match_the_files(tmp_path):
     assert json.loads(metadata(out)["label_map"]) == labels == json.loads(result.metadata()["label_map"])
 
 
-def test_label_map_is_recorded_in_ml_metadata(tmp_path):
+def test_label_map_is_recorded_in_ml_metadata_and_kept_on_reuse(tmp_path):
     from examplegen.lineage import open_store
 
     url = f"sqlite:///{tmp_path}/mlmd.sqlite"
@@ -74,6 +74,13 @@ def test_label_map_is_recorded_in_ml_metadata(tmp_path):
     [artifact] = [a for a in store.get_artifacts() if a.uri == str(tmp_path / "out")]
     recorded = artifact.custom_properties["label_map"].string_value or artifact.properties["label_map"].string_value
     assert json.loads(recorded) == ["circle", "square", "triangle"]
+    # The second run takes the recorded map (its options differ from the first's); the
+    # third is identical to the second and reuses its artifact, label map included.
+    second = ingest(IMAGES, str(tmp_path / "second"), source_format="images", mlmd=url)
+    assert not second.cached and second.metadata()["label_map"] == recorded
+    third = ingest(IMAGES, str(tmp_path / "third"), source_format="images", mlmd=url)
+    assert third.cached and third.metadata()["label_map"] == recorded
+    assert metadata(str(tmp_path / "third"))["label_map"] == recorded
 
 
 def _span(root, span, labels):

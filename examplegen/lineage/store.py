@@ -461,6 +461,10 @@ class LineageStore:
     """An open MLMD store: the raw `mlmd` MetadataStore plus race-safe helpers."""
 
     def __init__(self, mlmd: Any, config: StoreConfig):
+        if config.scheme == "postgresql":
+            from examplegen.lineage.postgres_text import PostgresTextStore
+
+            mlmd = PostgresTextStore(mlmd)  # strings with backslashes; see that module
         self.mlmd = mlmd
         self.config = config
         self._type_ids: dict[tuple[str, str], int] = {}

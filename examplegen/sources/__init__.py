@@ -54,7 +54,8 @@ map over every split, kept from the previous artifact at the output):
     run uses.
 ``artifact_metadata(options) -> dict``
     Extra properties (strings or ints) of the Examples artifact: written to
-    ``examples_metadata.json`` and recorded in ML Metadata.
+    ``examples_metadata.json`` and recorded in ML Metadata. Every key it may record is
+    present (None: no value yet), so that a reused artifact's values can be found.
 
 Built-in formats are listed in ``BUILTIN``. A user's own source needs no change to this
 package: pass ``--format package.module`` (or ``package.module:attribute`` for an object in

@@ -243,8 +243,11 @@ def prepare(options: SourceOptions, split_files: dict) -> SourceOptions:
 
 
 def artifact_metadata(options: SourceOptions) -> dict:
-    """The source hook: the label map, recorded on the Examples artifact."""
-    return {METADATA_KEY: json.dumps(list(options.label_map))} if options.labels and options.label_map else {}
+    """The source hook: the label map, recorded on the Examples artifact (None before
+    prepare has resolved it)."""
+    if not options.labels:
+        return {}
+    return {METADATA_KEY: json.dumps(list(options.label_map)) if options.label_map is not None else None}
 
 
 def default_input_pattern(options: SourceOptions) -> str:
