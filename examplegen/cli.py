@@ -18,7 +18,7 @@ from examplegen.errors import ExampleGenError
 _COMMAND_MODULES = (
     "examplegen.commands",  # ingest, resplit, resolve
     "examplegen.lineage.cli",  # versions, lineage
-    "pipelines.cli",  # compile, run
+    "kfp_examplegen.pipelines.cli",  # compile, run
 )
 
 

@@ -319,13 +319,16 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            input_config: Any = None, output_config: Any = None, range_config: Any = None,
            csv_options: Optional[dict] = None, source_options: Optional[dict] = None,
            payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
-           num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-           run_name: Optional[str] = None, force: bool = False, progress: bool = False) -> IngestResult:
+           num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True,
+           pipeline_name: str = "examplegen", run_name: Optional[str] = None, force: bool = False,
+           progress: bool = False, expected_fingerprint: Optional[str] = None) -> IngestResult:
     """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
 
     ``source_format``: a built-in format (examplegen.sources.BUILTIN), an entry point of the
     ``examplegen.sources`` group or a module path; ``source_options``: that source's options
     (a dict, JSON text or a .json path; ``csv_options`` is the same for CSV).
+    ``expected_fingerprint`` (from an earlier ``resolve``) makes the run fail before
+    anything is written when the resolved files are not exactly those.
     """
     if verify_payload not in VERIFY_MODES:
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
@@ -356,6 +359,10 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     with recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
         fingerprint = combined_fingerprint(resolutions)
+        if expected_fingerprint and fingerprint != expected_fingerprint:
+            raise SourceError(
+                f"the input files changed since they were resolved: resolved fingerprint "
+                f"{expected_fingerprint}, now {fingerprint}; nothing was written, rerun the pipeline")
         sources = [s for r in resolutions for s in r.sources()]
         spans = [r.span for r in resolutions]
         last = resolutions[-1]

@@ -22,6 +22,9 @@ psycopg2 (when installed) first. Choices made here:
   unless the store is opened read-only (`create=False`), where it is an error.
 - Passwords never appear in messages, logs or records: `StoreConfig.__str__` and
   `redact_url` print `mysql://root:***@host:3306/db`.
+- A MySQL / PostgreSQL URL without a password takes it from `EXAMPLEGEN_MLMD_PASSWORD`
+  when that is set (e.g. from a Kubernetes secret), else from the Secret Manager secret
+  named by `EXAMPLEGEN_MLMD_PASSWORD_SECRET` (Vertex AI), so no password is in a URL.
 
 Writes are retried with backoff on transient contention ("database is locked",
 deadlocks, concurrent schema creation), so several processes can share one store.
@@ -43,6 +46,8 @@ from examplegen.errors import LineageError
 ENV_URL = "EXAMPLEGEN_MLMD"
 ENV_GRPC_HOST = "METADATA_GRPC_SERVICE_HOST"
 ENV_GRPC_PORT = "METADATA_GRPC_SERVICE_PORT"
+ENV_PASSWORD = "EXAMPLEGEN_MLMD_PASSWORD"
+ENV_PASSWORD_SECRET = "EXAMPLEGEN_MLMD_PASSWORD_SECRET"  # a Secret Manager secret version's name
 DEFAULT_SQLITE_PATH = "mlmd.sqlite"
 DEFAULT_TIMEOUT_SEC = 10.0
 MYSQL_DEFAULT_PORT = 3306
@@ -153,12 +158,15 @@ class StoreConfig:
 
     @classmethod
     def resolve(cls, url: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> "StoreConfig":
-        """The store to use: `url`, else $EXAMPLEGEN_MLMD, else KFP's gRPC env, else ./mlmd.sqlite."""
+        """The store to use: `url`, else $EXAMPLEGEN_MLMD, else KFP's gRPC env, else ./mlmd.sqlite.
+
+        A database URL without a password gets one from the environment (with_password_from).
+        """
         env = os.environ if environ is None else environ
         if url:
-            return cls.from_url(url, origin="--mlmd")
+            return cls.from_url(url, origin="--mlmd").with_password_from(env)
         if env.get(ENV_URL):
-            return cls.from_url(env[ENV_URL], origin=f"${ENV_URL}")
+            return cls.from_url(env[ENV_URL], origin=f"${ENV_URL}").with_password_from(env)
         host, port = env.get(ENV_GRPC_HOST), env.get(ENV_GRPC_PORT)
         if host:
             if not port or not port.isdigit():
@@ -168,6 +176,21 @@ class StoreConfig:
                 )
             return cls.from_url(f"grpc://{host}:{port}", origin=f"${ENV_GRPC_HOST}/${ENV_GRPC_PORT}")
         return cls("sqlite", path=os.path.abspath(DEFAULT_SQLITE_PATH), origin="default")
+
+    def with_password_from(self, environ: Mapping[str, str]) -> "StoreConfig":
+        """This config with the password from the environment, if it has none:
+        $EXAMPLEGEN_MLMD_PASSWORD, else the Secret Manager secret named by
+        $EXAMPLEGEN_MLMD_PASSWORD_SECRET (Vertex AI)."""
+        if self.scheme not in ("mysql", "postgresql") or self.password is not None:
+            return self
+        if environ.get(ENV_PASSWORD):
+            return dataclasses.replace(self, password=environ[ENV_PASSWORD])
+        if environ.get(ENV_PASSWORD_SECRET):
+            from examplegen import secret_manager
+
+            password = secret_manager.access(environ[ENV_PASSWORD_SECRET], f"${ENV_PASSWORD_SECRET}", environ)
+            return dataclasses.replace(self, password=password)
+        return self
 
     def url(self) -> str:
         """The URL with the password redacted (safe to print or record)."""
