@@ -25,6 +25,7 @@ DEFAULT_IMAGE = f"kfp-examplegen:{__version__}"
 COMPONENT_NAMES = (
     "resolve_span",
     "csv_example_gen",
+    "file_example_gen",
     "import_example_gen",
     "image_example_gen",
     "split_examples",

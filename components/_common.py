@@ -208,12 +208,11 @@ def fingerprint(value: str) -> Optional[str]:
 
 def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_config: Any,
                      output_config: Any, range_config: Any, num_shards: int, force: bool,
-                     lineage: dict[str, Any], csv_options: Any = None,
-                     payload_format: Optional[str] = None, expected_fingerprint: str = "",
-                     source_options: Optional[tuple[Any, str]] = None) -> dict[str, Any]:
+                     lineage: dict[str, Any], csv_options: Any = None, source_options: Any = None,
+                     payload_format: Optional[str] = None, expected_fingerprint: str = "") -> dict[str, Any]:
     """Every ingest component parameter checked (each error names its parameter), as the
-    engine's ingest() keyword arguments. ``source_options``: (value, parameter name) of the
-    format's options. An empty input_config stays None: the format's default pattern."""
+    engine's ingest() keyword arguments. An empty input_config stays None: the format's
+    default pattern."""
     from examplegen.payload import normalize_payload_format
     from examplegen.sources.csv import CsvOptions
 
@@ -234,15 +233,15 @@ def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_
         options = struct(csv_options, "csv_options")
         named("csv_options", CsvOptions.from_dict, options)
         arguments["csv_options"] = options
+    if source_options is not None:  # any format's options (examplegen.sources)
+        from examplegen import sources
+
+        source = named("source_format", sources.get, source_format)
+        options = struct(source_options, "source_options")
+        named("source_options", source.Options.from_dict, options)
+        arguments["source_options"] = options
     if payload_format is not None:
         arguments["payload_format"] = named("payload_format", normalize_payload_format, payload_format)
-    if source_options is not None:
-        from examplegen.sources import get
-
-        value, name = source_options
-        options = struct(value, name)
-        named(name, get(source_format).Options.from_dict, options)
-        arguments["source_options"] = options
     return arguments
 
 

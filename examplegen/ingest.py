@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterable, Optional, Sequence
 
-from examplegen import __version__, fs
+from examplegen import __version__, fs, sources
 from examplegen.config import (
     InputConfig,
     InputSplit,
@@ -43,7 +43,6 @@ from examplegen.config import (
     parse_output_config,
     parse_range_config,
 )
-from examplegen import sources
 from examplegen.convert import ChunkResult, UnitTask, run_task
 from examplegen.errors import ConfigError, ExampleGenError, SourceError
 from examplegen.payload import VERIFY_MODES, normalize_payload_format

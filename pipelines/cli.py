@@ -22,8 +22,8 @@ def register(subparsers) -> None:
         help="compile the KFP pipelines and components to YAML",
         description=(
             "Write one KFP v2 pipeline YAML per pipeline (csv_ingest.yaml, "
-            "import_and_resplit.yaml, image_ingest.yaml), ready to upload in the KFP UI or submit to "
-            "Vertex AI, and one spec per component (<name>/component.yaml, for "
+            "import_and_resplit.yaml, file_ingest.yaml, image_ingest.yaml), ready to upload in the "
+            "KFP UI or submit to Vertex AI, and one spec per component (<name>/component.yaml, for "
             "kfp.components.load_component_from_file)."
         ),
     )

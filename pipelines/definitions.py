@@ -2,6 +2,7 @@
 
 - csv-ingest: resolve_span -> csv_example_gen -> ingestion_report
 - import-and-resplit: import_example_gen -> split_examples -> ingestion_report
+- file-ingest: file_example_gen -> ingestion_report (Parquet, Avro, JSON Lines, any format)
 - image-ingest: image_example_gen -> ingestion_report (an image folder, labels from paths)
 
 TFX's configs are dict parameters (KFP STRUCT); left empty they mean TFX's defaults. A
@@ -20,8 +21,9 @@ from kfp_examplegen import components
 
 CSV_INGEST = "csv-ingest"
 IMPORT_AND_RESPLIT = "import-and-resplit"
+FILE_INGEST = "file-ingest"
 IMAGE_INGEST = "image-ingest"
-PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, IMAGE_INGEST)
+PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, FILE_INGEST, IMAGE_INGEST)
 
 DEFAULT_RESPLIT_CONFIG = {
     "split_config": {
@@ -162,6 +164,51 @@ def build(image: str | None = None) -> dict:
         step(c.ingestion_report(examples=resplit.outputs["examples"], **lineage), "Ingestion report")
 
     @dsl.pipeline(
+        name=FILE_INGEST,
+        description=(
+            "Ingest Parquet, Avro or JSON Lines files (or any registered format) into a TFX "
+            "Examples artifact and write an HTML ingestion report. " + note
+        ),
+    )
+    def file_ingest(
+        source_format: str = "parquet",
+        input_base: str = "",
+        input_config: dict = {},
+        output_config: dict = {},
+        range_config: dict = {},
+        source_options: dict = {},
+        num_shards: int = 0,
+        force: bool = False,
+        mlmd: str = "",
+    ):
+        """Ingest files of any format into TFX Examples with a report.
+
+        Args:
+            source_format: parquet, avro, jsonl (or csv, tfrecord, a registered source).
+            input_base: Folder of the files; "" for the bundled taxi sample of the format.
+            input_config: TFX input config; empty for one split, pattern "*".
+            output_config: TFX output config; empty for train/eval 2:1.
+            range_config: TFX range config; empty for the latest span.
+            source_options: The format's options (columns, schema, batch_rows); empty for the defaults.
+            num_shards: Output files per split; 0 chooses by size.
+            force: Rewrite even when identical input was ingested before.
+            mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
+        """
+        lineage = lineage_args(FILE_INGEST, mlmd)
+        gen = step(c.file_example_gen(
+            source_format=source_format,
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            range_config=range_config,
+            source_options=source_options,
+            num_shards=num_shards,
+            force=force,
+            **lineage,
+        ), "File ExampleGen")
+        step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
+
+    @dsl.pipeline(
         name=IMAGE_INGEST,
         description=(
             "Ingest an image folder with labels from paths (input_base/<label>/<file>) into a TFX "
@@ -174,7 +221,7 @@ def build(image: str | None = None) -> dict:
         input_config: dict = {},
         output_config: dict = {},
         range_config: dict = {},
-        image_options: dict = {},
+        source_options: dict = {},
         num_shards: int = 0,
         force: bool = False,
         mlmd: str = "",
@@ -186,7 +233,7 @@ def build(image: str | None = None) -> dict:
             input_config: TFX input config; empty for one split, pattern "*/*".
             output_config: TFX output config; empty for train/eval 2:1.
             range_config: TFX range config; empty for the latest span.
-            image_options: Image options (label_map, new_labels, labels, verify, formats); empty for the defaults.
+            source_options: Image options (label_map, new_labels, labels, verify, formats); empty for the defaults.
             num_shards: Output files per split; 0 chooses by size.
             force: Rewrite even when identical input was ingested before.
             mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
@@ -197,11 +244,11 @@ def build(image: str | None = None) -> dict:
             input_config=input_config,
             output_config=output_config,
             range_config=range_config,
-            image_options=image_options,
+            source_options=source_options,
             num_shards=num_shards,
             force=force,
             **lineage,
         ), "Image ExampleGen")
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
 
-    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, IMAGE_INGEST: image_ingest}
+    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, FILE_INGEST: file_ingest, IMAGE_INGEST: image_ingest}

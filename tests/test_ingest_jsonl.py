@@ -54,6 +54,7 @@ def test_nested_objects_and_types_over_the_split(tmp_path):
     _write(str(tmp_path / "in" / "a.jsonl"), ['{"n": 1, "o": {"x": [1, 2], "y": "2020-01-01"}}', "",
                                               '{"n": 0, "o": null, "flag": false}'])
     _write(str(tmp_path / "in" / "b.jsonl"), ['{"n": 2.5, "extra": ""}'])
+    _write(str(tmp_path / "in" / "c.jsonl"), [""])  # blank: no rows, no error
     ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False,
            output_config=ONE_SPLIT)
     got = sorted((example_values(r) for r in read_split(str(tmp_path / "out"), "all")), key=lambda e: e["n"])

@@ -96,6 +96,16 @@ def test_files_with_different_schemas_name_both_files(tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
+def test_files_with_columns_in_another_order_convert_alike(tmp_path):
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"a": [1], "b": ["x"]}))
+    _write(str(tmp_path / "in" / "b.parquet"), pa.table({"b": ["y"], "a": [2]}))
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False,
+           output_config={"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}})
+    assert [example_values(r) for r in read_split(str(tmp_path / "out"), "all")] == [
+        {"a": ("int64_list", (1,)), "b": ("bytes_list", (b"x",))},
+        {"a": ("int64_list", (2,)), "b": ("bytes_list", (b"y",))}]
+
+
 def test_bad_value_names_file_row_and_column(tmp_path):
     values = [1] * 1500 + [2**63 + 5]
     _write(str(tmp_path / "in" / "a.parquet"), pa.table({"u": pa.array(values, pa.uint64())}), row_group_size=1000)
@@ -164,3 +174,20 @@ def test_spans_fingerprint_and_reuse_work_for_parquet(tmp_path):
                    source_options={"schema": {"v": "string"}})
     assert not other.cached  # other options, other conversion
     assert other.config["source_options"]["schema"] == {"v": "string"}
+
+
+def test_partition_feature_keeps_a_key_in_one_split(tmp_path):
+    from tests import tfx_reference
+
+    keys = [f"k{i % 7}" for i in range(200)]
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"key": keys, "i": list(range(200))}))
+    config = {"split_config": {"splits": [{"name": "train", "hash_buckets": 3}, {"name": "eval", "hash_buckets": 1}],
+                               "partition_feature_name": "key"}}
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False,
+           output_config=config)
+    import tensorflow as tf
+
+    for index, split in enumerate(("train", "eval")):
+        for record in read_split(str(tmp_path / "out"), split):
+            feature = tf.train.Example.FromString(record).features.feature["key"]
+            assert tfx_reference.partition(feature.SerializeToString(deterministic=True), [3, 4]) == index

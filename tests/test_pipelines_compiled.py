@@ -175,8 +175,8 @@ def test_image_ingest_feeds_the_image_examples_to_the_report():
     assert set(tasks) == {"image-example-gen", "ingestion-report"}
     report = tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
     assert report == {"outputArtifactKey": "examples", "producerTask": "image-example-gen"}
-    assert tasks["image-example-gen"]["inputs"]["parameters"]["image_options"] == {
-        "componentInputParameter": "image_options"}
+    assert tasks["image-example-gen"]["inputs"]["parameters"]["source_options"] == {
+        "componentInputParameter": "source_options"}
 
 
 def test_compile_image_option_sets_every_component_image(tmp_path):

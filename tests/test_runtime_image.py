@@ -67,7 +67,7 @@ def image_env(tmp_path_factory):
             shutil.copytree(source, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy(source, src / name)
-    for name in ("taxi", "taxi_tfrecord", "images"):  # COPY examples/data/<name> /opt/examplegen/sample-data/
+    for name in ("taxi", "taxi_tfrecord", "taxi_parquet", "taxi_avro", "taxi_jsonl", "images"):  # COPY examples/data/<name> ...
         shutil.copytree(os.path.join(REPO, "examples", "data", name), root / "sample-data" / name)
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
@@ -119,7 +119,7 @@ def _spec(name: str) -> dict:
 
 # The components the contract tests below run; a new component needs a contract test too.
 CONTRACT_TESTED = {"resolve_span", "csv_example_gen", "split_examples", "ingestion_report", "import_example_gen",
-                   "image_example_gen"}
+                   "file_example_gen", "image_example_gen"}
 
 
 def test_every_component_spec_has_a_contract_test():
@@ -132,7 +132,7 @@ def test_every_component_spec_has_a_contract_test():
 
 def test_pipeline_executors_are_the_component_specs_executors():
     """What the contract test runs (the component specs) is what the pipelines run."""
-    for pipeline in ("csv_ingest.yaml", "import_and_resplit.yaml", "image_ingest.yaml"):
+    for pipeline in ("csv_ingest.yaml", "import_and_resplit.yaml", "file_ingest.yaml", "image_ingest.yaml"):
         with open(os.path.join(REPO, "pipelines", "compiled", pipeline), encoding="utf-8") as f:
             executors = yaml.safe_load(f)["deploymentSpec"]["executors"]
         for key, executor in executors.items():
@@ -262,6 +262,17 @@ def test_import_example_gen_contract_on_the_bundled_sample(image_env, tmp_path):
     assert sum(counts.values()) == 2000 == sum(_count(examples["uri"], s) for s in counts)
 
 
+@pytest.mark.parametrize("source_format", ["parquet", "avro", "jsonl"])
+def test_file_example_gen_contract_on_the_bundled_samples(image_env, tmp_path, source_format):
+    launcher = Launcher(image_env, tmp_path, image_env["environ"])
+    output = launcher.run("file_example_gen", {
+        "source_format": source_format, "input_base": "", "num_shards": 1,
+        "source_options": {"columns": ["fare", "company"]}, "mlmd": f"sqlite:///{tmp_path}/m.sqlite"})
+    examples = _artifact(output, "examples")
+    counts = json.loads(examples["metadata"]["example_counts"])
+    assert sum(counts.values()) == 2000 == sum(_count(examples["uri"], s) for s in counts)
+
+
 def test_image_example_gen_contract_on_the_bundled_sample(image_env, tmp_path):
     """Pillow is in the runtime set: the bundled shapes become one example per image, with the
     label map in the artifact's metadata, and the report shows their thumbnails."""
@@ -269,7 +280,7 @@ def test_image_example_gen_contract_on_the_bundled_sample(image_env, tmp_path):
 
     launcher = Launcher(image_env, tmp_path, image_env["environ"])
     lineage = {"mlmd": f"sqlite:///{tmp_path}/m.sqlite"}
-    output = launcher.run("image_example_gen", {"input_base": "", "image_options": {"verify": "decode"},
+    output = launcher.run("image_example_gen", {"input_base": "", "source_options": {"verify": "decode"},
                                                 **lineage})
     examples = _artifact(output, "examples")
     assert json.loads(examples["metadata"]["label_map"]) == ["circle", "square", "triangle"]

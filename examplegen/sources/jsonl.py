@@ -113,6 +113,8 @@ def _json_kind(value) -> Optional[str]:
 
 def _read(path: str, data: bytes, first_line: int, schema: Optional[pa.Schema] = None) -> pa.Table:
     """The lines as a table: types inferred, or ``schema``'s (other fields ignored)."""
+    if not data.strip():  # an empty file (or only blank lines): no rows
+        return (schema or pa.schema([])).empty_table()
     parse = (pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
              if schema is not None else pajson.ParseOptions())
     try:
