@@ -28,6 +28,7 @@ COMPONENT_NAMES = (
     "file_example_gen",
     "import_example_gen",
     "image_example_gen",
+    "query_example_gen",
     "split_examples",
     "ingestion_report",
 )

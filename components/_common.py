@@ -180,6 +180,23 @@ def lineage_store(mlmd: str, pipeline_root: str, environ: Optional[dict] = None)
     return None
 
 
+def connection_without_password(connection: str) -> str:
+    """A query component's connection URL; one holding a password is refused (a parameter is
+    visible in the pipeline spec, the UI and ML Metadata)."""
+    import urllib.parse
+
+    from examplegen.lineage.store import redact_url
+
+    value = optional(connection)
+    if value is None:
+        raise ConfigError("connection: the database URL is required, e.g. postgresql://user@host:5432/db")
+    if urllib.parse.urlsplit(value).password is not None:
+        raise ConfigError(f"connection {redact_url(value)!r} holds a password; parameters are visible in the "
+                          "pipeline spec and the UI: give the URL without it and set EXAMPLEGEN_DB_PASSWORD "
+                          "in the task's environment from a Kubernetes secret (see README, Query sources)")
+    return value
+
+
 def run_name_or_none(run_name: str) -> Optional[str]:
     """The pipeline run's name for lineage; None when KFP left the placeholder unresolved."""
     value = named("run_name", optional, run_name)
@@ -206,6 +223,22 @@ def fingerprint(value: str) -> Optional[str]:
     return text
 
 
+def config_arguments(input_config: Any, output_config: Any, range_config: Any, num_shards: int,
+                     force: bool) -> dict[str, Any]:
+    """The TFX configs, num_shards and force parameters checked (each error names its
+    parameter), as the engine's keyword arguments (ingest() and ingest_query()). An empty
+    input_config stays None: the format's default pattern."""
+    if not isinstance(force, bool):
+        raise ConfigError(f"force: expected true or false, got {force!r}")
+    return {
+        "input_config": optional_config("input_config", parse_input_config, input_config),
+        "output_config": named("output_config", parse_output_config, struct(output_config, "output_config")),
+        "range_config": named("range_config", parse_range_config, struct(range_config, "range_config")),
+        "num_shards": integer(num_shards, "num_shards", 0),
+        "force": force,
+    }
+
+
 def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_config: Any,
                      output_config: Any, range_config: Any, num_shards: int, force: bool,
                      lineage: dict[str, Any], csv_options: Any = None, source_options: Any = None,
@@ -216,16 +249,10 @@ def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_
     from examplegen.payload import normalize_payload_format
     from examplegen.sources.csv import CsvOptions
 
-    if not isinstance(force, bool):
-        raise ConfigError(f"force: expected true or false, got {force!r}")
     arguments = {
         "input_base": input_base_or_sample(input_base, sample),
         "source_format": source_format,
-        "input_config": optional_config("input_config", parse_input_config, input_config),
-        "output_config": named("output_config", parse_output_config, struct(output_config, "output_config")),
-        "range_config": named("range_config", parse_range_config, struct(range_config, "range_config")),
-        "num_shards": integer(num_shards, "num_shards", 0),
-        "force": force,
+        **config_arguments(input_config, output_config, range_config, num_shards, force),
         "expected_fingerprint": fingerprint(expected_fingerprint),
         **lineage,
     }

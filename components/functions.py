@@ -213,6 +213,59 @@ def import_example_gen(
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
+def query_example_gen(
+    examples: Output[Dataset],
+    connection: str,
+    input_config: dict,
+    source_format: str = "sql",
+    output_config: dict = {},
+    range_config: dict = {},
+    source_options: dict = {},
+    num_shards: int = 0,
+    force: bool = False,
+    mlmd: str = "",
+    pipeline_name: str = "examplegen",
+    run_name: str = "",
+    pipeline_root: str = "",
+):
+    """Run queries (TFX QueryBasedExampleGen: each input split's pattern is a query) into a
+    TFX Examples artifact, each query's result digest recorded as its data version.
+
+    The database password is never a parameter: the task reads it from the environment
+    variable EXAMPLEGEN_DB_PASSWORD, set from a Kubernetes secret (see the README, "Query
+    sources").
+
+    Args:
+        examples: The output Examples (system.Dataset; TFX's properties in its metadata).
+        connection: Database URL without password, e.g.
+            postgresql://user@host:5432/db or mysql://user@host:3306/db.
+        input_config: TFX input config whose split patterns are the queries; they may
+            use @span_begin_timestamp, @span_end_timestamp and @span_yyyymmdd_utc.
+        source_format: The query source: sql.
+        output_config: TFX output config; empty for train/eval hash buckets 2:1.
+        range_config: TFX range config with a static_range; empty for span 0 (TFX).
+        source_options: The source's options (partition_on, partition_num, digest, schema,
+            batch_rows); empty for the defaults.
+        num_shards: Output files per split; 0 for one.
+        force: Rewrite even when lineage shows an identical result was ingested already.
+        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
+            else SQLite under the pipeline root.
+        pipeline_name: Pipeline name recorded in lineage.
+        run_name: Pipeline run recorded in lineage.
+        pipeline_root: The pipeline root (for the default SQLite lineage store).
+    """
+    from examplegen.query_ingest import ingest_query
+    from kfp_examplegen.components import _common
+
+    result = ingest_query(
+        _common.connection_without_password(connection), examples.path,
+        source_format=_common.named("source_format", _common.optional, source_format) or "sql",
+        source_options=_common.struct(source_options, "source_options"),
+        **_common.config_arguments(input_config, output_config, range_config, num_shards, force),
+        **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
+    examples.metadata.update(_common.artifact_metadata(result.metadata()))
+
+
 def image_example_gen(
     examples: Output[Dataset],
     input_base: str = "",

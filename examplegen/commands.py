@@ -24,7 +24,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser, output_required: bool
     parser.add_argument("--input-config", default=None,
                         help=f"input splits ({_CONFIG_HELP} Input), e.g. "
                              '\'{"splits": [{"name": "train", "pattern": "span-{SPAN}/train/*"}]}\'; '
-                             "default: one split 'single_split' with pattern '*'")
+                             "default: one split 'single_split' with pattern '*'. Patterns stay inside "
+                             "the input base (no '..') and never match an Examples artifact or staging "
+                             "folder of examplegen unless they name its Split- folder literally")
     parser.add_argument("--range-config", default=None,
                         help=f"which spans ({_CONFIG_HELP} RangeConfig): "
                              '\'{"static_range": {"start_span_number": 1, "end_span_number": 3}}\' '
@@ -33,12 +35,16 @@ def _add_config_arguments(parser: argparse.ArgumentParser, output_required: bool
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-shards", type=int, default=0,
-                        help="output files per split (default 0: one per 256 MiB of input)")
+                        help="output files per split, at most 1000 (default 0: one per 256 MiB of input)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="worker processes (default 0: one per CPU core)")
+                        help="worker processes, at most 256 (default 0: one per CPU core)")
+    parser.add_argument("--lock-timeout", type=float, default=0, metavar="SECONDS",
+                        help="another run writing into the same --output holds its lock: wait up to "
+                             "this long for it (default 0: fail at once, naming that run's pid)")
     parser.add_argument("--verify-payload", choices=["structure", "full", "none"], default="structure",
-                        help="TFRecord input: check each record's wire structure (default), parse "
-                             "every record (slower), or not at all")
+                        help="TFRecord input: check each record's wire structure and parse some "
+                             "(default), parse every record and refuse unknown fields (slower), or "
+                             "not at all")
     parser.add_argument("--no-lineage", action="store_true",
                         help="do not record anything in ML Metadata (no cache lookup either)")
     parser.add_argument("--pipeline-name", default="examplegen",
@@ -50,19 +56,27 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "ingest", help="convert CSV, Parquet, Avro, JSON Lines or TFRecord files into a split Examples artifact",
+        "ingest", help="convert CSV, Parquet, Avro, JSON Lines or TFRecord files, or SQL query results, into a "
+                       "split Examples artifact",
         description="Resolve the span, convert the input files to tf.Example, split them and write "
                     "<output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz plus examples_metadata.json. "
                     "The run, its input files (with content digests) and its output are recorded in "
                     "ML Metadata; an identical earlier run is reused unless --force.")
-    p.add_argument("--input-base", required=True, help="directory the input config patterns are relative to")
+    p.add_argument("--input-base", default=None,
+                   help="directory the input config patterns are relative to (file formats)")
+    p.add_argument("--connection", default=None, metavar="URL",
+                   help="query formats (--format sql): the database, postgresql://user@host:5432/db or "
+                        "mysql://user@host:3306/db; each input split's pattern is a query. The password "
+                        "comes from the URL or $EXAMPLEGEN_DB_PASSWORD (or PGPASSWORD / MYSQL_PWD) and is "
+                        "never recorded (see README, Query sources)")
     p.add_argument("--format", dest="source_format", default="csv", metavar="FORMAT",
                    help="input format: " + ", ".join(_builtin_formats()) + " (default csv), an entry point "
                         "of the 'examplegen.sources' group, or a module path package.module[:attribute] "
                         "that follows the source contract (see README, 'Your own source')")
     p.add_argument("--source-options", default=None,
                    help="the format's options as JSON text or the path of a .json file, e.g. "
-                        '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' (see README, Sources)')
+                        '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' '
+                        '(see README, "Parquet, Avro, JSON Lines")')
     p.add_argument("--output", required=True, help="artifact directory to write (created; replaced atomically)")
     _add_config_arguments(p)
     p.add_argument("--output-config", default=None,
@@ -165,15 +179,32 @@ def _ingest(args) -> int:
     options = _csv_options(args)
     if args.source_format != "csv" and options:
         raise ConfigError("CSV options (--delimiter, --quote-char, ...) apply to --format csv only")
-    result = ingest(
-        args.input_base, args.output, source_format=args.source_format,
-        input_config=args.input_config, output_config=args.output_config, range_config=args.range_config,
-        csv_options=options or None, source_options=args.source_options,
-        payload_format=args.payload_format, verify_payload=args.verify_payload,
-        num_shards=args.num_shards, workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
-        pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
-        progress=sys.stderr.isatty())
+    if args.connection is not None:
+        return _ingest_query(args)
+    if args.input_base is None:
+        raise ConfigError("ingest needs --input-base (files) or --connection (a query format such as "
+                          "--format sql)")
+    result = ingest(args.input_base, args.output, csv_options=options or None, payload_format=args.payload_format,
+                    verify_payload=args.verify_payload, **_ingest_arguments(args))
     _print_result(result, args.json)
+    return 0
+
+
+def _ingest_arguments(args) -> dict:
+    """The keyword arguments ingest() and ingest_query() share."""
+    return dict(source_format=args.source_format, input_config=args.input_config, output_config=args.output_config,
+                range_config=args.range_config, source_options=args.source_options, num_shards=args.num_shards,
+                workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
+                pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
+                progress=sys.stderr.isatty(), lock_timeout=args.lock_timeout)
+
+
+def _ingest_query(args) -> int:
+    from examplegen.query_ingest import ingest_query
+
+    if args.input_base is not None:
+        raise ConfigError("--input-base and --connection exclude each other: files or a query")
+    _print_result(ingest_query(args.connection, args.output, **_ingest_arguments(args)), args.json)
     return 0
 
 
@@ -185,7 +216,8 @@ def _resplit(args) -> int:
         input_splits=args.input_splits.split(",") if args.input_splits else None,
         payload_format=args.payload_format, verify_payload=args.verify_payload, num_shards=args.num_shards,
         workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
-        pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty())
+        pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty(),
+        lock_timeout=args.lock_timeout)
     _print_result(result, args.json)
     return 0
 

@@ -491,7 +491,10 @@ def _lineage_html(lineage: dict) -> str:
             ["Source", "Split", "Span", "Version", "Bytes", "Digest"],
             (
                 (
-                    f"<code>{_esc(s.get('uri', ''))}</code>", _esc(s.get("split", "")),
+                    f"<code>{_esc(s.get('uri', ''))}</code>"
+                    + (f"<br>query ({_num(s.get('rows'))} rows): <code>{_esc(s['query'])}</code>"
+                       if s.get("query") is not None else ""),
+                    _esc(s.get("split", "")),
                     _esc(s.get("span", "")), _esc(s.get("version", "")),
                     _num(s.get("size")), f"<code>{_esc(s.get('digest', ''))}</code>",
                 )
@@ -541,7 +544,7 @@ def lineage_summary(store, examples_uri: str) -> dict:
         for e in executions
     ]
     summary["sources"] = [
-        {"uri": a["uri"], **{k: a["properties"].get(k) for k in ("split", "span", "version", "size", "digest")}}
+        {"uri": a["uri"], **{k: a["properties"].get(k) for k in ("split", "span", "version", "size", "digest", "query", "rows")}}
         for a in upstream["artifacts"] if a["type"] == SOURCE_FILE
     ]
     summary["upstream_examples"] = [a["uri"] for a in upstream["artifacts"] if a["type"] == EXAMPLES]

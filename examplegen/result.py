@@ -8,14 +8,21 @@ from typing import Optional
 
 @dataclasses.dataclass(frozen=True)
 class SourceFile:
-    """One input file that an ingestion read."""
+    """One input that an ingestion read: a file, or a query's result (``query`` set)."""
 
-    uri: str  # absolute path or URL of the file
-    size: int  # bytes
-    digest: str  # "sha256:<hex>" of the file's bytes
+    uri: str  # absolute path or URL of the file; a query's connection URL (no password)
+    size: int  # bytes (a query: bytes of its Arrow result)
+    digest: str  # "sha256:<hex>" of the file's bytes; a query's result digest
     split: str  # input split name it belongs to
     span: int = 0
     version: Optional[int] = None
+    query: Optional[str] = None  # the query text, placeholders substituted
+    rows: Optional[int] = None  # rows of a query's result
+
+    @property
+    def identity(self) -> str:
+        """What tells two inputs at one URI apart: the digest, and a query's text."""
+        return self.digest if self.query is None else f"{self.digest}\0{self.query}"
 
 
 @dataclasses.dataclass

@@ -5,6 +5,9 @@ Layout (TFX's)::
     <output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz   gzip TFRecords
     <output>/examples_metadata.json                         written last
 
+A split gets ``num_shards`` files, or fewer when it has fewer examples than that (no empty
+shard files, except one for an empty split).
+
 Workers write gzip members into part files under a hidden staging directory
 (``<output>/.staging-<id>/``); ``commit`` concatenates each shard's parts in input order
 (a gzip file may hold several members; every TFRecord reader accepts that), then swaps the
@@ -33,7 +36,8 @@ from examplegen.tfrecord import gzip_member
 
 METADATA_FILE = "examples_metadata.json"
 FILE_PREFIX = "data_tfrecord"
-_STAGING_PREFIX = ".staging-"
+STAGING_PREFIX = ".staging-"
+SPLIT_PREFIX = "Split-"
 _EMPTY_GZIP = gzip_member(b"")
 
 
@@ -47,7 +51,7 @@ def part_file_name(input_split: int, chunk: int, split: int, shard: int) -> str:
 
 
 def split_dir(output_uri: str, split: str) -> str:
-    return os.path.join(output_uri, f"Split-{split}")
+    return os.path.join(output_uri, f"{SPLIT_PREFIX}{split}")
 
 
 def is_complete(output_uri: str) -> bool:
@@ -88,7 +92,7 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
         return f"{marker} does not list the files recorded in ML Metadata for this artifact"
     listed = {f["path"] for f in files}
     for name in sorted(os.listdir(output_uri)):
-        if name.startswith("Split-") and os.path.isdir(os.path.join(output_uri, name)):
+        if name.startswith(SPLIT_PREFIX) and os.path.isdir(os.path.join(output_uri, name)):
             for child in sorted(os.listdir(os.path.join(output_uri, name))):
                 if f"{name}/{child}" not in listed:
                     return f"{os.path.join(output_uri, name, child)} is not one of the artifact's files"
@@ -112,9 +116,11 @@ class ExamplesWriter:
         self.split_names = list(split_names)
         self.num_shards = num_shards
         self._created_output = not os.path.exists(self.output_uri)
+        self.had_artifact = is_complete(self.output_uri)
+        self.replacing = False  # set once commit starts to remove the earlier artifact
         os.makedirs(self.output_uri, exist_ok=True)
         self._clear_stale_staging()
-        self.staging = os.path.join(self.output_uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+        self.staging = os.path.join(self.output_uri, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
         self.parts_dir = os.path.join(self.staging, "parts")
         os.makedirs(self.parts_dir)
         write_owner(self.staging)  # who is writing here (examplegen.liveness)
@@ -125,7 +131,7 @@ class ExamplesWriter:
         a live process's folder is left alone."""
         for name in os.listdir(self.output_uri):
             path = os.path.join(self.output_uri, name)
-            if name.startswith(_STAGING_PREFIX) and staging_state(path) != ALIVE:
+            if name.startswith(STAGING_PREFIX) and staging_state(path) != ALIVE:
                 shutil.rmtree(path, ignore_errors=True)
 
     def discard_parts(self, input_split: int) -> None:
@@ -144,10 +150,11 @@ class ExamplesWriter:
             by_shard.setdefault((int(split), int(shard)), []).append(name)
         self.files = []
         for s, split in enumerate(self.split_names):
-            target_dir = os.path.join(self.staging, f"Split-{split}")
+            target_dir = os.path.join(self.staging, f"{SPLIT_PREFIX}{split}")
             os.makedirs(target_dir, exist_ok=True)
-            for shard in range(self.num_shards):
-                file_name = shard_file_name(shard, self.num_shards)
+            shards = _shards_with_files(s, by_shard, self.num_shards)
+            for number, shard in enumerate(shards):
+                file_name = shard_file_name(number, len(shards))
                 parts = by_shard.get((s, shard), [])
                 blocks = _blocks([os.path.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]
                 digest, size = hashlib.sha256(), 0
@@ -158,7 +165,7 @@ class ExamplesWriter:
                         size += len(block)
                     out.flush()
                     os.fsync(out.fileno())
-                self.files.append({"path": f"Split-{split}/{file_name}", "size": size,
+                self.files.append({"path": f"{SPLIT_PREFIX}{split}/{file_name}", "size": size,
                                    "sha256": digest.hexdigest()})
         shutil.rmtree(self.parts_dir)
 
@@ -168,14 +175,15 @@ class ExamplesWriter:
         if self.files is not None:
             metadata = {**metadata, "files": self.files, "files_digest": files_digest(self.files)}
         marker = os.path.join(self.output_uri, METADATA_FILE)
+        self.replacing = True
         if os.path.exists(marker):
             os.remove(marker)  # from here on the old artifact no longer looks complete
         for name in os.listdir(self.output_uri):
             path = os.path.join(self.output_uri, name)
-            if name.startswith("Split-") and os.path.isdir(path):
+            if name.startswith(SPLIT_PREFIX) and os.path.isdir(path):
                 shutil.rmtree(path)
         for split in self.split_names:
-            _move_dir(os.path.join(self.staging, f"Split-{split}"), split_dir(self.output_uri, split))
+            _move_dir(os.path.join(self.staging, f"{SPLIT_PREFIX}{split}"), split_dir(self.output_uri, split))
         tmp = os.path.join(self.staging, METADATA_FILE)
         with open(tmp, "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
@@ -193,6 +201,14 @@ class ExamplesWriter:
                 os.rmdir(self.output_uri)
             except OSError:
                 pass
+
+
+def _shards_with_files(split: int, by_shard: dict, num_shards: int) -> list[int]:
+    """The shards of one split that become files: all of them, except that shards no example
+    went to (a split with fewer examples than shards) get none -- the files are numbered
+    over the others -- and an empty split gets one empty file. Never more files than examples."""
+    filled = sorted(shard for s, shard in by_shard if s == split)
+    return list(range(num_shards)) if len(filled) == num_shards else filled or [0]
 
 
 def _blocks(paths: list[str], size: int = 1 << 20):

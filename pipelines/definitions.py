@@ -3,6 +3,8 @@
 - csv-ingest: resolve_span -> csv_example_gen -> ingestion_report
 - import-and-resplit: import_example_gen -> split_examples -> ingestion_report
 - file-ingest: file_example_gen -> ingestion_report (Parquet, Avro, JSON Lines, any format)
+- query-ingest: query_example_gen -> ingestion_report (the database password from a
+  Kubernetes secret through kfp-kubernetes, never a parameter)
 - image-ingest: image_example_gen -> ingestion_report (an image folder, labels from paths)
 
 TFX's configs are dict parameters (KFP STRUCT); left empty they mean TFX's defaults. A
@@ -22,8 +24,12 @@ from kfp_examplegen import components
 CSV_INGEST = "csv-ingest"
 IMPORT_AND_RESPLIT = "import-and-resplit"
 FILE_INGEST = "file-ingest"
+QUERY_INGEST = "query-ingest"
 IMAGE_INGEST = "image-ingest"
-PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, FILE_INGEST, IMAGE_INGEST)
+PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, FILE_INGEST, QUERY_INGEST, IMAGE_INGEST)
+# The Kubernetes secret (key "password") the query step's EXAMPLEGEN_DB_PASSWORD comes from.
+DEFAULT_DB_PASSWORD_SECRET = "examplegen-db"
+DB_PASSWORD_ENV = "EXAMPLEGEN_DB_PASSWORD"
 
 DEFAULT_RESPLIT_CONFIG = {
     "split_config": {
@@ -209,6 +215,57 @@ def build(image: str | None = None) -> dict:
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
 
     @dsl.pipeline(
+        name=QUERY_INGEST,
+        description=(
+            "Run SQL queries (TFX QueryBasedExampleGen configs: each input split's pattern is a "
+            "query) into a TFX Examples artifact with each result's digest as its data version, "
+            "and write an HTML ingestion report. The database password comes from the "
+            f"Kubernetes secret named by db_password_secret (key 'password') as {DB_PASSWORD_ENV}. "
+            + note
+        ),
+    )
+    def query_ingest(
+        connection: str,
+        input_config: dict,
+        output_config: dict = {},
+        range_config: dict = {},
+        source_options: dict = {},
+        db_password_secret: str = DEFAULT_DB_PASSWORD_SECRET,
+        num_shards: int = 0,
+        force: bool = False,
+        mlmd: str = "",
+    ):
+        """Run queries into TFX Examples with a report.
+
+        Args:
+            connection: Database URL without password (postgresql://user@host:5432/db, mysql://...).
+            input_config: TFX input config; each split's pattern is a query.
+            output_config: TFX output config; empty for train/eval 2:1.
+            range_config: TFX range config with a static_range; empty for span 0.
+            source_options: sql options (partition_on, partition_num, digest, schema); empty for the defaults.
+            db_password_secret: Kubernetes secret whose key "password" is the database password.
+            num_shards: Output files per split; 0 for one.
+            force: Rewrite even when an identical result was ingested before.
+            mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
+        """
+        from kfp import kubernetes
+
+        lineage = lineage_args(QUERY_INGEST, mlmd)
+        gen = step(c.query_example_gen(
+            connection=connection,
+            input_config=input_config,
+            output_config=output_config,
+            range_config=range_config,
+            source_options=source_options,
+            num_shards=num_shards,
+            force=force,
+            **lineage,
+        ), "Query ExampleGen")
+        kubernetes.use_secret_as_env(gen, secret_name=db_password_secret,
+                                     secret_key_to_env={"password": DB_PASSWORD_ENV})
+        step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
+
+    @dsl.pipeline(
         name=IMAGE_INGEST,
         description=(
             "Ingest an image folder with labels from paths (input_base/<label>/<file>) into a TFX "
@@ -251,4 +308,5 @@ def build(image: str | None = None) -> dict:
         ), "Image ExampleGen")
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
 
-    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, FILE_INGEST: file_ingest, IMAGE_INGEST: image_ingest}
+    return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, FILE_INGEST: file_ingest,
+            QUERY_INGEST: query_ingest, IMAGE_INGEST: image_ingest}

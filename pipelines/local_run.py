@@ -19,7 +19,7 @@ import warnings
 from typing import Any, Iterator, Mapping, Optional
 
 from examplegen.errors import ConfigError, ExampleGenError
-from kfp_examplegen.components._common import mlmd_url, string_list, struct
+from kfp_examplegen.components._common import connection_without_password, mlmd_url, string_list, struct
 from kfp_examplegen.pipelines.definitions import PIPELINE_NAMES, build, canonical_name
 
 DEFAULT_PIPELINE_ROOT = "local_outputs"
@@ -58,7 +58,8 @@ class LocalRun:
 
 def parse_params(pipeline_name: str, pairs: Optional[list[str]]) -> dict[str, Any]:
     """`["k=v", ...]` -> typed pipeline arguments (int/float/bool, JSON for dict and list
-    parameters, by the parameter's type); an `mlmd` URL holding a password is refused."""
+    parameters, by the parameter's type); an `mlmd` or `connection` URL holding a password is
+    refused."""
     pipeline = build()[canonical_name(pipeline_name)]
     inputs = pipeline.component_spec.inputs or {}
     params: dict[str, Any] = {}
@@ -74,6 +75,8 @@ def parse_params(pipeline_name: str, pairs: Optional[list[str]]) -> dict[str, An
             )
         params[key] = _convert(key, value, inputs[key].type)
     mlmd_url(params.get("mlmd"))
+    if params.get("connection"):
+        connection_without_password(params["connection"])
     return params
 
 
@@ -109,6 +112,8 @@ def run_pipeline(
     from kfp import local
 
     mlmd_url((params or {}).get("mlmd"))  # no password in a parameter: refused before anything runs
+    if (params or {}).get("connection"):  # query-ingest: the database password neither
+        connection_without_password(params["connection"])
     name = canonical_name(pipeline_name)
     if name not in PIPELINE_NAMES:
         raise ConfigError(f"unknown pipeline {pipeline_name!r}; choose one of {', '.join(PIPELINE_NAMES)}")

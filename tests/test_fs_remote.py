@@ -500,3 +500,16 @@ def test_image_folder_on_a_bucket_keeps_labels_and_file_names(store, tmp_path):
     assert remote.extra_metadata["label_map"] == local.extra_metadata["label_map"] == (
         '["circle set", "square set", "triangle set"]')
     assert read_split(str(tmp_path / "remote_out"), "all") == read_split(str(tmp_path / "local_out"), "all")
+
+
+def test_object_keys_with_dot_dot_parts_are_refused(remote_env, stores):
+    # S3 keeps '..' in a key literally (the GCS emulator refuses such keys; GCS allows them).
+    store = stores["s3"]
+    bucket = store.bucket()
+    store.put(bucket, "data/a/x.csv", b"x\n1\n")
+    store.put(bucket, "data/../secret.csv", b"x\n2\n")  # object stores keep '..' literally
+    with pytest.raises(SpanResolutionError) as info:
+        resolve_spans(store.url(bucket, "data"), {"splits": [{"name": "t", "pattern": "*/*"}]})
+    assert "data/../secret.csv" in str(info.value) and "outside the input base" in str(info.value)
+    with pytest.raises(ConfigError):
+        resolve_spans(store.url(bucket, "data/a"), {"splits": [{"name": "t", "pattern": "../../*"}]})

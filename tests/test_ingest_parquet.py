@@ -191,3 +191,9 @@ def test_partition_feature_keeps_a_key_in_one_split(tmp_path):
         for record in read_split(str(tmp_path / "out"), split):
             feature = tf.train.Example.FromString(record).features.feature["key"]
             assert tfx_reference.partition(feature.SerializeToString(deterministic=True), [3, 4]) == index
+
+
+def test_column_types_are_recorded_with_the_run(tmp_path):
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"a": [1], "s": [{"x": 1.5}]}))
+    result = ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet")
+    assert result.config["column_types"] == {"single_split": {"a": "int64", "s": "struct<x: double>"}}

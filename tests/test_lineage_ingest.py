@@ -723,3 +723,14 @@ def test_ingest_killed_mid_way_leaves_no_complete_execution_and_no_live_output(k
     assert examples.state == pb.Artifact.LIVE and output_id(mlmd, done.id) == examples.id
     assert json.loads(properties(examples)["example_counts"]) == result.counts
     assert sorted(os.listdir(out)) == ["Split-eval", "Split-train", "examples_metadata.json"]  # staging cleared
+
+
+def test_input_files_without_rows_are_recorded(tmp_path, sqlite_url):
+    url = sqlite_url
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("x\n1\n2\n")
+    (tmp_path / "in" / "b.csv").write_text("x\n")
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), mlmd=url)
+    [execution] = executions(store_of(url))
+    assert json.loads(properties(execution)["files_without_rows"]) == {
+        "single_split": [str(tmp_path / "in" / "b.csv")]}

@@ -2,7 +2,8 @@
 
 Valid means what the KFP API server and Vertex AI check: the file parses strictly as a
 kfp-pipeline-spec PipelineSpec, schemaVersion 2.1.0, the pipeline name is a lowercase DNS
-label, KFP's own loader accepts it, and it uses no kfp-kubernetes-only feature.
+label, KFP's own loader accepts it, and it uses no kfp-kubernetes-only feature except
+query-ingest's database password secret.
 """
 
 import ast
@@ -40,8 +41,7 @@ def _documents(path):
 
 
 def _spec(path) -> dict:
-    [doc] = _documents(path)
-    return doc
+    return _documents(path)[0]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,8 @@ def test_kfp_loads_it_as_a_component(path):
 
     loaded = kfp_components.load_component_from_file(path)
     assert loaded.name == _spec(path)["pipelineInfo"]["name"]
-    assert "input_base" in loaded.component_spec.inputs
+    source = "connection" if path.endswith("query_ingest.yaml") else "input_base"
+    assert source in loaded.component_spec.inputs
     assert "mlmd" in loaded.component_spec.inputs
 
 
@@ -96,8 +97,9 @@ def test_kfp_loads_it_as_a_component(path):
 def test_no_kubernetes_only_features(path):
     docs = _documents(path)
     # kfp-kubernetes settings (volumes, secrets, node selectors, ...) compile into a second
-    # YAML document, the PlatformSpec, which Vertex AI does not run.
-    assert len(docs) == 1
+    # YAML document, the PlatformSpec, which Vertex AI does not run. query-ingest's one
+    # setting is the database password from a secret (test_query_password_comes_from_a_secret).
+    assert len(docs) == (2 if path.endswith("query_ingest.yaml") else 1)
     spec = docs[0]
     assert "platforms" not in spec and "platformSpec" not in spec
     for name, executor in spec["deploymentSpec"]["executors"].items():
@@ -197,6 +199,19 @@ def test_compile_image_from_environment(tmp_path, monkeypatch):
     compile_pipelines(str(tmp_path), names=["csv_ingest"])
     executors = _spec(tmp_path / "csv_ingest.yaml")["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {"env.example/eg:8"}
+
+
+def test_query_password_comes_from_a_secret():
+    path = os.path.join(COMPILED_DIR, "query_ingest.yaml")
+    spec, platform = _documents(path)
+    assert "password" not in spec["root"]["inputDefinitions"]["parameters"]
+    assert spec["root"]["inputDefinitions"]["parameters"]["db_password_secret"]["defaultValue"] == "examplegen-db"
+    assert platform == {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"exec-query-example-gen": {
+        "secretAsEnv": [{"keyToEnv": [{"envVar": "EXAMPLEGEN_DB_PASSWORD", "secretKey": "password"}],
+                         "secretNameParameter": {"componentInputParameter": "db_password_secret"}}]}}}}}}
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "examples", "producerTask": "query-example-gen"}
 
 
 # ----------------------------------------------------------------------- component specs

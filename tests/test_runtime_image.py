@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.cloud_servers import cloud_servers, gcs_server, s3_server  # noqa: F401 (fixtures)
+from tests.lineage_fixtures import postgres_url  # noqa: F401 (fixture)
 from tests.test_fs_remote import stores  # noqa: F401 (fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,7 +120,7 @@ def _spec(name: str) -> dict:
 
 # The components the contract tests below run; a new component needs a contract test too.
 CONTRACT_TESTED = {"resolve_span", "csv_example_gen", "split_examples", "ingestion_report", "import_example_gen",
-                   "file_example_gen", "image_example_gen"}
+                   "file_example_gen", "query_example_gen", "image_example_gen"}
 
 
 def test_every_component_spec_has_a_contract_test():
@@ -293,3 +294,24 @@ def test_image_example_gen_contract_on_the_bundled_sample(image_env, tmp_path):
     report = launcher.run("ingestion_report", lineage, inputs={"examples": examples})
     [html] = report["artifacts"]["report"]["artifacts"]
     assert open(html["uri"], encoding="utf-8").read().count('src="data:image/png;base64,') == 9
+
+
+def test_query_example_gen_contract_with_the_password_from_the_environment(image_env, postgres_url,  # noqa: F811
+                                                                          tmp_path):
+    import psycopg2
+
+    conn = psycopg2.connect(dbname=postgres_url.rsplit("/", 1)[1], host="127.0.0.1", user="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t AS SELECT g AS id, g * 0.5 AS x FROM generate_series(1, 300) g")
+    conn.close()
+    password = "Contract-secret-7d1c"  # PostgreSQL here trusts 127.0.0.1: any password works
+    launcher = Launcher(image_env, tmp_path, {**image_env["environ"], "EXAMPLEGEN_DB_PASSWORD": password})
+    output = launcher.run("query_example_gen", {
+        "connection": postgres_url, "num_shards": 1, "mlmd": f"sqlite:///{tmp_path}/m.sqlite",
+        "input_config": {"splits": [{"name": "single_split", "pattern": "SELECT id, x FROM t"}]}})
+    examples = _artifact(output, "examples")
+    counts = json.loads(examples["metadata"]["example_counts"])
+    assert sum(counts.values()) == 300 == sum(_count(examples["uri"], s) for s in counts)
+    written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert password.encode() not in written

@@ -235,14 +235,14 @@ class Recorder:
     def record_inputs(self, sources: Iterable[SourceFile]) -> list[int]:
         """Link the source files as INPUT artifacts; one artifact per (uri, digest), reused."""
         self._require_running()
-        new = [s for s in sources if (s.uri, s.digest) not in self._sources]
-        new = list({(s.uri, s.digest): s for s in new}.values())
+        new = [s for s in sources if (s.uri, s.identity) not in self._sources]
+        new = list({(s.uri, s.identity): s for s in new}.values())
         if not new:
             return []
         self._update_span_properties(new)
         ids = self._put_sources(new)
         for source, artifact_id in zip(new, ids, strict=True):
-            self._sources[(source.uri, source.digest)] = artifact_id
+            self._sources[(source.uri, source.identity)] = artifact_id
         self.input_artifact_ids.extend(ids)
         return ids
 
@@ -253,7 +253,7 @@ class Recorder:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         type_id = self.store.type_id("artifact", schema.SOURCE_FILE)
-        external_ids = [source_external_id(s.uri, s.digest) for s in sources]
+        external_ids = [source_external_id(s.uri, s.identity) for s in sources]
         attempts_left = 5
         while True:
             existing = {a.external_id: a.id for a in self._artifacts_by_external_ids(external_ids)}
@@ -269,7 +269,10 @@ class Recorder:
                 artifact = pb.Artifact(type_id=type_id, uri=source.uri, external_id=external_id,
                                        state=pb.Artifact.LIVE)
                 set_properties(artifact, {
-                    "display_name": os.path.basename(source.uri.rstrip("/")) or source.uri,
+                    "display_name": (f"{source.split} span {source.span}" if source.query is not None
+                                     else os.path.basename(source.uri.rstrip("/")) or source.uri),
+                    "query": source.query,
+                    "rows": source.rows,
                     "digest": source.digest,
                     "size": source.size,
                     "split": source.split,
@@ -505,6 +508,7 @@ class Recorder:
                     uri=a.uri, size=int(p.get("size", 0)), digest=p.get("digest", ""),
                     split=p.get("split", ""), span=int(p.get("span", 0)),
                     version=None if p.get("version") is None else int(p["version"]),
+                    query=p.get("query"), rows=None if p.get("rows") is None else int(p["rows"]),
                 ))
             return IngestResult(
                 output_uri=artifact.uri,
@@ -572,6 +576,9 @@ class Recorder:
             "rows_written": result.rows_written,
             "rows_rejected": result.rows_rejected,
         })
+        if result.config.get("files_without_rows"):  # input files left out: no rows in them
+            set_properties(self._execution, {
+                "files_without_rows": json.dumps(result.config["files_without_rows"], sort_keys=True)})
 
     def _update_span_properties(self, sources: list[SourceFile]) -> None:
         """Set span/version/spans from the inputs unless already set (complete() overrides)."""

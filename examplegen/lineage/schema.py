@@ -26,6 +26,9 @@ so that, on a cluster, ours join KFP's:
   runs: external_id `examplegen.SourceFile:<sha256 of uri NUL digest>`, properties
   digest ("sha256:<hex>" of the bytes: SHA-256 is in every Python and CPU-accelerated,
   ~1 GB/s here), size, span, version, split (as first seen), display_name. State LIVE.
+  A query's result is one too: URI = the connection URL without password, digest = the
+  order-independent result digest (examplegen.sources.query), plus query (the text with
+  placeholders substituted) and rows; one artifact per (URI, digest, query).
 - Output artifacts `tfx.Examples` (KFP's schema title for TFX's Examples), properties as
   TFX names them: split_names (JSON list string), span, version, input_fingerprint,
   payload_format, file_format, plus example_counts (JSON {split: count}), spans (when

@@ -56,6 +56,9 @@ POSTGRES_DEFAULT_PORT = 5432
 _SCHEMES = ("sqlite", "mysql", "postgresql", "grpc")
 _SCHEME_ALIASES = {"postgres": "postgresql", "mariadb": "mysql", "mysql+pymysql": "mysql"}
 _DB_NAME_RE = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
+# A host name or an IPv4 address; IPv6 addresses come in brackets and urllib checks them.
+_HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_IPV6_HINT = "an IPv6 address goes in brackets, e.g. mysql://root@[::1]:3306/mlmd"
 # scheme://user:password@ -- the password may itself hold an (unencoded) "@": up to the last one.
 _URL_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^/\s]*)@")
 
@@ -105,15 +108,10 @@ class StoreConfig:
             )
         if scheme == "sqlite":
             return cls._sqlite(url.split("://", 1)[1], where, origin)
-        parts = urllib.parse.urlsplit(scheme + "://" + url.split("://", 1)[1])
-        try:
-            port = parts.port
-        except ValueError:
-            raise LineageError(f"{where}: the port is not a number in 1-65535") from None
+        parts, host, port = cls._split_network_url(scheme + "://" + url.split("://", 1)[1], where)
         query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
         user = urllib.parse.unquote(parts.username) if parts.username else None
         password = urllib.parse.unquote(parts.password) if parts.password is not None else None
-        host = parts.hostname
         database = urllib.parse.unquote(parts.path.lstrip("/")) or None
         if scheme == "grpc":
             if query or database or user:
@@ -145,6 +143,27 @@ class StoreConfig:
         default_port = MYSQL_DEFAULT_PORT if scheme == "mysql" else POSTGRES_DEFAULT_PORT
         return cls(scheme, host=host, port=port or default_port, user=user, password=password,
                    database=database, origin=origin)
+
+    @staticmethod
+    def _split_network_url(url: str, where: str) -> tuple[urllib.parse.SplitResult, Optional[str], Optional[int]]:
+        """urlsplit with its ValueErrors (bad IPv6 brackets, ports) and odd host names as
+        LineageErrors: (parts, host, port)."""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname
+        except ValueError as exc:  # "Invalid IPv6 URL", "'x' does not appear to be an IPv4 or IPv6 address"
+            raise LineageError(f"{where}: malformed host ({exc}); {_IPV6_HINT}") from None
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port is not None and not 1 <= port <= 65535:
+            host_port = parts.netloc.rsplit("@", 1)[-1]
+            hint = f"; {_IPV6_HINT}" if host_port.count(":") > 1 and "[" not in host_port else ""
+            raise LineageError(f"{where}: the port is not a number in 1-65535{hint}")
+        if host and ":" not in host and not _HOST_RE.match(host):
+            raise LineageError(f"{where}: {host!r} is not a valid host name or IP address")
+        return parts, host, port
 
     @classmethod
     def _sqlite(cls, rest: str, where: str, origin: str) -> "StoreConfig":
@@ -197,11 +216,15 @@ class StoreConfig:
         if self.scheme == "sqlite":
             return "sqlite:///" + self.path
         if self.scheme == "grpc":
-            return f"grpc://{self.host}:{self.port}"
+            return f"grpc://{self._netloc_host}:{self.port}"
         auth = urllib.parse.quote(self.user or "", safe="") + (":***" if self.password else "")
         if self.socket:
             return f"{self.scheme}://{auth}@/{self.database}?socket={self.socket}"
-        return f"{self.scheme}://{auth}@{self.host}:{self.port}/{self.database}"
+        return f"{self.scheme}://{auth}@{self._netloc_host}:{self.port}/{self.database}"
+
+    @property
+    def _netloc_host(self) -> Optional[str]:
+        return f"[{self.host}]" if self.host and ":" in self.host else self.host
 
     def __str__(self) -> str:
         return self.url()

@@ -28,7 +28,9 @@ The contract: a source is a module (or any object) with
     ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
     would roughly be (default: its size; Parquet files are far smaller than their rows);
     the engine picks the number of workers and of shards from the sum, and units'
-    ``size`` use the same scale.
+    ``size`` use the same scale. Optional: ``has_rows(path, options) -> bool``; files
+    without rows are left out with a warning (``ROWS_NAME``, e.g. "records", names them),
+    and a split with none is an error.
 ``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
     Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
     every batch of a unit has the same schema. The shared converter
@@ -56,6 +58,12 @@ map over every split, kept from the previous artifact at the output):
     Extra properties (strings or ints) of the Examples artifact: written to
     ``examples_metadata.json`` and recorded in ML Metadata. Every key it may record is
     present (None: no value yet), so that a reused artifact's values can be found.
+
+A query source (``sql``; see examplegen.sources.query) follows the same contract with
+``QUERY = True`` and ``connection(url) -> examplegen.sources.query.Connection``; its
+``plan`` receives the split's ``ResolvedQuery`` s (one per span) instead of files, and
+its ``read`` returns a ``UnitNote`` with the unit's result digest. The engine's entry
+point for them is examplegen.query_ingest.ingest_query (``--connection``).
 
 Built-in formats are listed in ``BUILTIN``. A user's own source needs no change to this
 package: pass ``--format package.module`` (or ``package.module:attribute`` for an object in
@@ -87,6 +95,7 @@ BUILTIN = {
     "jsonl": "examplegen.sources.jsonl",
     "images": "examplegen.sources.images",
     "text": "examplegen.sources.text",
+    "sql": "examplegen.sources.sql",
 }
 
 _REQUIRED = ("FORMAT", "Options", "plan", "read")

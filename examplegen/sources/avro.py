@@ -28,7 +28,8 @@ import pyarrow as pa
 
 from examplegen import typemap
 from examplegen.errors import SourceError
-from examplegen.sources.base import Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns
+from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns,
+                                     column_types)
 
 FORMAT = "avro"
 
@@ -194,6 +195,15 @@ def _block_runs(path: str, chunk_bytes: int) -> list[tuple[int, int, int, int]]:
     return runs
 
 
+def has_rows(path: str, options: Options) -> bool:
+    """Whether a block of the file holds a record."""
+    import fastavro
+
+    _header(path, options)  # a file that is not Avro is named here
+    with open(path, "rb") as f:
+        return any(block.num_records for block in fastavro.block_reader(f))
+
+
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
     units: list[AvroBlocks] = []
     first: Optional[tuple[str, pa.Schema]] = None
@@ -215,7 +225,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
                      for start, end, first_record, run_bytes in runs)
     columns = typemap.example_names(first[1])
     check_schema_columns(options.schema, columns, first[0], FORMAT)
-    return Plan(units, columns=columns)
+    return Plan(units, columns=columns, info={"column_types": column_types(first[1])})
 
 
 def _batch(records: list[dict], unit: AvroBlocks, first: int) -> pa.RecordBatch:

@@ -132,6 +132,11 @@ def column_list(columns: Any, source: str) -> Optional[tuple[str, ...]]:
     return tuple(columns)
 
 
+def column_types(schema: pa.Schema) -> dict[str, str]:
+    """Each column's Arrow type as text (recorded with the run, like CSV's inferred types)."""
+    return {field.name: str(field.type) for field in schema}
+
+
 def schema_difference(a: pa.Schema, b: pa.Schema) -> str:
     """What differs between two files' schemas (column names and types), in words; empty
     when nothing does."""

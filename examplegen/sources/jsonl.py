@@ -28,7 +28,8 @@ import pyarrow.json as pajson
 
 from examplegen import typemap
 from examplegen.errors import SourceError
-from examplegen.sources.base import Plan, TableOptions, WorkUnit, check_schema_columns, schema_difference
+from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_schema_columns, column_types,
+                                     schema_difference)
 from examplegen.sources.csv import is_gzip_file
 
 FORMAT = "jsonl"
@@ -172,6 +173,12 @@ def _file_schema(path: str, block_bytes: int) -> pa.Schema:
             raise _explain(path, f, 1, exc) from None
 
 
+def has_rows(path: str, options: Options) -> bool:
+    """Whether a line of the file is not blank."""
+    with _open(path) as f:
+        return any(line.strip() for line in f)
+
+
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
     schemas = [(path, _file_schema(path, chunk_bytes)) for path in files]
     try:
@@ -197,7 +204,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
             units.append(LineRange(path, size, start, end, line, schema))
     columns = typemap.example_names(schema)
     check_schema_columns(options.schema, columns, files[0], FORMAT)
-    return Plan(units, columns=columns)
+    return Plan(units, columns=columns, info={"column_types": column_types(schema)})
 
 
 def read(unit: LineRange, options: Options) -> Iterator[pa.RecordBatch]:

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 
 from examplegen import typemap
 from examplegen.errors import SourceError
-from examplegen.sources.base import Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns
+from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns,
+                                     column_types)
 
 FORMAT = "parquet"
 
@@ -65,6 +66,10 @@ def work_bytes(path: str, options: Options) -> int:
     return pf.metadata.num_rows * _row_bytes(options.project(pf.schema_arrow, path))
 
 
+def has_rows(path: str, options: Options) -> bool:
+    return _open(path).metadata.num_rows > 0
+
+
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
     units: list[RowGroups] = []
     first: Optional[tuple[str, pa.Schema]] = None
@@ -87,7 +92,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
                 group, group_rows = [], 0
     columns = typemap.example_names(first[1])
     check_schema_columns(options.schema, columns, first[0], FORMAT)
-    return Plan(units, columns=columns)
+    return Plan(units, columns=columns, info={"column_types": column_types(first[1])})
 
 
 def read(unit: RowGroups, options: Options) -> Iterator[pa.RecordBatch]:
