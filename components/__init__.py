@@ -27,7 +27,6 @@ COMPONENT_NAMES = (
     "csv_example_gen",
     "file_example_gen",
     "import_example_gen",
-    "image_example_gen",
     "query_example_gen",
     "split_examples",
     "ingestion_report",

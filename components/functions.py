@@ -131,20 +131,24 @@ def file_example_gen(
     run_name: str = "",
     pipeline_root: str = "",
 ):
-    """Ingest files of any format (Parquet, Avro, JSON Lines, CSV, TFRecord or a registered
-    source) into a TFX Examples artifact (split gzip TFRecords of tf.Example).
+    """Ingest files of any format (Parquet, Avro, JSON Lines, CSV, TFRecord, image folders,
+    text corpora or a registered source) into a TFX Examples artifact (split gzip TFRecords
+    of tf.Example).
 
     Args:
         examples: The output Examples (system.Dataset; TFX's properties in its metadata).
-        source_format: parquet, avro, jsonl, csv, tfrecord, an entry point of the
-            examplegen.sources group or a module path (see the README).
-        input_base: Folder holding the files; "" means the bundled taxi sample of that
-            format (examples/data/taxi_<format>).
-        input_config: TFX input config; empty for one split with pattern "*".
+        source_format: parquet, avro, jsonl, csv, tfrecord, images, text, an entry point
+            of the examplegen.sources group or a module path (see the README).
+        input_base: Folder holding the files; "" means the bundled sample of that format
+            (examples/data/taxi_<format>; images: shapes in one folder per label; text: a
+            corpus).
+        input_config: TFX input config; empty for one split with the format's pattern
+            ("*"; "*/*" for labels from folders).
         output_config: TFX output config; empty for train/eval hash buckets 2:1.
         range_config: TFX range config; empty for the latest span.
         source_options: The format's options (Parquet/Avro/JSON Lines: columns, schema,
-            batch_rows); empty for the defaults.
+            batch_rows; images: label_map, new_labels, labels, verify, formats; text: unit,
+            encoding, labels, label_map, ...); empty for the defaults.
         num_shards: Output files per split; 0 chooses by size.
         force: Rewrite even when lineage shows identical input was ingested already.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
@@ -157,7 +161,8 @@ def file_example_gen(
     from kfp_examplegen.components import _common
 
     source_format = source_format.strip()
-    sample = {"csv": "taxi", "tfrecord": "taxi_tfrecord"}.get(source_format, f"taxi_{source_format}")
+    samples = {"csv": "taxi", "tfrecord": "taxi_tfrecord", "images": "images", "text": "text_corpus"}
+    sample = samples.get(source_format, f"taxi_{source_format}")
     arguments = _common.ingest_arguments(
         input_base=input_base, sample=sample, source_format=source_format, input_config=input_config,
         output_config=output_config, range_config=range_config, source_options=source_options or {},
@@ -263,56 +268,6 @@ def query_example_gen(
         source_options=_common.struct(source_options, "source_options"),
         **_common.config_arguments(input_config, output_config, range_config, num_shards, force),
         **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    examples.metadata.update(_common.artifact_metadata(result.metadata()))
-
-
-def image_example_gen(
-    examples: Output[Dataset],
-    input_base: str = "",
-    input_config: dict = {},
-    output_config: dict = {},
-    range_config: dict = {},
-    source_options: dict = {},
-    num_shards: int = 0,
-    force: bool = False,
-    mlmd: str = "",
-    pipeline_name: str = "examplegen",
-    run_name: str = "",
-    pipeline_root: str = "",
-):
-    """Ingest an image folder with labels from paths (input_base/<label>/<file>) into a TFX
-    Examples artifact: one tf.Example per image (image/encoded, image/format, image/height,
-    image/width, image/channels, image/filename, image/class/label, image/class/text).
-
-    Args:
-        examples: The output Examples (system.Dataset; TFX's properties and the label map
-            in its metadata).
-        input_base: Folder holding one sub-folder per label; "" means the bundled sample
-            of shapes (circle, square, triangle).
-        input_config: TFX input config; empty for one split with pattern "*/*".
-        output_config: TFX output config; empty for train/eval hash buckets 2:1.
-        range_config: TFX range config; empty for the latest span.
-        source_options: Image options: label_map (a list, a .json file or the previous
-            Examples artifact; default: the map ML Metadata recorded for the same input
-            base, else the sorted labels), new_labels ("append" | "error"), labels (false:
-            no label features), verify ("decode" | "header"), formats.
-        num_shards: Output files per split; 0 chooses by size.
-        force: Rewrite even when lineage shows identical input was ingested already.
-        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
-            else SQLite under the pipeline root.
-        pipeline_name: Pipeline name recorded in lineage.
-        run_name: Pipeline run recorded in lineage.
-        pipeline_root: The pipeline root (for the default SQLite lineage store).
-    """
-    from examplegen.ingest import ingest
-    from kfp_examplegen.components import _common
-
-    arguments = _common.ingest_arguments(
-        input_base=input_base, sample="images", source_format="images", input_config=input_config,
-        output_config=output_config, range_config=range_config, num_shards=num_shards, force=force,
-        source_options=source_options,
-        lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 

@@ -5,7 +5,8 @@
 - file-ingest: file_example_gen -> ingestion_report (Parquet, Avro, JSON Lines, any format)
 - query-ingest: query_example_gen -> ingestion_report (the database password from a
   Kubernetes secret through kfp-kubernetes, never a parameter)
-- image-ingest: image_example_gen -> ingestion_report (an image folder, labels from paths)
+- image-ingest: file_example_gen (format images) -> ingestion_report (an image folder, labels
+  from paths)
 
 TFX's configs are dict parameters (KFP STRUCT); left empty they mean TFX's defaults. A
 string parameter left "" means "not given" (the bundled sample data for input_base; the
@@ -296,7 +297,8 @@ def build(image: str | None = None) -> dict:
             mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
         """
         lineage = lineage_args(IMAGE_INGEST, mlmd)
-        gen = step(c.image_example_gen(
+        gen = step(c.file_example_gen(
+            source_format="images",
             input_base=input_base,
             input_config=input_config,
             output_config=output_config,

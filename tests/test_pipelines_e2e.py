@@ -255,7 +255,7 @@ def test_import_and_resplit_report_and_lineage(runs):
 
 def test_image_ingest_examples_and_report(runs):
     run = runs["image_ingest"]
-    uri = run["artifacts"]["image-example-gen/examples"][1]
+    uri = run["artifacts"]["file-example-gen/examples"][1]
     examples = [tf.train.Example.FromString(r) for s in ("train", "eval") for r in _read_split(uri, s)]
     files = {os.path.join(label, name): open(os.path.join(IMAGES, label, name), "rb").read()
              for label in os.listdir(IMAGES) for name in os.listdir(os.path.join(IMAGES, label))}
@@ -266,7 +266,7 @@ def test_image_ingest_examples_and_report(runs):
         got[os.path.join(label, f["image/filename"].bytes_list.value[0].decode())] = f["image/encoded"].bytes_list.value[0]
         assert f["image/class/label"].int64_list.value[0] == ["circle", "square", "triangle"].index(label)
     assert got == files
-    [artifact] = _executor_output(run["run_dir"], "image-example-gen")["artifacts"]["examples"]["artifacts"]
+    [artifact] = _executor_output(run["run_dir"], "file-example-gen")["artifacts"]["examples"]["artifacts"]
     assert json.loads(artifact["metadata"]["label_map"]) == ["circle", "square", "triangle"]
     page = open(run["report"], encoding="utf-8").read()
     assert page.count('src="data:image/png;base64,') == 9  # 3 thumbnails per label
