@@ -228,3 +228,25 @@ def test_many_units_on_two_workers_give_the_same_records_as_one(tmp_path, monkey
     for split in ("train", "eval"):
         assert read_split(str(tmp_path / "one"), split) == read_split(str(tmp_path / "many"), split)
     assert tree_bytes(str(tmp_path / "one")).keys() == tree_bytes(str(tmp_path / "many")).keys()
+
+
+def test_empty_text_files_are_left_out_in_line_mode(tmp_path, caplog):
+    import gzip as gz
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_bytes(b"one\ntwo\n")
+    (data / "empty.txt").write_bytes(b"")
+    (data / "empty.txt.gz").write_bytes(gz.compress(b""))
+    result = ingest(str(data), str(tmp_path / "lines"), source_format="text", source_options={"unit": "line"},
+                    output_config=ONE_SPLIT, record_lineage=False)
+    assert result.counts == {"all": 2}
+    assert "empty.txt: no lines; skipped" in caplog.text
+    files = ingest(str(data), str(tmp_path / "files"), source_format="text", output_config=ONE_SPLIT,
+                   record_lineage=False)
+    assert sorted(r["text"][0] for r in examples(str(tmp_path / "files"))) == [b"", b"", b"one\ntwo\n"]
+    assert files.counts == {"all": 3}
+    (data / "a.txt").write_bytes(b"")
+    with pytest.raises(SourceError, match=r"input split 'single_split': no lines in .*a\.txt"):
+        ingest(str(data), str(tmp_path / "none"), source_format="text", source_options={"unit": "line"},
+               record_lineage=False)

@@ -183,6 +183,21 @@ def read(unit: folders.FileUnit, options: TextOptions) -> Iterator[pa.RecordBatc
         yield batch()
 
 
+ROWS_NAME = "lines"
+
+
+def has_rows(path: str, options: TextOptions) -> bool:
+    """The source hook: with one example per line, an empty file has none (it is left out
+    with a warning); with one per file, every file is an example."""
+    if options.unit == "file":
+        return True
+    try:
+        with _open_binary(path) as binary:
+            return bool(binary.read(1))
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"{path}: cannot read ({exc})") from None
+
+
 # Optional hooks of the source contract (examplegen.sources): the label map over all splits.
 for_output = folders.for_output
 prepare = folders.prepare
