@@ -250,3 +250,11 @@ def test_empty_text_files_are_left_out_in_line_mode(tmp_path, caplog):
     with pytest.raises(SourceError, match=r"input split 'single_split': no lines in .*a\.txt"):
         ingest(str(data), str(tmp_path / "none"), source_format="text", source_options={"unit": "line"},
                record_lineage=False)
+
+
+def test_the_beam_engine_writes_the_same_image_examples(tmp_path):
+    local = ingest(IMAGES, str(tmp_path / "local"), source_format="images", record_lineage=False)
+    beam = ingest(IMAGES, str(tmp_path / "beam"), source_format="images", engine="beam", record_lineage=False)
+    assert beam.counts == local.counts and beam.extra_metadata == local.extra_metadata
+    for split in ("train", "eval"):
+        assert read_split(str(tmp_path / "beam"), split) == read_split(str(tmp_path / "local"), split)
