@@ -255,11 +255,12 @@ def fingerprint(value: str) -> Optional[str]:
 def config_arguments(input_config: Any, output_config: Any, range_config: Any, num_shards: int,
                      force: bool) -> dict[str, Any]:
     """The TFX configs, num_shards and force parameters checked (each error names its
-    parameter), as the engine's keyword arguments (ingest() and ingest_query())."""
+    parameter), as the engine's keyword arguments (ingest() and ingest_query()). An empty
+    input_config stays None: the format's default pattern."""
     if not isinstance(force, bool):
         raise ConfigError(f"force: expected true or false, got {force!r}")
     return {
-        "input_config": named("input_config", parse_input_config, struct(input_config, "input_config")),
+        "input_config": optional_config("input_config", parse_input_config, input_config),
         "output_config": named("output_config", parse_output_config, struct(output_config, "output_config")),
         "range_config": named("range_config", parse_range_config, struct(range_config, "range_config")),
         "num_shards": integer(num_shards, "num_shards", 0),
@@ -273,7 +274,8 @@ def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_
                      payload_format: Optional[str] = None, expected_fingerprint: str = "",
                      engine: Any = "local", beam_pipeline_args: Any = None) -> dict[str, Any]:
     """Every ingest component parameter checked (each error names its parameter), as the
-    engine's ingest() keyword arguments."""
+    engine's ingest() keyword arguments. An empty input_config stays None: the format's
+    default pattern."""
     from examplegen.payload import normalize_payload_format
     from examplegen.sources.csv import CsvOptions
 
@@ -299,6 +301,12 @@ def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_
     if payload_format is not None:
         arguments["payload_format"] = named("payload_format", normalize_payload_format, payload_format)
     return arguments
+
+
+def optional_config(name: str, parse, value: Any):
+    """A config parameter parsed (errors name it), or None when it is empty."""
+    config = struct(value, name)
+    return None if config is None else named(name, parse, config)
 
 
 def artifact_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -150,20 +150,24 @@ def file_example_gen(
     run_name: str = "",
     pipeline_root: str = "",
 ):
-    """Ingest files of any format (Parquet, Avro, JSON Lines, CSV, TFRecord or a registered
-    source) into a TFX Examples artifact (split gzip TFRecords of tf.Example).
+    """Ingest files of any format (Parquet, Avro, JSON Lines, CSV, TFRecord, image folders,
+    text corpora or a registered source) into a TFX Examples artifact (split gzip TFRecords
+    of tf.Example).
 
     Args:
         examples: The output Examples (system.Dataset; TFX's properties in its metadata).
-        source_format: parquet, avro, jsonl, csv, tfrecord, an entry point of the
-            examplegen.sources group or a module path (see the README).
-        input_base: Folder holding the files; "" means the bundled taxi sample of that
-            format (examples/data/taxi_<format>).
-        input_config: TFX input config; empty for one split with pattern "*".
+        source_format: parquet, avro, jsonl, csv, tfrecord, images, text, an entry point
+            of the examplegen.sources group or a module path (see the README).
+        input_base: Folder holding the files; "" means the bundled sample of that format
+            (examples/data/taxi_<format>; images: shapes in one folder per label; text: a
+            corpus).
+        input_config: TFX input config; empty for one split with the format's pattern
+            ("*"; "*/*" for labels from folders).
         output_config: TFX output config; empty for train/eval hash buckets 2:1.
         range_config: TFX range config; empty for the latest span.
         source_options: The format's options (Parquet/Avro/JSON Lines: columns, schema,
-            batch_rows); empty for the defaults.
+            batch_rows; images: label_map, new_labels, labels, verify, formats; text: unit,
+            encoding, labels, label_map, ...); empty for the defaults.
         num_shards: Output files per split; 0 chooses by size.
         bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
             are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz (CSV and
@@ -184,7 +188,8 @@ def file_example_gen(
     from kfp_examplegen.components import _common
 
     source_format = source_format.strip()
-    sample = {"csv": "taxi", "tfrecord": "taxi_tfrecord"}.get(source_format, f"taxi_{source_format}")
+    samples = {"csv": "taxi", "tfrecord": "taxi_tfrecord", "images": "images", "text": "text_corpus"}
+    sample = samples.get(source_format, f"taxi_{source_format}")
     arguments = _common.ingest_arguments(
         input_base=input_base, sample=sample, source_format=source_format, input_config=input_config,
         output_config=output_config, range_config=range_config, source_options=source_options or {},

@@ -620,8 +620,8 @@ def localize(
         if not is_remote(path):
             local[path] = _resolve(path)[1]
             continue
-        os.makedirs(cache_dir, exist_ok=True)
         target = os.path.join(cache_dir, _cache_name(path))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         expected_size = size(path)
         expected_digest = digests.get(path)
         if (
@@ -637,9 +637,19 @@ def localize(
 
 
 def _cache_name(url: str) -> str:
-    """A flat, unique file name for `url` that keeps its base name (and extension)."""
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", posixpath.basename(url.rstrip("/")))[-80:]
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:20] + "-" + base
+    """A unique relative path for `url` that ends with its folder's name and its base name
+    (``<hash>/<folder>/<name>``), so what reads names from paths (labels from folders,
+    file names, extensions) sees the same names as for local files."""
+    folder, _, base = url.rstrip("/").rpartition("/")
+    names = [_cache_part(posixpath.basename(folder)), _cache_part(base)]
+    return os.path.join(hashlib.sha256(url.encode("utf-8")).hexdigest()[:20], *names)
+
+
+def _cache_part(name: str) -> str:
+    """A path component as it is when the local file system can hold it, else made safe."""
+    if name in ("", ".", "..") or len(name.encode("utf-8")) > 200 or "\0" in name:
+        return re.sub(r"[^A-Za-z0-9._-]", "_", name)[-80:].strip(".") or "_"
+    return name
 
 
 class _HashingWriter:

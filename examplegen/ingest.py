@@ -424,6 +424,55 @@ def _source_options(source_format: str, csv_options: Optional[dict], source_opti
     return source.Options.from_dict(given)
 
 
+def _default_input_config(source_format: str, options: Any, input_config: Any) -> Any:
+    """The source's default input pattern (e.g. '*/*' for labels from folders) when no input
+    config is given."""
+    pattern = getattr(sources.get(source_format), "default_input_pattern", None)
+    if input_config not in (None, "") or pattern is None:
+        return input_config
+    return {"splits": [{"name": "single_split", "pattern": pattern(options)}]}
+
+
+def _source_for_output(source_format: str, options: Any, output_uri: str, input_base: str,
+                       store_of: Optional[Any]) -> Any:
+    """The options after the source's optional ``for_output`` hook, which may take settings
+    from the previous artifact (e.g. its label map): the committed artifact at the output,
+    else the newest one ML Metadata records for the same input base and format (when
+    lineage is on; ``store_of()`` opens the store)."""
+    hook = getattr(sources.get(source_format), "for_output", None)
+    if hook is None:
+        return options
+
+    def previous() -> Optional[dict]:
+        if os.path.exists(os.path.join(output_uri, "examples_metadata.json")):
+            return read_metadata(output_uri)
+        if store_of is None:
+            return None
+        from examplegen.lineage.query import latest_examples_properties
+
+        return latest_examples_properties(store_of(), {"source_format": source_format, "input_base": input_base})
+
+    return hook(options, previous)
+
+
+def _prepare_source(source_format: str, options: Any, split_files: list[_InputSplitFiles]) -> tuple[Any, dict]:
+    """(options for the run, extra artifact metadata) from the source's optional hooks."""
+    source = sources.get(source_format)
+    if hasattr(source, "prepare"):
+        options = source.prepare(options, {s.name: list(s.files) for s in split_files})
+    extra = source.artifact_metadata(options) if hasattr(source, "artifact_metadata") else {}
+    return options, {key: value for key, value in extra.items() if value is not None}
+
+
+def _reused_source_metadata(source_format: str, options: Any, output_uri: str) -> dict:
+    """The source's artifact metadata (its keys: see artifact_metadata) as the reused
+    artifact at ``output_uri`` recorded it."""
+    source = sources.get(source_format)
+    keys = source.artifact_metadata(options) if hasattr(source, "artifact_metadata") else {}
+    recorded = read_metadata(output_uri)
+    return {key: recorded[key] for key in keys if key in recorded}
+
+
 def _is_query_format(source_format: str) -> bool:
     """True for a query source (examplegen.sources.query), which takes a connection, not files."""
     return bool(getattr(sources.get(source_format), "QUERY", False))
@@ -488,13 +537,17 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
         raise ConfigError(f"format {source_format!r} runs queries: give the database with --connection "
                           "(examplegen.query_ingest.ingest_query), not an input base")
     policy = BadRowPolicy.create(bad_rows, max_bad_rows, max_bad_ratio)
-    in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     opts = _source_options(source_format, csv_options, source_options, payload_format, verify_payload)
+    base_uri = os.path.abspath(input_base) if not fs.is_remote(input_base) else input_base
+    store = _LazyStore(mlmd) if record_lineage else None
+    opts = _source_for_output(source_format, opts, output_uri, base_uri, store)
+    input_config = _default_input_config(source_format, opts, input_config)
+    in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     payload_format = getattr(opts, "payload_format", "FORMAT_TF_EXAMPLE")
     effective_out = effective_output_config(in_cfg, out_cfg)
     config = {
         "source_format": source_format,
-        "input_base": os.path.abspath(input_base) if not fs.is_remote(input_base) else input_base,
+        "input_base": base_uri,
         "input_config": in_cfg.to_dict(),
         "output_config": effective_out.to_dict(),
         "range_config": range_cfg.to_dict() if range_cfg else None,
@@ -505,7 +558,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     }
     if policy.skip:  # a different artifact: never reuse one of another policy
         config["bad_rows"] = policy.to_dict()
-    recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config)
+    recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config,
+                              store=store.opened if store is not None else None)
     started = time.time()
     with lock_output(output_uri, lock_timeout), recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
@@ -522,6 +576,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             cached = recorder.find_cached(fingerprint)
             if cached is not None:
                 result = _reuse(cached, output_uri)
+                result.extra_metadata = _reused_source_metadata(source_format, opts, output_uri)
                 recorder.complete_cached(result)
                 return result
         span_md = {"span": last.span, "input_fingerprint": fingerprint}
@@ -531,6 +586,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["spans"] = json.dumps(spans)
         split_files, uris = _local_split_files(resolutions, sources, stack)
         without_rows = _drop_files_without_rows(split_files, uris, source_format, opts)
+        opts, extra_md = _prepare_source(source_format, opts, split_files)
+        span_md.update(extra_md)
         split_names, counts, rows, num_shards, extras, rejected = convert_files(
             split_files, output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
@@ -543,7 +600,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
-            rows_written=sum(counts.values()), rows_rejected=rejected, sources=sources,
+            rows_written=sum(counts.values()), rows_rejected=rejected, sources=sources, extra_metadata=extra_md,
             config=dict(config, **extras, engine=engine, elapsed_seconds=round(time.time() - started, 3)),
             files_digest=read_metadata(output_uri).get("files_digest"),
             quarantine_file=QUARANTINE_PATH if policy.skip else None)
@@ -602,12 +659,27 @@ class _NoLineage:
         pass
 
 
-def _open_recorder(mlmd, record_lineage, execution_type, pipeline_name, run_name, config):
+class _LazyStore:
+    """Opens the lineage store on first call, once (``opened``: the store, if it was)."""
+
+    def __init__(self, mlmd: Optional[str]):
+        self.mlmd = mlmd
+        self.opened = None
+
+    def __call__(self):
+        if self.opened is None:
+            from examplegen.lineage import open_store
+
+            self.opened = open_store(self.mlmd)
+        return self.opened
+
+
+def _open_recorder(mlmd, record_lineage, execution_type, pipeline_name, run_name, config, store=None):
     if not record_lineage:
         return _NoLineage()
     from examplegen.lineage import Recorder, open_store
 
-    store = open_store(mlmd)
+    store = store or open_store(mlmd)
     return Recorder(store, execution_type=execution_type, pipeline_name=pipeline_name,
                     run_name=run_name, config=config, engine_version=__version__)
 

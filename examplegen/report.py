@@ -20,7 +20,7 @@ import math
 import os
 from typing import Iterable, Iterator, Optional
 
-from examplegen import protos
+from examplegen import protos, report_media
 from examplegen.bad_rows import FIRST_REASONS
 from examplegen.errors import ExampleGenError, SourceError
 
@@ -33,6 +33,7 @@ DEFAULT_SAMPLE_ROWS = 5
 _MAX_DISTINCT = 10_000  # distinct string values tracked per feature
 _TOP_VALUES = 3
 _CELL_CHARS = 40
+_MAX_DISTINCT_BYTES = 1024  # longer values (images, documents) are not tracked as distinct values
 
 
 @dataclasses.dataclass
@@ -91,6 +92,7 @@ class ExamplesSummary:
     sample_rows: list[dict[str, str]]
     rows_rejected: Optional[int] = None  # bad rows skipped (None: the artifact has no quarantine)
     rejected_rows: list[dict] = dataclasses.field(default_factory=list)  # the first few quarantine entries
+    media: report_media.MediaSummary = dataclasses.field(default_factory=report_media.MediaSummary)
 
 
 def read_metadata(examples_dir: str) -> dict:
@@ -152,6 +154,7 @@ def summarize(
     counts: dict[str, int] = {}
     samples: list[dict[str, str]] = []
     sample_split = None
+    media = report_media.MediaSummary()
     examples_read = 0
     truncated = False
     for split in splits:
@@ -165,6 +168,7 @@ def summarize(
             read += 1
             example_features, feature_lists = parser(record, path, index)
             _accumulate(features, example_features)
+            media.add(example_features, split)
             sequence_features.update(feature_lists)
             if len(samples) < sample_rows and sample_split in (None, split):
                 sample_split = split
@@ -189,6 +193,7 @@ def summarize(
         sequence_features=sorted(sequence_features),
         sample_split=sample_split,
         sample_rows=samples,
+        media=media,
     )
 
 
@@ -276,7 +281,9 @@ def _accumulate(features: dict[str, FeatureStats], example_features) -> None:
                 length = len(value)
                 stats.min_length = length if stats.min_length is None else min(stats.min_length, length)
                 stats.max_length = length if stats.max_length is None else max(stats.max_length, length)
-                if value in stats.distinct or len(stats.distinct) < _MAX_DISTINCT:
+                if length > _MAX_DISTINCT_BYTES:
+                    stats.distinct_overflow = True
+                elif value in stats.distinct or len(stats.distinct) < _MAX_DISTINCT:
                     stats.distinct[value] += 1
                 else:
                     stats.distinct_overflow = True
@@ -301,7 +308,10 @@ def _sample_row(example_features) -> dict[str, str]:
 
 def _format_value(value) -> str:
     if isinstance(value, bytes):
-        text = value.decode("utf-8", errors="replace")
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:  # binary (e.g. an encoded image)
+            return f"({len(value):,} bytes)"
     elif isinstance(value, float):
         text = f"{value:.7g}"
     else:
@@ -363,6 +373,8 @@ def _value_range(stats: FeatureStats) -> str:
         if stats.nan_count:
             text += f", {stats.nan_count:,} NaN"
         return _esc(text)
+    if not stats.distinct:  # long values only (e.g. encoded images): lengths only
+        return _esc(f"length {_num(stats.min_length)} … {_num(stats.max_length)} bytes")
     top = ", ".join(
         f"{_esc(_format_value(v))} ({n:,})" for v, n in stats.distinct.most_common(_TOP_VALUES)
     )
@@ -388,7 +400,7 @@ def render_html(summary: ExamplesSummary, lineage: Optional[dict] = None, title:
     title = title or "Ingestion report"
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{_esc(title)}</title><style>{_CSS}{report_media.CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
         f"<div class=\"muted\">Examples: <code>{_esc(summary.uri)}</code></div>",
     ]
@@ -468,6 +480,8 @@ def render_html(summary: ExamplesSummary, lineage: Optional[dict] = None, title:
                 "<p>Feature lists (SequenceExample): "
                 + ", ".join(f"<code>{_esc(n)}</code>" for n in summary.sequence_features) + "</p>"
             )
+
+    parts.append(report_media.render(summary.media, summary.split_names, md, _table))
 
     # Sample rows.
     if summary.sample_rows:

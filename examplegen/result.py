@@ -46,6 +46,7 @@ class IngestResult:
     cached: bool = False  # True when an earlier identical run's artifact was reused
     files_digest: Optional[str] = None  # "sha256:<hex>" of the data file list (writer.files_digest)
     quarantine_file: Optional[str] = None  # bad_rows="skip": the skipped rows' file, relative to output_uri
+    extra_metadata: dict = dataclasses.field(default_factory=dict)  # the source's (e.g. label_map)
 
     def metadata(self) -> dict:
         """Artifact metadata as TFX names it (no None values: KFP rejects null)."""
@@ -68,4 +69,5 @@ class IngestResult:
         if self.quarantine_file is not None:
             md["rows_rejected"] = self.rows_rejected
             md["quarantine_file"] = self.quarantine_file
+        md.update(self.extra_metadata)
         return md

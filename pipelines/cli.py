@@ -22,8 +22,8 @@ def register(subparsers) -> None:
         help="compile the KFP pipelines and components to YAML",
         description=(
             "Write one KFP v2 pipeline YAML per pipeline (csv_ingest.yaml, "
-            "import_and_resplit.yaml, file_ingest.yaml), ready to upload in the KFP UI or "
-            "submit to Vertex AI, and one spec per component (<name>/component.yaml, for "
+            "import_and_resplit.yaml, file_ingest.yaml, image_ingest.yaml), ready to upload in the "
+            "KFP UI or submit to Vertex AI, and one spec per component (<name>/component.yaml, for "
             "kfp.components.load_component_from_file)."
         ),
     )
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("pipeline", choices=_PIPELINE_CHOICES, metavar="PIPELINE",
-                   help="pipeline to run: csv_ingest or import_and_resplit (dashes work too)")
+                   help="pipeline to run: csv_ingest, import_and_resplit or image_ingest (dashes work too)")
     p.add_argument("--pipeline-root", default=DEFAULT_PIPELINE_ROOT,
                    help=f"folder for the run's outputs (default: ./{DEFAULT_PIPELINE_ROOT})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

@@ -5,6 +5,8 @@
 - file-ingest: file_example_gen -> ingestion_report (Parquet, Avro, JSON Lines, any format)
 - query-ingest: query_example_gen -> ingestion_report (the database password from a
   Kubernetes secret through kfp-kubernetes, never a parameter)
+- image-ingest: file_example_gen (format images) -> ingestion_report (an image folder, labels
+  from paths)
 
 TFX's configs are dict parameters (KFP STRUCT); left empty they mean TFX's defaults. A
 string parameter left "" means "not given" (the bundled sample data for input_base; the
@@ -24,7 +26,8 @@ CSV_INGEST = "csv-ingest"
 IMPORT_AND_RESPLIT = "import-and-resplit"
 FILE_INGEST = "file-ingest"
 QUERY_INGEST = "query-ingest"
-PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, FILE_INGEST, QUERY_INGEST)
+IMAGE_INGEST = "image-ingest"
+PIPELINE_NAMES = (CSV_INGEST, IMPORT_AND_RESPLIT, FILE_INGEST, QUERY_INGEST, IMAGE_INGEST)
 # The Kubernetes secret (key "password") the query step's EXAMPLEGEN_DB_PASSWORD comes from.
 DEFAULT_DB_PASSWORD_SECRET = "examplegen-db"
 DB_PASSWORD_ENV = "EXAMPLEGEN_DB_PASSWORD"
@@ -282,5 +285,49 @@ def build(image: str | None = None) -> dict:
                                      secret_key_to_env={"password": DB_PASSWORD_ENV})
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
 
+    @dsl.pipeline(
+        name=IMAGE_INGEST,
+        description=(
+            "Ingest an image folder with labels from paths (input_base/<label>/<file>) into a TFX "
+            "Examples artifact, one tf.Example per image, and write an HTML report with thumbnails "
+            "and label counts. " + note
+        ),
+    )
+    def image_ingest(
+        input_base: str = "",
+        input_config: dict = {},
+        output_config: dict = {},
+        range_config: dict = {},
+        source_options: dict = {},
+        num_shards: int = 0,
+        force: bool = False,
+        mlmd: str = "",
+    ):
+        """Ingest an image folder into TFX Examples with a report.
+
+        Args:
+            input_base: Folder with one sub-folder per label; "" for the bundled shapes sample.
+            input_config: TFX input config; empty for one split, pattern "*/*".
+            output_config: TFX output config; empty for train/eval 2:1.
+            range_config: TFX range config; empty for the latest span.
+            source_options: Image options (label_map, new_labels, labels, verify, formats); empty for the defaults.
+            num_shards: Output files per split; 0 chooses by size.
+            force: Rewrite even when identical input was ingested before.
+            mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
+        """
+        lineage = lineage_args(IMAGE_INGEST, mlmd)
+        gen = step(c.file_example_gen(
+            source_format="images",
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            range_config=range_config,
+            source_options=source_options,
+            num_shards=num_shards,
+            force=force,
+            **lineage,
+        ), "Image ExampleGen")
+        step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
+
     return {CSV_INGEST: csv_ingest, IMPORT_AND_RESPLIT: import_and_resplit, FILE_INGEST: file_ingest,
-            QUERY_INGEST: query_ingest}
+            QUERY_INGEST: query_ingest, IMAGE_INGEST: image_ingest}

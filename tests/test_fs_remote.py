@@ -317,7 +317,9 @@ def test_localize_downloads_once_and_reuses_the_copy(store, tmp_path, monkeypatc
         assert copy.read() == data
     with open(mapping[other], "rb") as copy:
         assert copy.read() == b"small"
-    assert sorted(os.listdir(cache)) == sorted(os.path.basename(mapping[u]) for u in (url, other))
+    assert mapping[other].endswith("/other/part-0.csv.gz")  # folder and file names kept
+    cached = sorted(os.path.join(d, n) for d, _, names in os.walk(cache) for n in names)
+    assert cached == sorted(mapping[u] for u in (url, other))
 
     def no_download(*args):
         raise AssertionError("downloaded again")
@@ -356,7 +358,7 @@ def test_localize_rejects_an_object_that_changed_after_its_digest(store, tmp_pat
 
     with pytest.raises(SourceError, match=r"f\.csv: the object changed after its digest"):
         fs.localize([url], str(cache), {url: digest})
-    assert os.listdir(cache) == []  # no partial or wrong file left behind
+    assert [n for _, _, names in os.walk(cache) for n in names] == []  # no partial or wrong file left behind
 
 
 # ---------------------------------------------------------------- errors
@@ -493,6 +495,26 @@ def test_skipped_bad_rows_of_a_bucket_file_are_reported_under_its_uri(store, tmp
         [entry] = [json.loads(line) for line in f]
     assert (entry["file"], entry["line"]) == (store.url(bucket, "d/data.csv"), 3)
     assert (result.rows_written, result.rows_rejected) == (2, 1)
+
+
+def test_image_folder_on_a_bucket_keeps_labels_and_file_names(store, tmp_path):
+    """Remote inputs are read from local copies: the copies keep the folder (label) and file names."""
+    from examplegen.ingest import ingest
+    from tests.helpers import REPO, read_split
+
+    bucket = store.bucket()
+    images = os.path.join(REPO, "examples", "data", "images")
+    files = {f"shapes/{label} set/{name}": open(os.path.join(images, label, name), "rb").read()
+             for label in os.listdir(images) for name in os.listdir(os.path.join(images, label))}
+    write_layout(store, bucket, tmp_path / "local", files)
+    one = {"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}}
+    remote = ingest(store.url(bucket, "shapes"), str(tmp_path / "remote_out"), source_format="images",
+                    output_config=one, record_lineage=False)
+    local = ingest(str(tmp_path / "local" / "shapes"), str(tmp_path / "local_out"), source_format="images",
+                   output_config=one, record_lineage=False)
+    assert remote.extra_metadata["label_map"] == local.extra_metadata["label_map"] == (
+        '["circle set", "square set", "triangle set"]')
+    assert read_split(str(tmp_path / "remote_out"), "all") == read_split(str(tmp_path / "local_out"), "all")
 
 
 def test_object_keys_with_dot_dot_parts_are_refused(remote_env, stores):

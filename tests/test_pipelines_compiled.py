@@ -172,6 +172,16 @@ def test_import_and_resplit_wires_the_resplit_into_the_report():
     assert report == {"outputArtifactKey": "examples", "producerTask": "split-examples"}
 
 
+def test_image_ingest_feeds_the_image_examples_to_the_report():
+    tasks = _spec(os.path.join(COMPILED_DIR, "image_ingest.yaml"))["root"]["dag"]["tasks"]
+    assert set(tasks) == {"file-example-gen", "ingestion-report"}
+    report = tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
+    assert report == {"outputArtifactKey": "examples", "producerTask": "file-example-gen"}
+    parameters = tasks["file-example-gen"]["inputs"]["parameters"]
+    assert parameters["source_format"] == {"runtimeValue": {"constant": "images"}}
+    assert parameters["source_options"] == {"componentInputParameter": "source_options"}
+
+
 def test_compile_image_option_sets_every_component_image(tmp_path):
     from examplegen.cli import main
 

@@ -26,6 +26,7 @@ from examplegen.cli import main
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_CSV = os.path.join(REPO, "examples", "data", "taxi", "data.csv")
 TAXI_TFRECORD = os.path.join(REPO, "examples", "data", "taxi_tfrecord", "data.tfrecord.gz")
+IMAGES = os.path.join(REPO, "examples", "data", "images")
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def runs(pipeline_root):
         for name in ("EXAMPLEGEN_MLMD", "METADATA_GRPC_SERVICE_HOST", "METADATA_GRPC_SERVICE_PORT"):
             mp.delenv(name, raising=False)  # use the default store under the pipeline root
         outputs = {}
-        for pipeline in ("csv_ingest", "import_and_resplit"):
+        for pipeline in ("csv_ingest", "import_and_resplit", "image_ingest"):
             code, stdout = _run_cli("run", pipeline, "--pipeline-root", str(pipeline_root))
             assert code == 0, stdout[-3000:]
             outputs[pipeline] = _parse_run_output(stdout)
@@ -250,6 +251,26 @@ def test_import_and_resplit_report_and_lineage(runs):
 
 
 # --------------------------------------------------------------------------- reruns, errors
+
+
+def test_image_ingest_examples_and_report(runs):
+    run = runs["image_ingest"]
+    uri = run["artifacts"]["file-example-gen/examples"][1]
+    examples = [tf.train.Example.FromString(r) for s in ("train", "eval") for r in _read_split(uri, s)]
+    files = {os.path.join(label, name): open(os.path.join(IMAGES, label, name), "rb").read()
+             for label in os.listdir(IMAGES) for name in os.listdir(os.path.join(IMAGES, label))}
+    got = {}
+    for example in examples:
+        f = example.features.feature
+        label = f["image/class/text"].bytes_list.value[0].decode()
+        got[os.path.join(label, f["image/filename"].bytes_list.value[0].decode())] = f["image/encoded"].bytes_list.value[0]
+        assert f["image/class/label"].int64_list.value[0] == ["circle", "square", "triangle"].index(label)
+    assert got == files
+    [artifact] = _executor_output(run["run_dir"], "file-example-gen")["artifacts"]["examples"]["artifacts"]
+    assert json.loads(artifact["metadata"]["label_map"]) == ["circle", "square", "triangle"]
+    page = open(run["report"], encoding="utf-8").read()
+    assert page.count('src="data:image/png;base64,') == 9  # 3 thumbnails per label
+    assert "<h2>Labels</h2>" in page
 
 
 def test_rerun_on_same_data_reuses_the_examples(runs, pipeline_root, monkeypatch):

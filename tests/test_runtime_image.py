@@ -68,7 +68,7 @@ def image_env(tmp_path_factory):
             shutil.copytree(source, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy(source, src / name)
-    for name in ("taxi", "taxi_tfrecord", "taxi_parquet", "taxi_avro", "taxi_jsonl"):  # COPY examples/data/<name> ...
+    for name in ("taxi", "taxi_tfrecord", "taxi_parquet", "taxi_avro", "taxi_jsonl", "images", "text_corpus"):  # COPY examples/data/<name> ...
         shutil.copytree(os.path.join(REPO, "examples", "data", name), root / "sample-data" / name)
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
@@ -133,7 +133,7 @@ def test_every_component_spec_has_a_contract_test():
 
 def test_pipeline_executors_are_the_component_specs_executors():
     """What the contract test runs (the component specs) is what the pipelines run."""
-    for pipeline in ("csv_ingest.yaml", "import_and_resplit.yaml", "file_ingest.yaml"):
+    for pipeline in ("csv_ingest.yaml", "import_and_resplit.yaml", "file_ingest.yaml", "image_ingest.yaml"):
         with open(os.path.join(REPO, "pipelines", "compiled", pipeline), encoding="utf-8") as f:
             executors = yaml.safe_load(f)["deploymentSpec"]["executors"]
         for key, executor in executors.items():
@@ -272,6 +272,42 @@ def test_file_example_gen_contract_on_the_bundled_samples(image_env, tmp_path, s
     examples = _artifact(output, "examples")
     counts = json.loads(examples["metadata"]["example_counts"])
     assert sum(counts.values()) == 2000 == sum(_count(examples["uri"], s) for s in counts)
+
+
+def test_file_example_gen_contract_on_the_bundled_images(image_env, tmp_path):
+    """Pillow is in the runtime set: the bundled shapes become one example per image, with the
+    label map in the artifact's metadata, and the report shows their thumbnails."""
+    import tensorflow as tf
+
+    launcher = Launcher(image_env, tmp_path, image_env["environ"])
+    lineage = {"mlmd": f"sqlite:///{tmp_path}/m.sqlite"}
+    output = launcher.run("file_example_gen", {"source_format": "images", "input_base": "",
+                                               "source_options": {"verify": "decode"}, **lineage})
+    examples = _artifact(output, "examples")
+    assert json.loads(examples["metadata"]["label_map"]) == ["circle", "square", "triangle"]
+    images = image_env["root"] / "sample-data" / "images"
+    expected = sorted(p.read_bytes() for p in images.glob("*/*"))
+    files = tf.io.gfile.glob(os.path.join(examples["uri"], "Split-*", "*"))
+    got = sorted(tf.train.Example.FromString(r.numpy()).features.feature["image/encoded"].bytes_list.value[0]
+                 for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    assert got == expected and len(got) == 18
+    report = launcher.run("ingestion_report", lineage, inputs={"examples": examples})
+    [html] = report["artifacts"]["report"]["artifacts"]
+    assert open(html["uri"], encoding="utf-8").read().count('src="data:image/png;base64,') == 9
+
+
+def test_file_example_gen_contract_on_the_bundled_text_corpus(image_env, tmp_path):
+    import gzip
+
+    launcher = Launcher(image_env, tmp_path, image_env["environ"])
+    output = launcher.run("file_example_gen", {"source_format": "text", "input_base": "", "num_shards": 1,
+                                               "source_options": {"unit": "line"},
+                                               "mlmd": f"sqlite:///{tmp_path}/m.sqlite"})
+    examples = _artifact(output, "examples")
+    corpus = image_env["root"] / "sample-data" / "text_corpus" / "lines.txt.gz"
+    lines = gzip.decompress(corpus.read_bytes()).split(b"\n")[:-1]
+    counts = json.loads(examples["metadata"]["example_counts"])
+    assert sum(counts.values()) == len(lines) == sum(_count(examples["uri"], s) for s in counts)
 
 
 def test_query_example_gen_contract_with_the_password_from_the_environment(image_env, postgres_url,  # noqa: F811

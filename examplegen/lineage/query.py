@@ -407,3 +407,32 @@ def format_lineage(report: Mapping[str, Any]) -> str:
                 lines.extend(_execution_lines(ex, known))
         lines.append("")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- previous output
+
+
+def latest_examples_properties(store: LineageStore, config_match: Mapping[str, Any],
+                               limit: int = 200) -> Optional[dict[str, Any]]:
+    """The properties of the newest LIVE Examples artifact output by a COMPLETE or CACHED
+    ingestion whose recorded config has every item of ``config_match`` (e.g. the same
+    input base and format), among the newest ``limit`` ingestions; None if there is none."""
+    from ml_metadata.metadata_store import metadata_store as mlmd
+
+    reader = _Reader(store)
+    query = (f"type = {quote_literal(schema.INGEST)}"
+             " AND (last_known_state = COMPLETE OR last_known_state = CACHED)")
+    options = mlmd.ListOptions(limit=limit, filter_query=query, order_by=mlmd.OrderByField.ID, is_asc=False)
+    for execution in store.call("get_executions", list_options=options):
+        try:
+            config = json.loads(properties(execution).get("config") or "{}")
+        except ValueError:
+            continue
+        if any(config.get(key) != value for key, value in config_match.items()):
+            continue
+        outputs = [e.artifact_id for e in reader.events_of_executions([execution.id]) if reader.is_output(e)]
+        for artifact in reader.artifacts(outputs).values():
+            if (reader.artifact_types.get(artifact.type_id) == schema.EXAMPLES
+                    and artifact.state == reader.pb.Artifact.LIVE):
+                return properties(artifact)
+    return None

@@ -42,7 +42,8 @@ The contract: a source is a module (or any object) with
     index, raw bytes) of the batch's row i: the engine rejects rows without a split value
     through it, and names rows in errors with it) and ``rejects.flush()`` at the start of
     each block of rows (the quarantine is written in row order per block). A ``read``
-    without it fails on the first bad row under every policy (Parquet, Avro, JSON Lines).
+    without it fails on the first bad row under every policy (Parquet, Avro, JSON Lines, images,
+    text).
 
 Optional: ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text
 it would roughly be (default: its size; Parquet files are far smaller than their rows):
@@ -50,6 +51,25 @@ the engine picks the number of workers and of shards from the sum, and units' ``
 use the same scale. ``has_rows(path, options) -> bool``: files without rows are left out
 with a warning (``ROWS_NAME``, e.g. "records", names them), and a split with none is an
 error.
+
+Optional, for sources whose options depend on the whole run (images and text: the label
+map over every split, kept from the previous artifact at the output):
+
+``default_input_pattern(options) -> str``
+    The input split pattern when no input config is given (TFX's default is ``*``).
+``for_output(options, previous) -> Options``
+    Runs first, before the options are recorded (they are part of the cache key); may
+    take settings from the previous artifact: ``previous()`` returns its metadata (the
+    committed artifact at the output, else the newest Examples that ML Metadata records
+    for the same input base and format) or None. Images/text keep its label map.
+``prepare(options, split_files) -> Options``
+    Runs in the launcher once per run, after span resolution and before any ``plan``, with
+    every input split's local files (``{split name: [files]}``); returns the options the
+    run uses.
+``artifact_metadata(options) -> dict``
+    Extra properties (strings or ints) of the Examples artifact: written to
+    ``examples_metadata.json`` and recorded in ML Metadata. Every key it may record is
+    present (None: no value yet), so that a reused artifact's values can be found.
 
 A query source (``sql``; see examplegen.sources.query) follows the same contract with
 ``QUERY = True`` and ``connection(url) -> examplegen.sources.query.Connection``; its
@@ -85,6 +105,8 @@ BUILTIN = {
     "parquet": "examplegen.sources.parquet",
     "avro": "examplegen.sources.avro",
     "jsonl": "examplegen.sources.jsonl",
+    "images": "examplegen.sources.images",
+    "text": "examplegen.sources.text",
     "sql": "examplegen.sources.sql",
 }
 
