@@ -153,3 +153,36 @@ def test_remote_output_prefix_holding_other_objects_is_refused(store):  # noqa: 
     with pytest.raises(OutputError, match="is not empty and holds no Examples artifact .*notes.txt"):
         _ingest(store.url(bucket, "data"))
     assert [k for k in remote_tree(store.url(bucket, "data"))] == ["notes.txt"]
+
+
+def test_cli_writes_to_a_remote_output(tmp_path, store):  # noqa: F811
+    from examplegen.cli import main
+
+    url = store.url(store.bucket(), "cli")
+    _ingest(tmp_path / "local", num_shards=2)
+    assert main(["ingest", "--input-base", TAXI_CSV_DIR, "--output", url, "--num-shards", "2", "--workers", "1",
+                 "--no-lineage"]) == 0
+    assert remote_tree(url) == tree_bytes(str(tmp_path / "local"))
+
+
+class _Artifact:
+    def __init__(self, path, uri=""):
+        self.path, self.uri, self.metadata = str(path), uri, {}
+
+
+def test_components_with_engine_beam_write_the_artifact_uri_directly(tmp_path, store):  # noqa: F811
+    """Beam workers cannot see the task's disk or Cloud Storage mount: with engine "beam" the
+    components write the artifact's gs:// / s3:// URI itself (and read it for a resplit)."""
+    from kfp_examplegen.components import functions
+
+    bucket = store.bucket()
+    _ingest(tmp_path / "local", num_shards=0)
+    examples = _Artifact(tmp_path / "mounted", store.url(bucket, "run/examples"))
+    functions.csv_example_gen(examples, input_base=TAXI_CSV_DIR, engine="beam", mlmd=f"sqlite:///{tmp_path}/m.db",
+                              beam_pipeline_args=["--runner=DirectRunner"])
+    assert remote_tree(examples.uri) == tree_bytes(str(tmp_path / "local"))
+    assert not os.path.exists(examples.path)
+    resplit_out = _Artifact(tmp_path / "mounted-resplit", store.url(bucket, "run/resplit"))
+    functions.split_examples(examples, resplit_out, output_config=SPLITS, engine="beam",
+                             mlmd=f"sqlite:///{tmp_path}/m.db")
+    assert writer.is_complete(resplit_out.uri) and not os.path.exists(resplit_out.path)
