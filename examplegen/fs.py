@@ -92,7 +92,7 @@ class LocalFileSystem:
 class ObjectStoreFileSystem:
     """What gs:// and s3:// share: URL parsing, glob matching, existence rules.
 
-    Subclasses implement the four primitives (`_list`, `_stat`, `_open`, `_error`) with
+    Subclasses implement the primitives (`_list`, `_stat`, `_version`, `_open`, `_error`) with
     their client library. Paths are full URLs (`scheme://bucket/key`).
     """
 
@@ -107,6 +107,11 @@ class ObjectStoreFileSystem:
 
     def _stat(self, bucket: str, key: str) -> Optional[int]:
         """Size of the object, or None if there is none with this exact name."""
+        raise NotImplementedError
+
+    def _version(self, bucket: str, key: str) -> Optional[str]:
+        """What changes whenever the object is replaced (GCS: generation; S3: ETag), or None
+        if there is no such object."""
         raise NotImplementedError
 
     def _open(self, bucket: str, key: str) -> Optional[BinaryIO]:
@@ -160,12 +165,20 @@ class ObjectStoreFileSystem:
             _copy(stream, out, NETWORK_BLOCK_SIZE)
 
     def size(self, url: str) -> int:
+        return self._of_object(url, self._stat)
+
+    def version(self, url: str) -> str:
+        """What changes whenever the object is replaced (see `_version`)."""
+        return self._of_object(url, self._version)
+
+    def _of_object(self, url: str, primitive):
+        """`primitive(bucket, key)` of the object at `url`; a missing one is a SourceError."""
         bucket, key = self._object(url)
         with self._translated(url, SourceError(f"{url}: no such object")):
-            size = self._stat(bucket, key)
-        if size is None:
+            value = primitive(bucket, key)
+        if value is None:
             raise self._missing(bucket, key, url)
-        return size
+        return value
 
     def exists(self, url: str) -> bool:
         """True for an object, a bucket, or a "directory" (a prefix followed by '/')."""
@@ -309,6 +322,10 @@ class GcsFileSystem(ObjectStoreFileSystem):
         blob = self._client().bucket(bucket).get_blob(key)
         return None if blob is None else blob.size
 
+    def _version(self, bucket: str, key: str) -> Optional[str]:
+        blob = self._client().bucket(bucket).get_blob(key)
+        return None if blob is None else f"generation {blob.generation}"
+
     def _open(self, bucket: str, key: str) -> Optional[BinaryIO]:
         from google.cloud.storage.fileio import BlobReader
 
@@ -406,16 +423,23 @@ class S3FileSystem(ObjectStoreFileSystem):
             for item in page.get("Contents", ()):
                 yield item["Key"]
 
-    def _stat(self, bucket: str, key: str) -> Optional[int]:
+    def _head(self, bucket: str, key: str) -> Optional[dict]:
         from botocore.exceptions import ClientError
 
         try:
-            head = self._client().head_object(Bucket=bucket, Key=key)
+            return self._client().head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if _s3_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return head["ContentLength"]
+
+    def _stat(self, bucket: str, key: str) -> Optional[int]:
+        head = self._head(bucket, key)
+        return None if head is None else head["ContentLength"]
+
+    def _version(self, bucket: str, key: str) -> Optional[str]:
+        head = self._head(bucket, key)
+        return None if head is None else f"ETag {head['ETag']}"
 
     def _open(self, bucket: str, key: str) -> Optional[BinaryIO]:
         from botocore.exceptions import ClientError
@@ -815,3 +839,47 @@ def makedirs(path: str) -> None:
     """Creates a local folder and its parents; nothing on object stores (no folders there)."""
     if not is_remote(path):
         os.makedirs(_resolve(path)[1], exist_ok=True)
+
+
+# ---------------------------------------------------------------- reading in place (workers)
+
+
+def open_input(path: str) -> BinaryIO:
+    """A seekable binary file for reading `path` where it is: local files are opened, remote
+    objects are read with ranged GETs as the reader seeks (pyarrow.fs), never downloaded
+    whole. Errors are SourceError naming the URL."""
+    if not is_remote(path):
+        return open(_resolve(path)[1], "rb")
+    arrow, key = _arrow(path)
+    try:
+        return arrow.open_input_file(key)
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such object") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read: {_limit(exc)}") from exc
+
+
+def open_gzip(path: str, gzip_file=None) -> BinaryIO:
+    """The decompressed bytes of the gzip file `path` (local or remote, see open_input);
+    `gzip_file`: the GzipFile class to use (default isal's, the fastest)."""
+    if gzip_file is None:
+        from isal.igzip import IGzipFile as gzip_file
+    raw = open_input(path)
+
+    class _Owning(gzip_file):  # closes the file it reads, as gzip.open(path) does
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                raw.close()
+
+    return _Owning(fileobj=raw, mode="rb")
+
+
+def version(path: str) -> Optional[str]:
+    """What changes whenever a remote object is replaced (GCS: its generation; S3: its
+    ETag); None for local files. Errors as in size()."""
+    if not is_remote(path):
+        return None
+    backend, url = _resolve(path)
+    return backend.version(url)

@@ -34,6 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from examplegen import __version__, fs, sources
+from examplegen import sources as sources_module
 from examplegen.config import (
     InputConfig,
     InputSplit,
@@ -207,18 +208,20 @@ def _split_files(resolutions: Sequence[SpanResolution]) -> list[_InputSplitFiles
     return list(out.values())
 
 
-def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
+def _local_split_files(resolutions: Sequence[SpanResolution], sources: list, source_format: str,
                        stack: contextlib.ExitStack) -> tuple[list[_InputSplitFiles], dict[str, str]]:
-    """_split_files with remote inputs downloaded (fs.localize) and checked against their
-    digests, and {local path: input URI}.
+    """_split_files with remote inputs made readable by the source, and {path: input URI}.
 
-    Downloads go to $EXAMPLEGEN_INPUT_CACHE when set (kept between runs), else to a
-    temporary directory removed after the run.
+    A source that reads URLs itself (``READS_URLS``, all built-in file formats) gets them as
+    they are: its workers read their ranges, row groups or files from the store. For other
+    sources remote inputs are downloaded (fs.localize) and checked against their digests,
+    to $EXAMPLEGEN_INPUT_CACHE when set (kept between runs), else to a temporary
+    directory removed after the run.
     """
     split_files = _split_files(resolutions)
     paths = [f for s in split_files for f in s.files]
     uris = {p: p for p in paths}
-    if any(fs.is_remote(p) for p in paths):
+    if any(fs.is_remote(p) for p in paths) and not getattr(sources_module.get(source_format), "READS_URLS", False):
         cache_dir = os.environ.get("EXAMPLEGEN_INPUT_CACHE") or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="examplegen-inputs-"))
         local = fs.localize(paths, cache_dir, {s.uri: s.digest for s in sources})
@@ -226,6 +229,21 @@ def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
         for split in split_files:
             split.files = [local[f] for f in split.files]
     return split_files, uris
+
+
+def _remote_versions(split_files: list[_InputSplitFiles]) -> dict[str, Optional[str]]:
+    """{URL: version} of the remote inputs the workers read in place (fs.version)."""
+    return {f: fs.version(f) for s in split_files for f in s.files if fs.is_remote(f)}
+
+
+def _check_unchanged(versions: dict[str, Optional[str]]) -> None:
+    """The remote inputs are the objects whose digests were taken: none was replaced while
+    the workers read them (checked before the commit)."""
+    for url, before in versions.items():
+        now = fs.version(url)
+        if now != before:
+            raise SourceError(f"{url}: the object was replaced while it was being converted ({before}, now "
+                              f"{now}); nothing was committed, run again")
 
 
 def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str, str],
@@ -503,14 +521,15 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["version"] = last.version
         if len(spans) > 1:
             span_md["spans"] = json.dumps(spans)
-        split_files, uris = _local_split_files(resolutions, sources, stack)
+        split_files, uris = _local_split_files(resolutions, sources, source_format, stack)
+        versions = _remote_versions(split_files)
         without_rows = _drop_files_without_rows(split_files, uris, source_format, opts)
         split_names, counts, rows, num_shards, extras = convert_files(
             split_files, output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
             payload_format=payload_format, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md, engine=engine,
-            beam_pipeline_args=beam_pipeline_args)
+            workers=workers, progress=progress, metadata=lambda _: _check_unchanged(versions) or span_md,
+            engine=engine, beam_pipeline_args=beam_pipeline_args)
         if without_rows:
             extras["files_without_rows"] = without_rows
         result = IngestResult(
@@ -625,19 +644,16 @@ def examples_split_files(examples_uri: str, input_splits: Optional[Sequence[str]
     """The TFRecord files of each split of an Examples artifact (a local path, gs:// or
     s3://). One without examples_metadata.json but with a staging folder is a commit that
     never finished: a SourceError."""
-    from examplegen.writer import SPLIT_PREFIX, STAGING_PREFIX
+    from examplegen.writer import SPLIT_PREFIX, incomplete_message, is_interrupted, split_folders
 
     if not fs.exists(examples_uri):
         raise SourceError(f"examples artifact {examples_uri!r} does not exist")
-    found = fs.glob(fs.join(fs.escape_glob(examples_uri), f"{SPLIT_PREFIX}*/"))
-    available = sorted(p.rstrip("/").rsplit("/", 1)[-1][len(SPLIT_PREFIX):] for p in found)
+    available = [name[len(SPLIT_PREFIX):] for name in split_folders(examples_uri)]
     if not available:
         raise SourceError(f"examples artifact {examples_uri!r} has no Split-* directories")
-    complete = is_complete(examples_uri)
-    if not complete and fs.glob(fs.join(fs.escape_glob(examples_uri), f"{STAGING_PREFIX}*")):
-        raise SourceError(f"examples artifact {examples_uri!r} is incomplete: it has no examples_metadata.json "
-                          "and holds a staging folder (a run was interrupted); run the step that writes it again")
-    if complete:
+    if is_interrupted(examples_uri):
+        raise SourceError(incomplete_message(examples_uri))
+    if is_complete(examples_uri):
         recorded = json.loads(read_metadata(examples_uri).get("split_names", "[]"))
         available.sort(key=lambda n: recorded.index(n) if n in recorded else len(recorded))
     wanted = list(input_splits) if input_splits else available

@@ -251,20 +251,6 @@ def _is_zlib(head: bytes) -> bool:
     return len(head) >= 2 and head[0] & 0x0F == 8 and head[0] >> 4 <= 7 and (head[0] << 8 | head[1]) % 31 == 0
 
 
-class _RemoteGzip(igzip.IGzipFile):
-    """A gzip reader over a remote object's stream, which it closes with itself."""
-
-    def __init__(self, raw: BinaryIO):
-        super().__init__(fileobj=raw, mode="rb")
-        self._raw = raw
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._raw.close()
-
-
 def _open_stream(path: str | os.PathLike) -> tuple[BinaryIO, str]:
     """Open ``path`` (a local path, or gs:// and s3:// through examplegen.fs) decompressed.
     A valid first frame header means plain (this wins over magic bytes, which a plain record
@@ -272,17 +258,15 @@ def _open_stream(path: str | os.PathLike) -> tuple[BinaryIO, str]:
     from examplegen import fs
 
     path = os.fspath(path)
-    remote = fs.is_remote(path)
-    raw = fs.open_read if remote else (lambda p: open(p, "rb"))
-    with raw(path) as probe:
+    with fs.open_input(path) as probe:
         head = probe.read(12)
     if not head or _is_plain_tfrecord(head):
-        return raw(path), "plain"
+        return fs.open_input(path), "plain"
     if head.startswith(_GZIP_MAGIC):
-        return (_RemoteGzip(raw(path)) if remote else igzip.open(path, "rb")), "gzip"
+        return (fs.open_gzip(path) if fs.is_remote(path) else igzip.open(path, "rb")), "gzip"
     if _is_zlib(head):
-        return _ZlibReader(raw(path)), "zlib"
-    return raw(path), "plain"  # the reader reports the bad first header
+        return _ZlibReader(fs.open_input(path)), "zlib"
+    return fs.open_input(path), "plain"  # the reader reports the bad first header
 
 
 def is_empty(path: str | os.PathLike) -> bool:

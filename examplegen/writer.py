@@ -72,6 +72,17 @@ def is_complete(output_uri: str) -> bool:
     return fs.is_file(fs.join(output_uri, METADATA_FILE))
 
 
+def is_interrupted(output_uri: str) -> bool:
+    """Whether the artifact at ``output_uri`` is a commit that never finished: no metadata
+    file, and a staging folder (prefix) of a run that wrote there."""
+    return not is_complete(output_uri) and bool(fs.glob(fs.join(fs.escape_glob(output_uri), f"{STAGING_PREFIX}*")))
+
+
+def incomplete_message(output_uri: str) -> str:
+    return (f"examples artifact {output_uri!r} is incomplete: it has no {METADATA_FILE} and holds a staging "
+            "folder (a run was interrupted); run the step that writes it again")
+
+
 def read_metadata(output_uri: str) -> dict:
     with fs.open_read(fs.join(output_uri, METADATA_FILE)) as f:
         return json.load(f)
@@ -105,7 +116,7 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
     if expected_digest is not None and files_digest(files) != expected_digest:
         return f"{marker} does not list the files recorded in ML Metadata for this artifact"
     listed = {f["path"] for f in files}
-    for folder in _split_folders(output_uri):
+    for folder in split_folders(output_uri):
         name = fs.join(output_uri, folder)
         for child in sorted(fs.glob(fs.join(fs.escape_glob(name), "*"))):
             if f"{folder}/{child.rsplit('/', 1)[-1]}" not in listed:
@@ -122,7 +133,7 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
     return None
 
 
-def _split_folders(output_uri: str) -> list[str]:
+def split_folders(output_uri: str) -> list[str]:
     """Names of the Split-* folders at ``output_uri`` (for object stores: prefixes)."""
     found = fs.glob(fs.join(fs.escape_glob(output_uri), f"{SPLIT_PREFIX}*"))
     return sorted(path.rstrip("/").rsplit("/", 1)[-1] for path in found
@@ -204,7 +215,7 @@ class ExamplesWriter:
         between removing the old metadata object and writing the new one."""
         self.replacing = True
         fs.remove(fs.join(self.output_uri, METADATA_FILE))  # the old artifact is incomplete from here
-        for name in _split_folders(self.output_uri):
+        for name in split_folders(self.output_uri):
             fs.remove_tree(fs.join(self.output_uri, name))
         self._assemble(self.output_uri)
         text = json.dumps(self._with_files(metadata), indent=2, sort_keys=True) + "\n"

@@ -385,8 +385,8 @@ def test_direct_runner_parquet_row_group_units_are_byte_identical(tmp_path, monk
 
 
 def test_inputs_on_gcs_and_s3_servers_give_the_local_bytes(tmp_path, small_units, store):  # noqa: F811
-    """Remote inputs (the GCS emulator, moto's S3): the launcher downloads and checks them,
-    the workers convert them; the examples are the local engine's."""
+    """Remote inputs (the GCS emulator, moto's S3): the workers read their byte ranges from
+    the store and convert them; the examples are the local engine's."""
     bucket = store.bucket()
     with open(os.path.join(TAXI_CSV_DIR, "data.csv"), "rb") as f:
         store.put(bucket, "taxi/data.csv", f.read())

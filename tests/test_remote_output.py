@@ -11,7 +11,7 @@ import os
 import pytest
 
 import examplegen.ingest as ingest_module
-from examplegen import fs, writer
+from examplegen import fs, report, writer
 from examplegen.errors import OutputError, SourceError
 from examplegen.ingest import examples_split_files, ingest, resplit
 from examplegen.lineage import recorder as lineage_recorder
@@ -58,6 +58,7 @@ def test_remote_output_is_the_local_runs_bytes(tmp_path, small_units, store, eng
     # Same data files and the same metadata (which lists every file with its SHA-256).
     assert remote_tree(url) == tree_bytes(str(tmp_path / "local"))
     assert writer.is_complete(url) and writer.verify_files(url, result.files_digest) is None
+    assert report.summarize(url).counts == result.counts  # the report reads it in place
 
 
 def test_metadata_is_written_last_and_staging_removed(tmp_path, store, monkeypatch):  # noqa: F811
@@ -110,6 +111,8 @@ def test_readers_treat_a_remote_artifact_without_metadata_as_incomplete(tmp_path
     assert fs.glob(fs.join(fs.escape_glob(url), ".staging-*"))
     with pytest.raises(SourceError, match=r"is incomplete: it has no examples_metadata\.json"):
         examples_split_files(url)
+    with pytest.raises(SourceError, match="is incomplete"):
+        report.summarize(url)
     with pytest.raises(SourceError, match="is incomplete"):
         resplit(url, str(tmp_path / "re"), output_config=SPLITS, record_lineage=False, workers=1)
     assert not os.path.exists(tmp_path / "re")

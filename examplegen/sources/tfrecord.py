@@ -15,6 +15,7 @@ from examplegen.errors import ConfigError
 from examplegen.sources.base import Plan, Records, WorkUnit, options_from_dict
 
 FORMAT = "tfrecord"
+READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
 ROWS_NAME = "records"
 BATCH_RECORDS = 65536
 
