@@ -21,7 +21,8 @@ On gs:// and s3:// (where a rename is a copy) workers write their part files und
 Split-* objects, streams each shard's parts straight into its final object (the same bytes
 as a local run), writes ``examples_metadata.json`` last and deletes the staging prefix. The
 output-folder lock (examplegen.output_lock) does not apply there: one writer per output
-prefix (see the README); a staging prefix left by a killed run is not cleared
+prefix (see the README); a commit refuses to start when another run committed to the
+prefix since this one started (the metadata object's generation or ETag changed); a staging prefix left by a killed run is not cleared
 automatically (its owner cannot be told alive from dead), and readers ignore it.
 
 The metadata file lists every data file (``files``: relative path, size, SHA-256, hashed
@@ -41,7 +42,7 @@ import uuid
 from typing import Iterable, Optional
 
 from examplegen import fs
-from examplegen.errors import ExampleGenError
+from examplegen.errors import ExampleGenError, OutputError
 from examplegen.liveness import ALIVE, staging_state, write_owner
 from examplegen.tfrecord import gzip_member
 
@@ -153,6 +154,9 @@ class ExamplesWriter:
         self.replacing = False  # set once commit starts to remove the earlier artifact
         self.staging = fs.join(self.output_uri, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
         self.parts_dir = fs.join(self.staging, "parts")
+        # Remote: the metadata object's version now; a different one at commit means another
+        # run committed here meanwhile, and this one refuses to overwrite it.
+        self._marker_version = _marker_version(self.output_uri) if self.remote else None
         if not self.remote:
             os.makedirs(self.output_uri, exist_ok=True)
             self._clear_stale_staging()
@@ -213,6 +217,9 @@ class ExamplesWriter:
     def _commit_remote(self, metadata: dict) -> None:
         """The commit on an object store: no renames, the shards are assembled in place
         between removing the old metadata object and writing the new one."""
+        if _marker_version(self.output_uri) != self._marker_version:
+            raise OutputError(f"another run committed an Examples artifact to {self.output_uri} while this one "
+                              "ran; nothing was committed (on gs:// and s3:// give each run its own output)")
         self.replacing = True
         fs.remove(fs.join(self.output_uri, METADATA_FILE))  # the old artifact is incomplete from here
         for name in split_folders(self.output_uri):
@@ -263,6 +270,11 @@ class ExamplesWriter:
                 os.rmdir(self.output_uri)
             except OSError:
                 pass
+
+
+def _marker_version(output_uri: str) -> Optional[str]:
+    marker = fs.join(output_uri, METADATA_FILE)
+    return fs.version(marker) if fs.is_file(marker) else None
 
 
 def _shards_with_files(split: int, by_shard: dict, num_shards: int) -> list[int]:

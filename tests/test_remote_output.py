@@ -189,3 +189,25 @@ def test_components_with_engine_beam_write_the_artifact_uri_directly(tmp_path, s
     functions.split_examples(examples, resplit_out, output_config=SPLITS, engine="beam",
                              mlmd=f"sqlite:///{tmp_path}/m.db")
     assert writer.is_complete(resplit_out.uri) and not os.path.exists(resplit_out.path)
+
+
+def test_a_commit_refuses_when_another_run_committed_meanwhile(tmp_path, store, monkeypatch):  # noqa: F811
+    """No lock on object stores: a run whose output prefix got another run's artifact while
+    it converted fails at its commit and leaves that artifact as it is."""
+    url = store.url(store.bucket(), "shared")
+    _ingest(url, num_shards=1)
+    check_units = ingest_module.check_units
+    other = {}
+
+    def another_run_commits_first(*args):
+        if not other:
+            other["result"] = True
+            monkeypatch.setattr(ingest_module, "check_units", check_units)
+            other["result"] = _ingest(url, num_shards=2, force=True)
+        return check_units(*args)
+
+    monkeypatch.setattr(ingest_module, "check_units", another_run_commits_first)
+    with pytest.raises(OutputError, match="another run committed an Examples artifact to .* while this one ran"):
+        _ingest(url, num_shards=3, force=True)
+    assert writer.verify_files(url, other["result"].files_digest) is None
+    assert writer.read_metadata(url)["num_shards"] == 2
