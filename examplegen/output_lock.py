@@ -29,7 +29,7 @@ import time
 from typing import Iterator
 
 from examplegen import fs
-from examplegen.errors import OutputError, os_error_message
+from examplegen.errors import OutputError, SourceError, os_error_message
 from examplegen.writer import METADATA_FILE
 
 LOCK_FILE = ".examplegen.lock"
@@ -81,10 +81,15 @@ def _make_output_dir(output: str) -> bool:
 
 def _check_remote_output(output: str) -> None:
     """The checks of ``_make_output_dir`` for a gs:// or s3:// prefix (which needs no creating)."""
-    if fs.is_file(output):
-        raise OutputError(f"output {output} is an existing object, not a folder: give the URI of a new "
-                          "prefix or of an earlier Examples artifact")
-    names = {path.rstrip("/").rsplit("/", 1)[-1] for path in fs.glob(fs.join(fs.escape_glob(output), "*"))}
+    try:
+        if fs.is_file(output):
+            raise OutputError(f"output {output} is an existing object, not a folder: give the URI of a new "
+                              "prefix or of an earlier Examples artifact")
+        if not fs.exists(output):  # names the output in the error for a missing bucket
+            return
+        names = {path.rstrip("/").rsplit("/", 1)[-1] for path in fs.glob(fs.join(fs.escape_glob(output), "*"))}
+    except SourceError as exc:  # no such bucket, access denied, service unreachable
+        raise OutputError(f"cannot write the Examples artifact: {exc}") from None
     _check_names(output, sorted(names))
 
 

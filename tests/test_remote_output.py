@@ -211,3 +211,9 @@ def test_a_commit_refuses_when_another_run_committed_meanwhile(tmp_path, store, 
         _ingest(url, num_shards=3, force=True)
     assert writer.verify_files(url, other["result"].files_digest) is None
     assert writer.read_metadata(url)["num_shards"] == 2
+
+
+def test_a_missing_output_bucket_is_one_clear_error(store):  # noqa: F811
+    url = f"{store.scheme}://no-such-bucket-{store.bucket()}/out"
+    with pytest.raises(OutputError, match=rf"^cannot write the Examples artifact: {url}: bucket .* does not exist"):
+        _ingest(url)
