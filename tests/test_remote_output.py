@@ -49,11 +49,12 @@ def remote_tree(url: str) -> dict[str, bytes]:
     return out
 
 
-@pytest.mark.parametrize("engine", ["local", "beam"])
-def test_remote_output_is_the_local_runs_bytes(tmp_path, small_units, store, engine):  # noqa: F811
+@pytest.mark.parametrize("engine,workers", [("local", 1), ("local", 2), ("beam", None)])
+def test_remote_output_is_the_local_runs_bytes(tmp_path, small_units, store, engine, workers):  # noqa: F811
+    """Workers (this process, two worker processes, Beam) write parts to the store."""
     url = store.url(store.bucket(), "examples/1")
     local = _ingest(tmp_path / "local")
-    result = _ingest(url, engine)
+    result = _ingest(url, engine, **({"workers": workers} if workers else {}))
     assert result.output_uri == url and result.counts == local.counts == {"train": 6656, "eval": 3344}
     # Same data files and the same metadata (which lists every file with its SHA-256).
     assert remote_tree(url) == tree_bytes(str(tmp_path / "local"))
