@@ -22,8 +22,10 @@ Split-* objects, streams each shard's parts straight into its final object (the 
 as a local run), writes ``examples_metadata.json`` last and deletes the staging prefix. The
 output-folder lock (examplegen.output_lock) does not apply there: one writer per output
 prefix (see the README); a commit refuses to start when another run committed to the
-prefix since this one started (the metadata object's generation or ETag changed); a staging prefix left by a killed run is not cleared
-automatically (its owner cannot be told alive from dead), and readers ignore it.
+prefix since this one started (the metadata object's generation or ETag changed). A
+staging prefix left by a killed run is not cleared automatically (its owner cannot be told
+alive from dead); readers take an artifact without metadata but with a staging prefix as
+incomplete (``is_interrupted``).
 
 The metadata file lists every data file (``files``: relative path, size, SHA-256, hashed
 while the shards are assembled) and ``files_digest``, the SHA-256 of that list, which is
