@@ -21,8 +21,9 @@ Client errors become SourceError (missing bucket/object, access denied, unreacha
 service) or ConfigError (no or rejected credentials) naming the URL; credentials never
 appear in messages.
 
-The engine's readers need local files, so `localize` downloads remote inputs into a cache
-directory first.
+The built-in sources read remote inputs in place with `open_input` (a seekable file over
+ranged reads: a worker fetches only its byte range or row groups); for a source that needs
+local files, `localize` downloads remote inputs into a cache directory first.
 
 Writing (the Examples artifact on gs:// or s3://) goes through `pyarrow.fs` (Arrow's C++
 GCS and S3 clients, streaming uploads): `open_write`, `listdir`, `move`, `remove`,
