@@ -118,8 +118,14 @@ def _worker_pool_stop(server) -> None:
 def portable_args(tmp_path_factory):
     """Beam's local job service and a worker pool (separate processes, free loopback ports);
     yields the pipeline args that run a job there with --environment_type=EXTERNAL."""
+    yield from beam_services(tmp_path_factory)
+
+
+def beam_services(tmp_path_factory, **environ):
+    """The generator behind portable_args; ``environ``: more environment for the workers."""
     env = dict(os.environ, PYTHONPATH=REPO,  # the pool's workers import this checkout's engine
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))  # its `python`
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),  # its `python`
+               **environ)
     servers = start_servers({
         "job_service": lambda port: ["-m", "apache_beam.runners.portability.local_job_service_main",
                                      "--port", str(port)],

@@ -6,7 +6,6 @@ replaced during the run fails it before anything is committed.
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
@@ -14,8 +13,8 @@ import examplegen.ingest as ingest_module
 from examplegen import fs, writer
 from examplegen.errors import SourceError
 from examplegen.ingest import ingest
-from tests.cloud_servers import cloud_servers, gcs_server, s3_server, start_servers  # noqa: F401 (fixtures)
-from tests.test_beam_engine import _worker_pool_stop
+from tests.cloud_servers import cloud_servers, gcs_server, s3_server  # noqa: F401 (fixtures)
+from tests.test_beam_engine import beam_services
 from tests.helpers import REPO, tree_bytes
 from tests.test_fs_remote import remote_env, store, stores  # noqa: F401 (fixtures)
 
@@ -103,22 +102,10 @@ def test_an_input_replaced_during_the_run_fails_it_before_the_commit(tmp_path, s
 def remote_workers(tmp_path_factory, gcs_server, s3_server):  # noqa: F811
     """Beam's job service and a worker pool in their own processes and working folder, told
     only how to reach the stores (as Dataflow workers are): the pipeline args for them."""
-    env = dict(os.environ, PYTHONPATH=REPO, STORAGE_EMULATOR_HOST=gcs_server.url,
-               EXAMPLEGEN_S3_ENDPOINT_URL=s3_server.url, AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    servers = start_servers({
-        "job_service": lambda port: ["-m", "apache_beam.runners.portability.local_job_service_main",
-                                     "--port", str(port)],
-        "worker_pool": lambda port: ["-m", "apache_beam.runners.worker.worker_pool_main",
-                                     "--service_port", str(port)],
-    }, str(tmp_path_factory.mktemp("beam-services")), env=env)
-    try:
-        yield ["--runner=PortableRunner", f"--job_endpoint=localhost:{servers['job_service'].port}",
-               "--environment_type=EXTERNAL", f"--environment_config=localhost:{servers['worker_pool'].port}"]
-    finally:
-        _worker_pool_stop(servers["worker_pool"])
-        servers["job_service"].stop()
+    yield from beam_services(tmp_path_factory, STORAGE_EMULATOR_HOST=gcs_server.url,
+                             EXAMPLEGEN_S3_ENDPOINT_URL=s3_server.url, AWS_ACCESS_KEY_ID="testing",
+                             AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                             AWS_EC2_METADATA_DISABLED="true")
 
 
 def test_portable_runner_workers_in_another_process_read_and_write_the_store(
