@@ -146,6 +146,18 @@ def local_path(uri: str, mount: Optional[str] = None) -> str:
     return uri
 
 
+def artifact_location(artifact: Any, engine: Any) -> str:
+    """Where the engine reads or writes an artifact: its local path (KFP maps a gs:// URI to
+    the Cloud Storage mount or copies the folder), except that with engine "beam" a gs:// or
+    s3:// URI is used as is: Beam workers elsewhere (Dataflow) see neither this task's disk
+    nor its mount, and the engine writes object stores directly (README, Remote input and
+    output)."""
+    uri = getattr(artifact, "uri", "") or ""
+    if str(engine or "").strip() == "beam" and uri.startswith(("gs://", "s3://")):
+        return uri
+    return artifact.path
+
+
 def is_placeholder(value: str) -> bool:
     """True for a KFP runtime placeholder the backend left unresolved (e.g. "{{$.pipeline_root}}")."""
     return value.startswith("{{$") and value.endswith("}}")

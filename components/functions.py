@@ -117,7 +117,7 @@ def csv_example_gen(
         num_shards=num_shards, force=force, expected_fingerprint=expected_fingerprint,
         engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments)
+    result = ingest(output_uri=_common.artifact_location(examples, engine), **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
@@ -177,7 +177,7 @@ def file_example_gen(
         output_config=output_config, range_config=range_config, source_options=source_options or {},
         num_shards=num_shards, force=force, engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments)
+    result = ingest(output_uri=_common.artifact_location(examples, engine), **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
@@ -228,7 +228,7 @@ def import_example_gen(
         payload_format=payload_format, num_shards=num_shards, force=force,
         engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments)
+    result = ingest(output_uri=_common.artifact_location(examples, engine), **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
@@ -323,8 +323,8 @@ def split_examples(
     if config is None:
         raise _common.ConfigError("output_config: give the new split_config (it is required)")
     result = resplit(
-        input_examples.path,
-        examples.path,
+        _common.artifact_location(input_examples, engine),
+        _common.artifact_location(examples, engine),
         output_config=_common.named("output_config", _common.parse_output_config, config),
         input_splits=_common.string_list(input_splits, "input_splits"),
         num_shards=_common.integer(num_shards, "num_shards", 0),

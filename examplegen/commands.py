@@ -88,7 +88,8 @@ def register(subparsers) -> None:
                    help="the format's options as JSON text or the path of a .json file, e.g. "
                         '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' '
                         '(see README, "Parquet, Avro, JSON Lines")')
-    p.add_argument("--output", required=True, help="artifact directory to write (created; replaced atomically)")
+    p.add_argument("--output", required=True,
+                   help="artifact directory to write (created; replaced atomically), or a gs:// or s3:// prefix")
     _add_config_arguments(p)
     p.add_argument("--output-config", default=None,
                    help=f"output splits ({_CONFIG_HELP} Output), e.g. "
@@ -117,8 +118,8 @@ def register(subparsers) -> None:
         "resplit", help="re-split an existing Examples artifact into new splits",
         description="Pool the chosen splits of an Examples artifact and split them again by hash "
                     "buckets, a partition feature or a value split.")
-    p.add_argument("--examples", required=True, help="the Examples artifact directory to read")
-    p.add_argument("--output", required=True, help="artifact directory to write")
+    p.add_argument("--examples", required=True, help="the Examples artifact directory to read, or its gs:// or s3:// prefix")
+    p.add_argument("--output", required=True, help="artifact directory to write, or a gs:// or s3:// prefix")
     p.add_argument("--output-config", required=True, help=f"the new splits ({_CONFIG_HELP} Output)")
     p.add_argument("--input-splits", default=None, help="comma-separated splits to read (default: all)")
     p.add_argument("--payload-format", default=None, help="default: the artifact's payload_format")

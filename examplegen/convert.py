@@ -14,13 +14,12 @@ in chunk order at commit.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from examplegen import encode, sources, tfrecord, typemap
+from examplegen import encode, fs, sources, tfrecord, typemap
 from examplegen.errors import SourceError
 from examplegen.sources import Records, WorkUnit
 from examplegen.split import SplitPlan, assign_hash, assign_partition, assign_value, split_of_buckets
@@ -66,15 +65,15 @@ class _PartSink:
         for k, count, data in tfrecord.grouped_frames(framed, key):
             s, sh = divmod(k, self.num_shards)
             self.counts[s] += count
-            f = self._files.get((s, sh))
+            name, f = self._files.get((s, sh)) or (None, None)
             if f is None:
-                f = self._files[(s, sh)] = open(self._path(self._out_index[s], sh), "wb")
-            name = os.path.basename(f.name)
+                path = self._path(self._out_index[s], sh)
+                name, f = self._files[(s, sh)] = path.rsplit("/", 1)[-1], fs.open_write(path)
             self.parts[name] = self.parts.get(name, 0) + count
             f.write(tfrecord.gzip_member(data, GZIP_LEVEL))
 
     def close(self) -> None:
-        for f in self._files.values():
+        for _, f in self._files.values():
             f.close()
         self._files.clear()
 
@@ -109,7 +108,7 @@ def _frame_and_assign_hash(records, plan: SplitPlan) -> tuple[Optional[pa.Array]
 
 
 def _part_path(parts_dir: str, input_split: int, chunk: int) -> Callable[[int, int], str]:
-    return lambda s, sh: os.path.join(parts_dir, part_file_name(input_split, chunk, s, sh))
+    return lambda s, sh: fs.join(parts_dir, part_file_name(input_split, chunk, s, sh))
 
 
 def _split_of_examples(features: list, examples: pa.Array, plan: SplitPlan, where,
