@@ -189,19 +189,23 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
         # Output split indices of this plan within the artifact's split list.
         out_index = tuple(split_names.index(n) for n in plan.names)
         source_plan = source.plan(input_name, split.files, source_options, chunk_bytes)
-        if plan.needs_feature and source_plan.columns is not None and plan.feature not in source_plan.columns:
-            raise ConfigError(f"split feature {plan.feature!r} is not a column of {split.files[0]} "
-                              f"(columns: {list(source_plan.columns)})")
-        while True:
-            tasks = (UnitTask(source_format, unit, source_options, k, i, plan, out_index, writer.num_shards,
-                              writer.parts_dir) for i, unit in enumerate(source_plan.units))
-            results = runner.run(tasks)
-            again = source_plan.review([r.note for r in results]) if source_plan.review else None
-            if again is None:
-                break
-            # The source asks for another pass (CSV: a column is wider than the sample showed).
-            writer.discard_parts(k)
-            source_plan = again
+        try:
+            if plan.needs_feature and source_plan.columns is not None and plan.feature not in source_plan.columns:
+                raise ConfigError(f"split feature {plan.feature!r} is not a column of {split.files[0]} "
+                                  f"(columns: {list(source_plan.columns)})")
+            while True:
+                tasks = (UnitTask(source_format, unit, source_options, k, i, plan, out_index, writer.num_shards,
+                                  writer.parts_dir) for i, unit in enumerate(source_plan.units))
+                results = runner.run(tasks)
+                again = source_plan.review([r.note for r in results]) if source_plan.review else None
+                if again is None:
+                    break
+                # The source asks for another pass (CSV: a column is wider than the sample showed).
+                writer.discard_parts(k)
+                source_plan = again
+        finally:
+            if source_plan.close is not None:
+                source_plan.close()
         for key, value in source_plan.info.items():
             extras.setdefault(key, {})[input_name] = value
         for r in results:

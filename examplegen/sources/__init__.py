@@ -62,6 +62,7 @@ BUILTIN = {
     "avro": "examplegen.sources.avro",
     "jsonl": "examplegen.sources.jsonl",
     "sql": "examplegen.sources.sql",
+    "bigquery": "examplegen.sources.bigquery",
 }
 
 _REQUIRED = ("FORMAT", "Options", "plan", "read")

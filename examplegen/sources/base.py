@@ -42,12 +42,15 @@ class Plan:
       sample showed). None: nothing to review.
     info: facts about the split recorded in the run's config (key -> value; e.g.
       ``{"column_types": {...}}``), read after the last review.
+    close: called once when the split is done, converted or failed (a query source drops
+      the temporary tables it made); None: nothing to release.
     """
 
     units: Iterable[WorkUnit]
     columns: Optional[Sequence[str]] = None
     review: Optional[Callable[[list], Optional["Plan"]]] = None
     info: dict = dataclasses.field(default_factory=dict)
+    close: Optional[Callable[[], None]] = None
 
 
 @dataclasses.dataclass(frozen=True)
