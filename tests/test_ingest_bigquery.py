@@ -27,7 +27,7 @@ from examplegen.query_ingest import ingest_query
 from examplegen.sources import bigquery as bq_source
 from examplegen.sources.query import Connection, ResolvedQuery
 from tests.bq_emulator import PROJECT, bq_emulator, bq_venv  # noqa: F401 - fixtures
-from tests.helpers import REPO, canonical, example_values, expected_values, read_split
+from tests.helpers import REPO, canonical, example_values, expected_values, plain_values, read_split
 
 URL = f"bigquery://{PROJECT}"
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -74,21 +74,6 @@ def _wire(row: dict) -> dict:
             value = base64.b64encode(value).decode()
         elif isinstance(value, (decimal.Decimal, datetime.date)):
             value = value.isoformat() if isinstance(value, datetime.date) else str(value)
-        out[key] = value
-    return out
-
-
-def _expected(row: dict) -> dict:
-    """What the examples hold for a row: dates in days, times in microseconds (UTC)."""
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, datetime.datetime):
-            aware = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-            value = (aware - EPOCH) // datetime.timedelta(microseconds=1)
-        elif isinstance(value, datetime.date):
-            value = (value - EPOCH.date()).days
-        elif isinstance(value, decimal.Decimal):
-            value = float(value)
         out[key] = value
     return out
 
@@ -144,7 +129,7 @@ def test_every_type_and_null_heavy_columns_read_back_and_the_table_is_dropped(bq
                           input_config=_config(f"SELECT * FROM `{PROJECT}.{dataset}.t`;"))
     assert result.rows_written == 300 and sum(result.counts.values()) == 300
     assert _examples(str(tmp_path / "out")) == collections.Counter(
-        canonical(expected_values(_expected(r), KINDS)) for r in rows)
+        canonical(expected_values(plain_values(r), KINDS)) for r in rows)
     zeros = next(example_values(r) for s in ("train", "eval") for r in read_split(str(tmp_path / "out"), s)
                  if example_values(r)["id"] == ("int64_list", (0,)))
     assert zeros["ok"] == ("int64_list", (0,)) and zeros["s"] == ("bytes_list", (b"",))

@@ -63,6 +63,7 @@ BUILTIN = {
     "jsonl": "examplegen.sources.jsonl",
     "sql": "examplegen.sources.sql",
     "bigquery": "examplegen.sources.bigquery",
+    "trino": "examplegen.sources.trino",
 }
 
 _REQUIRED = ("FORMAT", "Options", "plan", "read")
