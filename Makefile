@@ -37,7 +37,7 @@ compile: venv
 # The component image; IMAGE (or EXAMPLEGEN_IMAGE) names it, default kfp-examplegen:<version>,
 # the name the compiled YAML refers to.
 image: venv
-	tag=$$(EXAMPLEGEN_IMAGE="$(or $(IMAGE),$(EXAMPLEGEN_IMAGE))" $(BIN)/python -c 'import components; print(components.image())') && \
+	tag=$$(EXAMPLEGEN_IMAGE="$(or $(IMAGE),$(EXAMPLEGEN_IMAGE))" $(BIN)/python -c 'from kfp_examplegen import components; print(components.image())') && \
 	docker build --platform linux/amd64 -f images/Dockerfile -t "$$tag" . && echo "built $$tag"
 
 clean:

@@ -1,10 +1,12 @@
-"""Throughput and peak memory of `examplegen ingest`, CSV and TFRecord import.
+"""Throughput and peak memory of `examplegen ingest`: CSV, TFRecord import, Parquet.
 
 Generates taxi CSVs of N rows (the 10,000 data rows of examples/data/taxi/data.csv
 repeated), then runs, each as a fresh process (as a user would):
 
 - csv:      examplegen ingest --format csv      (CSV -> split gzip TFRecords)
 - tfrecord: examplegen ingest --format tfrecord (the CSV run's output, pooled -> re-split)
+- parquet:  examplegen ingest --format parquet  (the same rows as one Parquet file, typed as
+            pyarrow's CSV reader types them, row groups of 64Ki rows, snappy)
 
 and reports rows/s (wall clock, whole command including start-up) and the peak resident
 memory of the whole process tree (the main process plus its workers, sampled every 20 ms
@@ -12,6 +14,7 @@ from /proc). Lineage recording is off so that only the data path is timed.
 
     python bench/run_bench.py                  # 100k and 1M rows, 3 repeats, median
     python bench/run_bench.py --rows 10000000 --repeats 1
+    python bench/run_bench.py --sources parquet --rows 1000000 10000000 --repeats 1
 """
 
 from __future__ import annotations
@@ -45,6 +48,25 @@ def make_csv(path: str, rows: int) -> None:
             out.write(block)
         if rest:
             out.write(b"\n".join(body[:rest]) + b"\n")
+
+
+def make_parquet(path: str, rows: int, row_group: int = 65536) -> None:
+    """The taxi rows repeated to ``rows`` rows, written one row group at a time."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    sample = pacsv.read_csv(SAMPLE)
+    sample = sample.cast(pa.schema([f.with_type(pa.float64()) if pa.types.is_null(f.type) else f
+                                    for f in sample.schema]))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    repeated = pa.concat_tables([sample] * -(-row_group // len(sample)))
+    with pq.ParquetWriter(path, sample.schema) as writer:
+        written = 0
+        while written < rows:
+            n = min(row_group, rows - written)
+            writer.write_table(repeated.slice(0, n), row_group_size=row_group)
+            written += n
 
 
 def _tree_rss(pid: int) -> int:
@@ -99,21 +121,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", default=os.path.join(REPO, "bench", "out"))
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--sources", nargs="+", default=["csv", "tfrecord", "parquet"],
+                        choices=["csv", "tfrecord", "parquet"], help="which runs (tfrecord needs csv)")
     args = parser.parse_args()
     results = []
     for rows in args.rows:
         data = os.path.join(args.workdir, f"taxi_{rows}", "data.csv")
-        if not os.path.exists(data):
+        if {"csv", "tfrecord"} & set(args.sources) and not os.path.exists(data):
             make_csv(data, rows)
+        parquet = os.path.join(args.workdir, f"taxi_parquet_{rows}", "data.parquet")
+        if "parquet" in args.sources and not os.path.exists(parquet):
+            make_parquet(parquet, rows)
         csv_out = os.path.join(args.workdir, f"examples_csv_{rows}")
         tfr_out = os.path.join(args.workdir, f"examples_tfrecord_{rows}")
-        for kind, cmd in (
+        pq_out = os.path.join(args.workdir, f"examples_parquet_{rows}")
+        runs = (
             ("csv", EXAMPLEGEN + ["ingest", "--input-base", os.path.dirname(data), "--output", csv_out,
                                   "--no-lineage"]),
             ("tfrecord", EXAMPLEGEN + ["ingest", "--format", "tfrecord", "--input-base", csv_out,
                                        "--input-config", '{"splits": [{"name": "all", "pattern": "Split-*/*"}]}',
                                        "--output", tfr_out, "--no-lineage"]),
-        ):
+            ("parquet", EXAMPLEGEN + ["ingest", "--format", "parquet", "--input-base", os.path.dirname(parquet),
+                                      "--output", pq_out, "--no-lineage"]),
+        )
+        for kind, cmd in runs:
+            if kind not in args.sources:
+                continue
             times, peaks = [], []
             for _ in range(args.repeats):
                 seconds, peak = run(cmd)
@@ -128,6 +161,7 @@ def main() -> None:
                   f"peak RSS {max(peaks) / 2**20:,.0f} MiB  (runs: {', '.join(f'{t:.2f}' for t in times)})",
                   flush=True)
         shutil.rmtree(tfr_out, ignore_errors=True)
+        shutil.rmtree(pq_out, ignore_errors=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
                "cpu": _cpu_model()}
     print(json.dumps(machine))

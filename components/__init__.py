@@ -1,7 +1,9 @@
 """Kubeflow Pipelines v2 components of kfp-examplegen.
 
 The component functions live in components/functions.py; `load(image)` turns them into
-KFP components that run in the project's image. The image is one setting: the `image`
+KFP components that run in the project's image, and `examplegen compile` writes each one's
+spec to components/<name>/component.yaml (KFP's layout; load it with
+kfp.components.load_component_from_file). The image is one setting: the `image`
 argument (`examplegen compile --image`), else the EXAMPLEGEN_IMAGE environment
 variable, else DEFAULT_IMAGE -- the tag `make image` builds. Components install nothing
 at run time (no packages_to_install, no kfp install), so air-gapped clusters work.
@@ -23,6 +25,7 @@ DEFAULT_IMAGE = f"kfp-examplegen:{__version__}"
 COMPONENT_NAMES = (
     "resolve_span",
     "csv_example_gen",
+    "file_example_gen",
     "import_example_gen",
     "query_example_gen",
     "split_examples",
@@ -35,18 +38,25 @@ def image(override: str | None = None) -> str:
     return override or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
 
 
+def image_note(image_ref: str) -> str:
+    """The sentence every compiled spec's description ends with: which image it runs."""
+    return (f"Runs in the container image {image_ref} (build and push images/Dockerfile, then "
+            f"compile with `examplegen compile --image REGISTRY/kfp-examplegen:{__version__}`).")
+
+
 @functools.lru_cache(maxsize=None)
 def _load(image_ref: str) -> types.SimpleNamespace:
     from kfp import dsl
 
-    from components import functions
-    from components._kfp_compat import allow_tfx_artifact_types
+    from kfp_examplegen.components import functions
 
     def make(func):
-        return dsl.component(func, base_image=image_ref, install_kfp_package=False)
+        component = dsl.component(func, base_image=image_ref, install_kfp_package=False)
+        spec = component.component_spec
+        spec.description = component.description = f"{spec.description}\n\n{image_note(image_ref)}"
+        return component
 
-    with allow_tfx_artifact_types():
-        built = {name: make(getattr(functions, name)) for name in COMPONENT_NAMES}
+    built = {name: make(getattr(functions, name)) for name in COMPONENT_NAMES}
     return types.SimpleNamespace(image=image_ref, **built)
 
 

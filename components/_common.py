@@ -8,67 +8,129 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional
 
-from examplegen.errors import ConfigError, SourceError
+from examplegen.config import parse_input_config, parse_output_config, parse_range_config
+from examplegen.errors import ConfigError
 
-# Where KFP mounts object storage inside a task's container (gcsfuse on Vertex AI and on
-# GKE clusters with the GCS FUSE driver).
+# Where Vertex AI (and GKE clusters with the Cloud Storage FUSE driver) mount Cloud
+# Storage in a task's container: gs://bucket/x is <mount>/bucket/x. Open-source KFP mounts
+# an empty scratch volume at the same path in every pod (kubeflow/pipelines#6530), so the
+# mount is only used for a bucket that is visible under it. EXAMPLEGEN_GCS_MOUNT moves it
+# (tests stand a folder in for it).
 GCS_MOUNT = "/gcs"
+GCS_MOUNT_ENV = "EXAMPLEGEN_GCS_MOUNT"
 
 # Name of the SQLite lineage store written under the pipeline root when no store is given.
 SQLITE_STORE_NAME = "mlmd.sqlite"
+
+# How to give the lineage store's password (shown when a parameter holds one).
+SECRET_HELP = (
+    "put the password in the environment variable EXAMPLEGEN_MLMD_PASSWORD instead, from a "
+    "Kubernetes secret (kfp-kubernetes: kubernetes.use_secret_as_env(task, secret_name=..., "
+    "secret_key_to_env={'password': 'EXAMPLEGEN_MLMD_PASSWORD'})) or, on Vertex AI, name a "
+    "Secret Manager secret version in EXAMPLEGEN_MLMD_PASSWORD_SECRET; see the README, 'Secrets'"
+)
 
 
 def optional(value: Optional[str]) -> Optional[str]:
     """A pipeline string parameter, with "" (KFP's "not set") turned into None."""
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string, got {type(value).__name__}: {value!r}")
     value = value.strip()
     return value or None
 
 
-def json_object(value: Optional[str], what: str) -> Optional[dict]:
-    """Parse a JSON-object string parameter (e.g. csv_options); "" gives None."""
-    value = optional(value)
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what}: not valid JSON ({exc}): {value!r}") from None
-    if not isinstance(parsed, dict):
-        raise ConfigError(f"{what}: expected a JSON object, got {type(parsed).__name__}: {value!r}")
-    return parsed
-
-
-def string_list(value: Optional[str], what: str) -> Optional[list[str]]:
-    """A list parameter given as a JSON list or comma-separated names; "" gives None."""
-    value = optional(value)
-    if value is None:
-        return None
-    if value.startswith("["):
+def struct(value: Any, name: str) -> Optional[dict]:
+    """A config parameter: a dict (KFP STRUCT) or its JSON text; None, "" and {} give None."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
         try:
-            parsed = json.loads(value)
+            value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{what}: not valid JSON ({exc}): {value!r}") from None
-        if not all(isinstance(v, str) for v in parsed):
-            raise ConfigError(f"{what}: expected a JSON list of strings: {value!r}")
-        return parsed
-    return [part.strip() for part in value.split(",") if part.strip()]
+            raise ConfigError(f"{name}: not valid JSON ({exc}): {text!r}") from None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a JSON object (dict), got {type(value).__name__}: {value!r}")
+    return value or None
+
+
+def string_list(value: Any, name: str) -> Optional[list[str]]:
+    """A list parameter: a list, JSON list text or comma-separated names; "" or [] give None."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.startswith("["):
+            return [part.strip() for part in text.split(",") if part.strip()] or None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{name}: not valid JSON ({exc}): {text!r}") from None
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{name}: expected a list of strings: {value!r}")
+    return value or None
+
+
+def integer(value: Any, name: str, low: int) -> int:
+    """An integer parameter that must be >= low."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name}: expected an integer >= {low}, got {value!r}")
+    return value
+
+
+def named(name: str, parse, value):
+    """parse(value), with a ConfigError's message starting with the parameter's name."""
+    try:
+        return parse(value)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(name) else f"{name}: {message}") from None
+
+
+def mlmd_url(value: Optional[str]) -> Optional[str]:
+    """The `mlmd` parameter, checked: a valid store URL without a password, or None."""
+    from examplegen.lineage import StoreConfig
+
+    url = optional(value)
+    if url is None:
+        return None
+    config = StoreConfig.from_url(url, origin="the mlmd parameter")
+    if config.password is not None:
+        raise ConfigError(
+            f"mlmd: the parameter {config.url()} holds a password; a parameter value is logged "
+            f"and shown in the pipeline UI. Give the URL without it and {SECRET_HELP}"
+        )
+    return url
+
+
+def gcs_mount() -> str:
+    """Where Cloud Storage would be mounted ($EXAMPLEGEN_GCS_MOUNT, else /gcs)."""
+    return os.environ.get(GCS_MOUNT_ENV) or GCS_MOUNT
+
+
+def local_path(uri: str, mount: Optional[str] = None) -> str:
+    """gs://bucket/x -> <mount>/bucket/x when the bucket is visible under the Cloud Storage
+    FUSE mount (Vertex AI); otherwise the URI unchanged, read with the Cloud Storage client
+    (open-source KFP's empty /gcs scratch volume, or no mount at all)."""
+    mount = mount or gcs_mount()
+    if uri.startswith("gs://"):
+        bucket = uri[len("gs://"):].split("/", 1)[0]
+        if bucket and os.path.isdir(os.path.join(mount, bucket)):
+            return os.path.join(mount, uri[len("gs://"):])
+    return uri
 
 
 def is_placeholder(value: str) -> bool:
     """True for a KFP runtime placeholder the backend left unresolved (e.g. "{{$.pipeline_root}}")."""
     return value.startswith("{{$") and value.endswith("}}")
-
-
-def local_path(uri: str, mount: str = GCS_MOUNT) -> str:
-    """gs://bucket/x -> /gcs/bucket/x when KFP's GCS mount exists; other paths unchanged."""
-    if uri.startswith("gs://") and os.path.isdir(mount):
-        return os.path.join(mount, uri[len("gs://"):])
-    return uri
 
 
 def sample_data_dir(name: str) -> str:
@@ -83,34 +145,34 @@ def sample_data_dir(name: str) -> str:
     path = os.path.join(root, name)
     if not os.path.isdir(path):
         raise ConfigError(
-            f"no input_base given and the sample data {path} does not exist "
+            f"input_base: not given and the sample data {path} does not exist "
             "(set EXAMPLEGEN_SAMPLE_DATA or pass input_base)"
         )
     return path
 
 
 def input_base_or_sample(input_base: str, sample: str) -> str:
-    """The input base to read: the given one (gs:// mapped to the mount) or the sample set."""
-    given = optional(input_base)
+    """The input base to read: the given one (gs:// through a visible mount) or the sample set."""
+    given = named("input_base", optional, input_base)
     return local_path(given) if given else sample_data_dir(sample)
 
 
 def lineage_store(mlmd: str, pipeline_root: str, environ: Optional[dict] = None) -> Optional[str]:
     """The ML Metadata store URL a component records into; None lets the engine choose.
 
-    In order: the `mlmd` parameter when set; None when the environment names a store
-    (EXAMPLEGEN_MLMD, or the gRPC service KFP injects into task pods as
-    METADATA_GRPC_SERVICE_HOST / _PORT), which the engine then uses; else a SQLite file
-    under the pipeline root (a gs:// root through the /gcs mount); else None (the engine's
-    default, ./mlmd.sqlite).
+    In order: the `mlmd` parameter when set (refused when it holds a password); None when
+    the environment names a store (EXAMPLEGEN_MLMD, or the gRPC service KFP injects into
+    task pods as METADATA_GRPC_SERVICE_HOST / _PORT), which the engine then uses; else a
+    SQLite file under the pipeline root (a gs:// root through a visible Cloud Storage
+    mount); else None (the engine's default, ./mlmd.sqlite).
     """
     env = os.environ if environ is None else environ
-    explicit = optional(mlmd)
+    explicit = mlmd_url(mlmd)
     if explicit:
         return explicit
     if env.get("EXAMPLEGEN_MLMD") or env.get("METADATA_GRPC_SERVICE_HOST"):
         return None
-    root = optional(pipeline_root)
+    root = named("pipeline_root", optional, pipeline_root)
     if root and not is_placeholder(root):
         root = local_path(root)
         if "://" not in root:
@@ -137,20 +199,75 @@ def connection_without_password(connection: str) -> str:
 
 def run_name_or_none(run_name: str) -> Optional[str]:
     """The pipeline run's name for lineage; None when KFP left the placeholder unresolved."""
-    value = optional(run_name)
+    value = named("run_name", optional, run_name)
     if value is None or is_placeholder(value):
         return None
     return value
 
 
-def check_fingerprint(result, expected: str) -> None:
-    """Fail when the ingested files differ from those resolve_span saw (`expected` "" skips)."""
-    expected = optional(expected)
-    if expected and result.input_fingerprint != expected:
-        raise SourceError(
-            f"the input files changed between resolve_span and ingestion: resolved fingerprint "
-            f"{expected}, ingested {result.input_fingerprint}; rerun the pipeline"
-        )
+def lineage_arguments(mlmd: str, pipeline_name: str, run_name: str, pipeline_root: str) -> dict[str, Any]:
+    """The engine's lineage keyword arguments (mlmd, pipeline_name, run_name), checked."""
+    name = named("pipeline_name", optional, pipeline_name)
+    if name is None:
+        raise ConfigError("pipeline_name: must not be empty")
+    return {"mlmd": lineage_store(mlmd, pipeline_root), "pipeline_name": name,
+            "run_name": run_name_or_none(run_name)}
+
+
+def fingerprint(value: str) -> Optional[str]:
+    """The expected_fingerprint parameter: "" or sha256:<64 hex digits>."""
+    text = named("expected_fingerprint", optional, value)
+    if text is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", text):
+        raise ConfigError(f"expected_fingerprint: expected sha256:<64 hex digits> (resolve_span's "
+                          f"fingerprint output), got {text!r}")
+    return text
+
+
+def config_arguments(input_config: Any, output_config: Any, range_config: Any, num_shards: int,
+                     force: bool) -> dict[str, Any]:
+    """The TFX configs, num_shards and force parameters checked (each error names its
+    parameter), as the engine's keyword arguments (ingest() and ingest_query())."""
+    if not isinstance(force, bool):
+        raise ConfigError(f"force: expected true or false, got {force!r}")
+    return {
+        "input_config": named("input_config", parse_input_config, struct(input_config, "input_config")),
+        "output_config": named("output_config", parse_output_config, struct(output_config, "output_config")),
+        "range_config": named("range_config", parse_range_config, struct(range_config, "range_config")),
+        "num_shards": integer(num_shards, "num_shards", 0),
+        "force": force,
+    }
+
+
+def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_config: Any,
+                     output_config: Any, range_config: Any, num_shards: int, force: bool,
+                     lineage: dict[str, Any], csv_options: Any = None, source_options: Any = None,
+                     payload_format: Optional[str] = None, expected_fingerprint: str = "") -> dict[str, Any]:
+    """Every ingest component parameter checked (each error names its parameter), as the
+    engine's ingest() keyword arguments."""
+    from examplegen.payload import normalize_payload_format
+    from examplegen.sources.csv import CsvOptions
+
+    arguments = {
+        "input_base": input_base_or_sample(input_base, sample),
+        "source_format": source_format,
+        **config_arguments(input_config, output_config, range_config, num_shards, force),
+        "expected_fingerprint": fingerprint(expected_fingerprint),
+        **lineage,
+    }
+    if source_format == "csv":
+        options = struct(csv_options, "csv_options")
+        named("csv_options", CsvOptions.from_dict, options)
+        arguments["csv_options"] = options
+    if source_options is not None:  # any format's options (examplegen.sources)
+        from examplegen import sources
+
+        source = named("source_format", sources.get, source_format)
+        options = struct(source_options, "source_options")
+        named("source_options", source.Options.from_dict, options)
+        arguments["source_options"] = options
+    if payload_format is not None:
+        arguments["payload_format"] = named("payload_format", normalize_payload_format, payload_format)
+    return arguments
 
 
 def artifact_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -158,10 +275,22 @@ def artifact_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in metadata.items() if value is not None}
 
 
+def pinned_range(input_config: Any, resolutions) -> dict:
+    """The range config that makes the ingest step resolve exactly `resolutions`' spans
+    (a static range from the first to the last); {} when the patterns have no span spec."""
+    from examplegen.config import parse_input_config
+    from examplegen.span import pattern_specs
+
+    if not any(pattern_specs(split.pattern).has_span for split in parse_input_config(input_config).splits):
+        return {}
+    return {"static_range": {"start_span_number": resolutions[0].span,
+                             "end_span_number": resolutions[-1].span}}
+
+
 def resolve_and_record(
     input_base: str,
-    input_config: Optional[str],
-    range_config: Optional[str],
+    input_config: Any,
+    range_config: Any,
     *,
     mlmd: Optional[str],
     pipeline_name: str,

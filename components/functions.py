@@ -1,39 +1,43 @@
-"""The component functions: argument handling only, then a call into the engine.
+"""The component functions: parameter checks, then a call into the engine.
 
-KFP copies each function's source into the compiled pipeline and runs it in the component
-image, so every import the body needs is made inside the body. Parameters KFP cannot
-leave unset are strings where "" means "not given" (TFX's JSON configs, csv options).
+KFP copies each function's source into the compiled spec and runs it in the component
+image, so every import the body needs is made inside the body. Every parameter is checked
+at the start of the task (kfp_examplegen.components._common), and an error names it.
+
+Types: the Examples outputs are `system.Dataset` artifacts (any KFP component typed
+`Input[Dataset]` or `Input[Artifact]` consumes them) carrying TFX's Examples properties
+in their metadata. TFX's configs and the CSV options are `dict` parameters (KFP STRUCT);
+their JSON text is accepted too. A string parameter left "" means "not given".
 Do not add `from __future__ import annotations` here: KFP reads the annotations as types.
 """
 
 from typing import NamedTuple
 
-from kfp.dsl import HTML, Input, Output
-
-from components.artifacts import Examples
+from kfp.dsl import HTML, Dataset, Input, Output
 
 
 def resolve_span(
     input_base: str = "",
-    input_config: str = "",
-    range_config: str = "",
+    input_config: dict = {},
+    range_config: dict = {},
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
     pipeline_root: str = "",
-) -> NamedTuple(
-    "SpanOutputs", [("span", int), ("version", int), ("input_config", str), ("fingerprint", str)]
-):
-    """Resolve the span and version to ingest, as TFX ExampleGen's driver does.
+) -> NamedTuple("SpanOutputs", [("span", int), ("version", int), ("input_config", dict),
+                                ("range_config", dict), ("fingerprint", str), ("files", list)]):
+    """Resolve the span(s) and version to ingest, as TFX ExampleGen's driver does.
 
     Args:
-        input_base: Folder (local, gs:// or /gcs/...) holding the input files; "" means
-            the bundled taxi CSV sample.
-        input_config: TFX input config JSON ({"splits": [{"name", "pattern"}]}); "" for
+        input_base: Folder (local, gs:// or s3://) holding the input files; "" means the
+            bundled taxi CSV sample.
+        input_config: TFX input config ({"splits": [{"name", "pattern"}]}); empty for
             TFX's default (one split, pattern "*").
-        range_config: TFX range config JSON (static_range or rolling_range); "" for latest.
-        mlmd: Lineage store URL (sqlite:///, mysql://, postgresql://, grpc://); "" picks
-            KFP's metadata service when present, else SQLite under the pipeline root.
+        range_config: TFX range config (static_range or rolling_range); empty for the
+            latest span.
+        mlmd: Lineage store URL (sqlite:///, mysql://, postgresql://, grpc://) without a
+            password (see EXAMPLEGEN_MLMD_PASSWORD); "" picks KFP's metadata service when
+            present, else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
         run_name: Pipeline run recorded in lineage (the pipelines pass the run's id).
         pipeline_root: The pipeline root (for the default SQLite lineage store).
@@ -42,36 +46,35 @@ def resolve_span(
         span: The resolved span (the latest one of a static range; 0 when the patterns
             have no span spec).
         version: The resolved version, -1 when the patterns have no {VERSION} spec.
-        input_config: The input config with span/version substituted (JSON), of that span.
-        fingerprint: Content fingerprint of all the resolved input files (as ingestion
-            computes it).
+        input_config: The input config with the latest span/version filled in.
+        range_config: Pass it to the ingest step: a static range of exactly the resolved
+            spans ({} when the patterns have no span spec).
+        fingerprint: Content fingerprint of every resolved file; pass it to the ingest
+            step as expected_fingerprint, which then ingests exactly these files or fails.
+        files: Every resolved input file.
     """
-    import json
+    from kfp_examplegen.components import _common
 
-    from components import _common
-
-    base = _common.input_base_or_sample(input_base, "taxi")
+    config = _common.struct(input_config, "input_config")
     resolutions, fingerprint = _common.resolve_and_record(
-        base,
-        _common.optional(input_config),
-        _common.optional(range_config),
-        mlmd=_common.lineage_store(mlmd, pipeline_root),
-        pipeline_name=pipeline_name,
-        run_name=_common.run_name_or_none(run_name),
+        _common.input_base_or_sample(input_base, "taxi"),
+        _common.named("input_config", _common.parse_input_config, config),
+        _common.named("range_config", _common.parse_range_config, _common.struct(range_config, "range_config")),
+        **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root),
     )
     latest = resolutions[-1]
-    version = -1 if latest.version is None else latest.version
-    resolved_config = json.dumps(latest.input_config().to_dict(), sort_keys=True)
-    return latest.span, version, resolved_config, fingerprint
+    return (latest.span, -1 if latest.version is None else latest.version,
+            latest.input_config().to_dict(), _common.pinned_range(config, resolutions), fingerprint,
+            [source.uri for resolution in resolutions for source in resolution.sources()])
 
 
 def csv_example_gen(
-    examples: Output[Examples],
+    examples: Output[Dataset],
     input_base: str = "",
-    input_config: str = "",
-    output_config: str = "",
-    range_config: str = "",
-    csv_options: str = "",
+    input_config: dict = {},
+    output_config: dict = {},
+    range_config: dict = {},
+    csv_options: dict = {},
     num_shards: int = 0,
     expected_fingerprint: str = "",
     force: bool = False,
@@ -83,50 +86,93 @@ def csv_example_gen(
     """Ingest CSV files into a TFX Examples artifact (split gzip TFRecords of tf.Example).
 
     Args:
-        examples: The output Examples artifact.
+        examples: The output Examples (system.Dataset; TFX's properties in its metadata).
         input_base: Folder holding the CSV files; "" means the bundled taxi CSV sample.
-        input_config: TFX input config JSON; "" for one split with pattern "*".
-        output_config: TFX output config JSON; "" for train/eval hash buckets 2:1.
-        range_config: TFX range config JSON; "" for the latest span.
-        csv_options: JSON object of CSV options (delimiter, quote_char, encoding, header,
-            column_names, schema); "" for TFX's defaults.
+        input_config: TFX input config; empty for one split with pattern "*".
+        output_config: TFX output config; empty for train/eval hash buckets 2:1.
+        range_config: TFX range config; empty for the latest span. In a pipeline, pass
+            resolve_span's range_config output.
+        csv_options: CSV options (delimiter, quote_char, encoding, header, column_names,
+            schema); empty for TFX's defaults.
         num_shards: Output files per split; 0 chooses by size.
-        expected_fingerprint: When set (resolve_span's fingerprint), fail if the input
-            files changed since they were resolved.
+        expected_fingerprint: resolve_span's fingerprint: ingest exactly the files it
+            resolved, or fail before writing anything. "" skips the check.
         force: Rewrite even when lineage shows identical input was ingested already.
-        mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
-            pipeline root.
+        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
+            else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
     from examplegen.ingest import ingest
+    from kfp_examplegen.components import _common
 
-    result = ingest(
-        _common.input_base_or_sample(input_base, "taxi"),
-        examples.path,
-        source_format="csv",
-        input_config=_common.optional(input_config),
-        output_config=_common.optional(output_config),
-        range_config=_common.optional(range_config),
-        csv_options=_common.json_object(csv_options, "csv_options"),
-        num_shards=num_shards,
-        mlmd=_common.lineage_store(mlmd, pipeline_root),
-        pipeline_name=pipeline_name,
-        run_name=_common.run_name_or_none(run_name),
-        force=force,
-    )
-    _common.check_fingerprint(result, expected_fingerprint)
+    arguments = _common.ingest_arguments(
+        input_base=input_base, sample="taxi", source_format="csv", input_config=input_config,
+        output_config=output_config, range_config=range_config, csv_options=csv_options,
+        num_shards=num_shards, force=force, expected_fingerprint=expected_fingerprint,
+        lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
+    result = ingest(output_uri=examples.path, **arguments)
+    examples.metadata.update(_common.artifact_metadata(result.metadata()))
+
+
+def file_example_gen(
+    examples: Output[Dataset],
+    source_format: str = "parquet",
+    input_base: str = "",
+    input_config: dict = {},
+    output_config: dict = {},
+    range_config: dict = {},
+    source_options: dict = {},
+    num_shards: int = 0,
+    force: bool = False,
+    mlmd: str = "",
+    pipeline_name: str = "examplegen",
+    run_name: str = "",
+    pipeline_root: str = "",
+):
+    """Ingest files of any format (Parquet, Avro, JSON Lines, CSV, TFRecord or a registered
+    source) into a TFX Examples artifact (split gzip TFRecords of tf.Example).
+
+    Args:
+        examples: The output Examples (system.Dataset; TFX's properties in its metadata).
+        source_format: parquet, avro, jsonl, csv, tfrecord, an entry point of the
+            examplegen.sources group or a module path (see the README).
+        input_base: Folder holding the files; "" means the bundled taxi sample of that
+            format (examples/data/taxi_<format>).
+        input_config: TFX input config; empty for one split with pattern "*".
+        output_config: TFX output config; empty for train/eval hash buckets 2:1.
+        range_config: TFX range config; empty for the latest span.
+        source_options: The format's options (Parquet/Avro/JSON Lines: columns, schema,
+            batch_rows); empty for the defaults.
+        num_shards: Output files per split; 0 chooses by size.
+        force: Rewrite even when lineage shows identical input was ingested already.
+        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
+            else SQLite under the pipeline root.
+        pipeline_name: Pipeline name recorded in lineage.
+        run_name: Pipeline run recorded in lineage.
+        pipeline_root: The pipeline root (for the default SQLite lineage store).
+    """
+    from examplegen.ingest import ingest
+    from kfp_examplegen.components import _common
+
+    source_format = source_format.strip()
+    sample = {"csv": "taxi", "tfrecord": "taxi_tfrecord"}.get(source_format, f"taxi_{source_format}")
+    arguments = _common.ingest_arguments(
+        input_base=input_base, sample=sample, source_format=source_format, input_config=input_config,
+        output_config=output_config, range_config=range_config, source_options=source_options or {},
+        num_shards=num_shards, force=force,
+        lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
+    result = ingest(output_uri=examples.path, **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
 def import_example_gen(
-    examples: Output[Examples],
+    examples: Output[Dataset],
     input_base: str = "",
-    input_config: str = "",
-    output_config: str = "",
-    range_config: str = "",
+    input_config: dict = {},
+    output_config: dict = {},
+    range_config: dict = {},
     payload_format: str = "FORMAT_TF_EXAMPLE",
     num_shards: int = 0,
     force: bool = False,
@@ -139,50 +185,42 @@ def import_example_gen(
     into a TFX Examples artifact.
 
     Args:
-        examples: The output Examples artifact.
+        examples: The output Examples (system.Dataset; TFX's properties in its metadata).
         input_base: Folder holding the TFRecord files; "" means the bundled taxi
             TFRecord sample.
-        input_config: TFX input config JSON; "" for one split with pattern "*".
-        output_config: TFX output config JSON; "" for train/eval hash buckets 2:1.
-        range_config: TFX range config JSON; "" for the latest span.
+        input_config: TFX input config; empty for one split with pattern "*".
+        output_config: TFX output config; empty for train/eval hash buckets 2:1.
+        range_config: TFX range config; empty for the latest span.
         payload_format: What the records hold: FORMAT_TF_EXAMPLE,
             FORMAT_TF_SEQUENCE_EXAMPLE or FORMAT_PROTO.
         num_shards: Output files per split; 0 chooses by size.
         force: Rewrite even when lineage shows identical input was ingested already.
-        mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
-            pipeline root.
+        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
+            else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
     from examplegen.ingest import ingest
+    from kfp_examplegen.components import _common
 
-    result = ingest(
-        _common.input_base_or_sample(input_base, "taxi_tfrecord"),
-        examples.path,
-        source_format="tfrecord",
-        input_config=_common.optional(input_config),
-        output_config=_common.optional(output_config),
-        range_config=_common.optional(range_config),
-        payload_format=payload_format,
-        num_shards=num_shards,
-        mlmd=_common.lineage_store(mlmd, pipeline_root),
-        pipeline_name=pipeline_name,
-        run_name=_common.run_name_or_none(run_name),
-        force=force,
-    )
+    arguments = _common.ingest_arguments(
+        input_base=input_base, sample="taxi_tfrecord", source_format="tfrecord",
+        input_config=input_config, output_config=output_config, range_config=range_config,
+        payload_format=payload_format, num_shards=num_shards, force=force,
+        lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
+    result = ingest(output_uri=examples.path, **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
 def query_example_gen(
-    examples: Output[Examples],
+    examples: Output[Dataset],
     connection: str,
-    input_config: str,
+    input_config: dict,
     source_format: str = "sql",
-    output_config: str = "",
-    range_config: str = "",
-    source_options: str = "",
+    output_config: dict = {},
+    range_config: dict = {},
+    source_options: dict = {},
     num_shards: int = 0,
     force: bool = False,
     mlmd: str = "",
@@ -198,49 +236,41 @@ def query_example_gen(
     sources").
 
     Args:
-        examples: The output Examples artifact.
+        examples: The output Examples (system.Dataset; TFX's properties in its metadata).
         connection: Database URL without password, e.g.
             postgresql://user@host:5432/db or mysql://user@host:3306/db.
-        input_config: TFX input config JSON whose split patterns are the queries; they may
+        input_config: TFX input config whose split patterns are the queries; they may
             use @span_begin_timestamp, @span_end_timestamp and @span_yyyymmdd_utc.
         source_format: The query source: sql.
-        output_config: TFX output config JSON; "" for train/eval hash buckets 2:1.
-        range_config: TFX range config JSON with a static_range; "" for span 0 (TFX).
-        source_options: JSON object of the source's options (partition_on, partition_num,
-            digest, schema, batch_rows); "" for the defaults.
+        output_config: TFX output config; empty for train/eval hash buckets 2:1.
+        range_config: TFX range config with a static_range; empty for span 0 (TFX).
+        source_options: The source's options (partition_on, partition_num, digest, schema,
+            batch_rows); empty for the defaults.
         num_shards: Output files per split; 0 for one.
         force: Rewrite even when lineage shows an identical result was ingested already.
-        mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
-            pipeline root.
+        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
+            else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
     from examplegen.query_ingest import ingest_query
+    from kfp_examplegen.components import _common
 
     result = ingest_query(
-        _common.connection_without_password(connection),
-        examples.path,
-        source_format=source_format,
-        input_config=_common.optional(input_config),
-        output_config=_common.optional(output_config),
-        range_config=_common.optional(range_config),
-        source_options=_common.json_object(source_options, "source_options"),
-        num_shards=num_shards,
-        mlmd=_common.lineage_store(mlmd, pipeline_root),
-        pipeline_name=pipeline_name,
-        run_name=_common.run_name_or_none(run_name),
-        force=force,
-    )
+        _common.connection_without_password(connection), examples.path,
+        source_format=_common.named("source_format", _common.optional, source_format) or "sql",
+        source_options=_common.struct(source_options, "source_options"),
+        **_common.config_arguments(input_config, output_config, range_config, num_shards, force),
+        **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
 def split_examples(
-    input_examples: Input[Examples],
-    examples: Output[Examples],
-    output_config: str,
-    input_splits: str = "",
+    input_examples: Input[Dataset],
+    examples: Output[Dataset],
+    output_config: dict,
+    input_splits: list = [],
     num_shards: int = 0,
     mlmd: str = "",
     pipeline_name: str = "examplegen",
@@ -251,36 +281,37 @@ def split_examples(
     feature), so a pipeline can ingest once and split several ways.
 
     Args:
-        input_examples: The Examples artifact to re-split.
-        examples: The output Examples artifact.
-        output_config: TFX output config JSON with the new split_config.
-        input_splits: Splits of the input to read (JSON list or comma-separated); ""
-            reads all of them.
+        input_examples: The Examples artifact to re-split (Split-<name>/ folders).
+        examples: The output Examples (system.Dataset; TFX's properties in its metadata).
+        output_config: TFX output config with the new split_config.
+        input_splits: Splits of the input to read (a list, JSON list text or
+            comma-separated names); empty reads all of them.
         num_shards: Output files per split; 0 chooses by size.
-        mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
-            pipeline root.
+        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
+            else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
     from examplegen.ingest import resplit
+    from kfp_examplegen.components import _common
 
+    config = _common.struct(output_config, "output_config")
+    if config is None:
+        raise _common.ConfigError("output_config: give the new split_config (it is required)")
     result = resplit(
         input_examples.path,
         examples.path,
-        output_config=output_config,
+        output_config=_common.named("output_config", _common.parse_output_config, config),
         input_splits=_common.string_list(input_splits, "input_splits"),
-        num_shards=num_shards,
-        mlmd=_common.lineage_store(mlmd, pipeline_root),
-        pipeline_name=pipeline_name,
-        run_name=_common.run_name_or_none(run_name),
+        num_shards=_common.integer(num_shards, "num_shards", 0),
+        **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root),
     )
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
 
 def ingestion_report(
-    examples: Input[Examples],
+    examples: Input[Dataset],
     report: Output[HTML],
     sample_rows: int = 5,
     max_examples: int = 100000,
@@ -294,25 +325,23 @@ def ingestion_report(
     span / version / lineage summary.
 
     Args:
-        examples: The Examples artifact to describe.
+        examples: The Examples artifact to describe (Split-<name>/ folders).
         report: The output HTML page (shown by the KFP UI).
         sample_rows: How many example rows to show.
         max_examples: Examples read per split for the schema statistics.
-        mlmd: Lineage store URL; "" picks KFP's metadata service, else SQLite under the
-            pipeline root.
+        mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
+            else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
         run_name: Pipeline run recorded in lineage.
         pipeline_root: The pipeline root (for the default SQLite lineage store).
     """
-    from components import _common
     from examplegen.report import report_with_lineage
+    from kfp_examplegen.components import _common
 
     report_with_lineage(
         examples.path,
         report.path,
-        mlmd=_common.lineage_store(mlmd, pipeline_root),
-        pipeline_name=pipeline_name,
-        run_name=_common.run_name_or_none(run_name),
-        sample_rows=sample_rows,
-        max_examples=max_examples,
+        sample_rows=_common.integer(sample_rows, "sample_rows", 0),
+        max_examples=_common.integer(max_examples, "max_examples", 1),
+        **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root),
     )

@@ -2,23 +2,38 @@
 
 Each command group lives beside the code it drives and contributes its sub-commands
 through a `register(subparsers)` function; this module only assembles them and turns
-ExampleGenError into a clear message and exit code 1.
+failures into one message on stderr and an exit code (see EXIT_CODES): no traceback
+unless --debug or EXAMPLEGEN_DEBUG=1 asks for it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from examplegen import __version__
-from examplegen.errors import ExampleGenError
+from examplegen.errors import ExampleGenError, os_error_message
+
+DEBUG_ENV = "EXAMPLEGEN_DEBUG"
+EXIT_ERROR = 1  # a failure the user can fix: input, config, output path, store, disk
+EXIT_USAGE = 2  # a malformed command line (argparse)
+EXIT_INTERNAL = 3  # a bug in examplegen
+EXIT_INTERRUPTED = 130
+_EPILOG = (
+    "Exit codes: 0 success; 1 error (one message on stderr naming the file, line, record or "
+    "path and what to do); 2 malformed command line; 3 internal error (a bug: rerun with "
+    f"--debug and report it); 130 interrupted. --debug or {DEBUG_ENV}=1 also prints the "
+    "traceback of any error."
+)
 
 # Modules that add sub-commands. None of them imports kfp at import time.
 _COMMAND_MODULES = (
     "examplegen.commands",  # ingest, resplit, resolve
     "examplegen.lineage.cli",  # versions, lineage
-    "pipelines.cli",  # compile, run
+    "kfp_examplegen.pipelines.cli",  # compile, run
 )
 
 
@@ -29,8 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
             "TFX-compatible ExampleGen: turn CSV / TFRecord data into split, gzip "
             "TFRecords of tf.Example with span/version resolution and ML Metadata lineage."
         ),
+        epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"print the traceback of an error (also: {DEBUG_ENV}=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in _COMMAND_MODULES:
@@ -41,20 +59,37 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+    for sub in subparsers.choices.values():  # `examplegen COMMAND ... --debug` works too
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help=f"print the traceback of an error (also: {DEBUG_ENV}=1)")
+        sub.epilog = sub.epilog or _EPILOG
     return parser
+
+
+def _debug_wanted(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = _debug_wanted(args)
     try:
         return int(args.func(args) or 0)
     except ExampleGenError as exc:
-        print(f"examplegen {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"examplegen {args.command}: interrupted", file=sys.stderr)
-        return 130
+        failure, message, code = exc, f"error: {exc}", EXIT_ERROR
+    except OSError as exc:  # a path the user chose, or their machine: permissions, full disk
+        failure, message, code = exc, f"error: {os_error_message(exc)}", EXIT_ERROR
+    except KeyboardInterrupt as exc:
+        failure, message, code = exc, "interrupted", EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug, said as such
+        failure, code = exc, EXIT_INTERNAL
+        message = (f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in examplegen: rerun "
+                   f"with --debug (or {DEBUG_ENV}=1) and report the traceback.")
+    if debug:
+        traceback.print_exception(failure, file=sys.stderr)
+    print(f"examplegen {args.command}: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

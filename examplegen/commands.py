@@ -24,7 +24,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser, output_required: bool
     parser.add_argument("--input-config", default=None,
                         help=f"input splits ({_CONFIG_HELP} Input), e.g. "
                              '\'{"splits": [{"name": "train", "pattern": "span-{SPAN}/train/*"}]}\'; '
-                             "default: one split 'single_split' with pattern '*'")
+                             "default: one split 'single_split' with pattern '*'. Patterns stay inside "
+                             "the input base (no '..') and never match an Examples artifact or staging "
+                             "folder of examplegen unless they name its Split- folder literally")
     parser.add_argument("--range-config", default=None,
                         help=f"which spans ({_CONFIG_HELP} RangeConfig): "
                              '\'{"static_range": {"start_span_number": 1, "end_span_number": 3}}\' '
@@ -33,12 +35,16 @@ def _add_config_arguments(parser: argparse.ArgumentParser, output_required: bool
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-shards", type=int, default=0,
-                        help="output files per split (default 0: one per 256 MiB of input)")
+                        help="output files per split, at most 1000 (default 0: one per 256 MiB of input)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="worker processes (default 0: one per CPU core)")
+                        help="worker processes, at most 256 (default 0: one per CPU core)")
+    parser.add_argument("--lock-timeout", type=float, default=0, metavar="SECONDS",
+                        help="another run writing into the same --output holds its lock: wait up to "
+                             "this long for it (default 0: fail at once, naming that run's pid)")
     parser.add_argument("--verify-payload", choices=["structure", "full", "none"], default="structure",
-                        help="TFRecord input: check each record's wire structure (default), parse "
-                             "every record (slower), or not at all")
+                        help="TFRecord input: check each record's wire structure and parse some "
+                             "(default), parse every record and refuse unknown fields (slower), or "
+                             "not at all")
     parser.add_argument("--no-lineage", action="store_true",
                         help="do not record anything in ML Metadata (no cache lookup either)")
     parser.add_argument("--pipeline-name", default="examplegen",
@@ -69,7 +75,8 @@ def register(subparsers) -> None:
                         "that follows the source contract (see README, 'Your own source')")
     p.add_argument("--source-options", default=None,
                    help="the format's options as JSON text or the path of a .json file, e.g. "
-                        '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' (see README, Sources)')
+                        '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' '
+                        '(see README, "Parquet, Avro, JSON Lines")')
     p.add_argument("--output", required=True, help="artifact directory to write (created; replaced atomically)")
     _add_config_arguments(p)
     p.add_argument("--output-config", default=None,
@@ -189,7 +196,7 @@ def _ingest_arguments(args) -> dict:
                 range_config=args.range_config, source_options=args.source_options, num_shards=args.num_shards,
                 workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
                 pipeline_name=args.pipeline_name, run_name=args.run_name, force=args.force,
-                progress=sys.stderr.isatty())
+                progress=sys.stderr.isatty(), lock_timeout=args.lock_timeout)
 
 
 def _ingest_query(args) -> int:
@@ -209,7 +216,8 @@ def _resplit(args) -> int:
         input_splits=args.input_splits.split(",") if args.input_splits else None,
         payload_format=args.payload_format, verify_payload=args.verify_payload, num_shards=args.num_shards,
         workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
-        pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty())
+        pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty(),
+        lock_timeout=args.lock_timeout)
     _print_result(result, args.json)
     return 0
 

@@ -4,7 +4,8 @@ The configs are the JSON form of TFX's protos (tfx/proto/example_gen.proto and
 range_config.proto), given as a JSON string, a dict, a path to a .json file, or a
 protobuf message. Keys may be snake_case or camelCase. Unknown keys and wrong types are
 a ConfigError naming the key path, e.g.
-`output_config.split_config.splits[1].hash_buckets: expected a positive integer, got "2x"`.
+`output_config.split_config.splits[1].hash_buckets: expected an integer from 1 to 4294967295
+(a uint32 in TFX's proto), got "2x"`.
 
 One addition beyond TFX: `split_config.value_split` assigns rows to output splits by
 comparing one feature with ascending boundaries instead of hashing (see ValueSplit).
@@ -37,6 +38,7 @@ DEFAULT_OUTPUT_SPLITS = (("train", 2), ("eval", 1))
 
 _INT32 = (-(2**31), 2**31 - 1)
 _UINT32_MAX = 2**32 - 1
+_HASH_BUCKETS = f"an integer from 1 to {_UINT32_MAX} (a uint32 in TFX's proto)"
 
 Boundary = Union[int, float, str]
 
@@ -77,6 +79,11 @@ class InputConfig:
             if pattern.startswith("/") or "://" in pattern:
                 raise ConfigError(
                     f"{path}.pattern: {pattern!r} must be relative to the input base directory"
+                )
+            if ".." in pattern.split("/"):
+                raise ConfigError(
+                    f"{path}.pattern: {pattern!r} has a '..' part, which leads outside the input "
+                    "base; patterns only select files inside it (choose a higher input base)"
                 )
 
     @property
@@ -198,9 +205,7 @@ class OutputConfig:
                 or not isinstance(buckets, int)
                 or not (0 < buckets <= _UINT32_MAX)
             ):
-                raise ConfigError(
-                    f"{item}.hash_buckets: expected a positive integer, got {_show(buckets)}"
-                )
+                raise ConfigError(f"{item}.hash_buckets: expected {_HASH_BUCKETS}, got {_show(buckets)}")
         if self.value_split is not None:
             wanted = len(self.splits) - 1
             got = len(self.value_split.boundaries)
@@ -353,9 +358,7 @@ def parse_output_config(source: Any) -> OutputConfig:
         split = _fields(item, path, ("name", "hash_buckets"))
         buckets = split.get("hash_buckets")
         if buckets is not None:
-            buckets = _integer(
-                buckets, f"{path}.hash_buckets", 1, _UINT32_MAX, "a positive integer"
-            )
+            buckets = _integer(buckets, f"{path}.hash_buckets", 1, _UINT32_MAX, _HASH_BUCKETS)
         splits.append(OutputSplit(_string(_required(split, "name", path), f"{path}.name"), buckets))
     partition = config.get("partition_feature_name")
     if partition is not None:

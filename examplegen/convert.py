@@ -119,7 +119,7 @@ def _split_of_examples(features: list, examples: pa.Array, plan: SplitPlan, wher
         raise SourceError(f"{path}: split feature {plan.feature!r} is not a column "
                           f"(columns: {[f.name for f in features]})")
     if plan.mode == "value":
-        if not pa.types.is_primitive(feature.values.type) and not pa.types.is_binary(feature.values.type):
+        if pa.types.is_list(feature.values.type) or pa.types.is_large_list(feature.values.type):
             raise SourceError(f"{path}: value-split feature {plan.feature!r} has a list of values per "
                               "row; a value split needs one value per row")
         return assign_value(feature.values, plan, where), None

@@ -20,7 +20,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import errno
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -31,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from examplegen import __version__, fs
+from examplegen import __version__, fs, sources
 from examplegen.config import (
     InputConfig,
     InputSplit,
@@ -43,9 +45,9 @@ from examplegen.config import (
     parse_output_config,
     parse_range_config,
 )
-from examplegen import sources
 from examplegen.convert import ChunkResult, UnitTask, run_task
-from examplegen.errors import ConfigError, ExampleGenError, SourceError
+from examplegen.errors import ConfigError, ExampleGenError, OutputError, SourceError, os_error_message
+from examplegen.output_lock import lock_output
 from examplegen.payload import VERIFY_MODES, normalize_payload_format
 from examplegen.result import IngestResult
 from examplegen.sources import tfrecord as tfrecord_source
@@ -53,12 +55,16 @@ from examplegen.span import SpanResolution, combined_fingerprint, resolve_spans
 from examplegen.split import SplitPlan, plan_for
 from examplegen.writer import ExamplesWriter, read_metadata, split_dir
 
+log = logging.getLogger(__name__)
+
 SOURCE_FORMATS = tuple(sources.BUILTIN)
 CHUNK_BYTES = 16 << 20  # input bytes per work unit (sources that can cut their files)
 SHARD_BYTES = 256 << 20  # input bytes per output shard when the shard count is automatic
 # Starting worker processes costs ~1.5 s here (interpreter + pyarrow per worker); below this
 # much input one process is faster.
 PARALLEL_MIN_BYTES = 64 << 20
+MAX_SHARDS = 1000  # output files per split; also the automatic choice's cap
+MAX_WORKERS = 256
 
 
 @dataclasses.dataclass
@@ -68,7 +74,23 @@ class _InputSplitFiles:
 
 
 def _auto_shards(total_bytes: int) -> int:
-    return max(1, min(1000, math.ceil(total_bytes / SHARD_BYTES)))
+    return max(1, min(MAX_SHARDS, math.ceil(total_bytes / SHARD_BYTES)))
+
+
+def check_run_options(num_shards: Any, workers: Any, lock_timeout: Any) -> None:
+    """Bounds of the run options, checked before anything is read or written."""
+    def check(value, name, option, low, high, what):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name} ({option}) must be {what}, got {value!r}")
+
+    check(num_shards, "num_shards", "--num-shards", 0, MAX_SHARDS,
+          f"0 (automatic) or an output file count per split from 1 to {MAX_SHARDS}")
+    check(workers, "workers", "--workers", 0, MAX_WORKERS,
+          f"0 (one per CPU core) or a number of worker processes from 1 to {MAX_WORKERS}")
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) \
+            or not 0 <= lock_timeout < math.inf:
+        raise ConfigError(f"lock_timeout (--lock-timeout) must be 0 (fail at once) or a number of "
+                          f"seconds to wait, got {lock_timeout!r}")
 
 
 def _default_workers() -> int:
@@ -76,6 +98,32 @@ def _default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker as soon as the process that started it is gone
+    (killed with SIGKILL, it cannot shut the pool down), instead of converting on for
+    minutes. Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a
+    watchdog thread that polls the parent pid covers other systems and the moment before
+    prctl took effect."""
+    import ctypes
+    import signal
+    import threading
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # the parent died before prctl
+        os._exit(1)
+    threading.Thread(target=watch, name="examplegen-parent-watchdog", daemon=True).start()
 
 
 def _warm_up() -> None:
@@ -95,7 +143,8 @@ class _Runner:
             # Started now so that they import the engine while this process reads headers
             # and samples types.
             self._pool = ProcessPoolExecutor(max_workers=workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
             for _ in range(workers):
                 self._pool.submit(_warm_up)
         if progress:
@@ -158,21 +207,50 @@ def _split_files(resolutions: Sequence[SpanResolution]) -> list[_InputSplitFiles
 
 
 def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
-                       stack: contextlib.ExitStack) -> list[_InputSplitFiles]:
-    """_split_files with remote inputs downloaded (fs.localize) and checked against their digests.
+                       stack: contextlib.ExitStack) -> tuple[list[_InputSplitFiles], dict[str, str]]:
+    """_split_files with remote inputs downloaded (fs.localize) and checked against their
+    digests, and {local path: input URI}.
 
     Downloads go to $EXAMPLEGEN_INPUT_CACHE when set (kept between runs), else to a
     temporary directory removed after the run.
     """
     split_files = _split_files(resolutions)
     paths = [f for s in split_files for f in s.files]
+    uris = {p: p for p in paths}
     if any(fs.is_remote(p) for p in paths):
         cache_dir = os.environ.get("EXAMPLEGEN_INPUT_CACHE") or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="examplegen-inputs-"))
         local = fs.localize(paths, cache_dir, {s.uri: s.digest for s in sources})
+        uris = {local[p]: p for p in paths}
         for split in split_files:
             split.files = [local[f] for f in split.files]
-    return split_files
+    return split_files, uris
+
+
+def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str, str],
+                             source_format: str, options: Any) -> dict[str, list[str]]:
+    """Leaves out input files that hold no rows (an empty file, a CSV header alone, a
+    TFRecord file without records: the source's optional ``has_rows``) with a warning
+    naming each; an input split none of whose files has rows is an error. Returns
+    {input split: [URIs left out]}."""
+    source = sources.get(source_format)
+    has_rows = getattr(source, "has_rows", None)
+    if has_rows is None:
+        return {}
+    what = getattr(source, "ROWS_NAME", "rows")
+    left_out = {}
+    for split in split_files:
+        empty = [f for f in split.files if not has_rows(f, options)]
+        if not empty:
+            continue
+        names = [uris.get(f, f) for f in empty]
+        if len(empty) == len(split.files):
+            raise SourceError(f"input split {split.name!r}: no {what} in {', '.join(names)}")
+        for name in names:
+            log.warning("%s: no %s; skipped (input split %r has other files)", name, what, split.name)
+        split.files = [f for f in split.files if f not in empty]
+        left_out[split.name] = names
+    return left_out
 
 
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
@@ -233,7 +311,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
     if total_bytes is None:
-        total_bytes = sum(os.path.getsize(f) for s in split_files for f in s.files)
+        work_bytes = getattr(sources.get(source_format), "work_bytes", None) or (lambda path, _: os.path.getsize(path))
+        total_bytes = sum(work_bytes(f, source_options) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
@@ -247,6 +326,11 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                    "payload_format": payload_format, "file_format": "tfrecords_gzip",
                    "num_shards": num_shards})
         writer.commit(md)
+    except OSError as exc:
+        writer.abort()
+        if not _is_output_failure(exc, writer.output_uri):
+            raise
+        raise OutputError(_output_failure_message(exc, writer)) from exc
     except BaseException:
         writer.abort()
         raise
@@ -270,6 +354,30 @@ def _source_options(source_format: str, csv_options: Optional[dict], source_opti
     return source.Options.from_dict(given)
 
 
+def _is_query_format(source_format: str) -> bool:
+    """True for a query source (examplegen.sources.query), which takes a connection, not files."""
+    return bool(getattr(sources.get(source_format), "QUERY", False))
+
+
+def _is_output_failure(exc: OSError, output_uri: str) -> bool:
+    """Whether an OSError is about writing the output (a write() on a full disk names no file)."""
+    if not isinstance(exc.filename, (str, bytes)):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+    return os.path.abspath(os.fsdecode(exc.filename)).startswith(output_uri + os.sep)
+
+
+def _output_failure_message(exc: OSError, writer: ExamplesWriter) -> str:
+    if writer.replacing:
+        state = "the earlier artifact there was partly replaced and no longer counts as complete"
+    elif writer.had_artifact:
+        state = "the earlier artifact there is unchanged"
+    else:
+        state = "no artifact was written"
+    reason = os_error_message(OSError(exc.errno, exc.strerror))  # the output, not a staging file
+    return (f"cannot write the Examples artifact to {writer.output_uri}: {reason}. "
+            f"The partial output was removed; {state}")
+
+
 def _load_configs(input_config, output_config, range_config):
     return parse_input_config(input_config), parse_output_config(output_config), parse_range_config(range_config)
 
@@ -278,18 +386,26 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            input_config: Any = None, output_config: Any = None, range_config: Any = None,
            csv_options: Optional[dict] = None, source_options: Optional[dict] = None,
            payload_format: str = "FORMAT_TF_EXAMPLE", verify_payload: str = "structure",
-           num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-           run_name: Optional[str] = None, force: bool = False, progress: bool = False) -> IngestResult:
+           num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True,
+           pipeline_name: str = "examplegen", run_name: Optional[str] = None, force: bool = False,
+           progress: bool = False, expected_fingerprint: Optional[str] = None,
+           lock_timeout: float = 0) -> IngestResult:
     """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
 
     ``source_format``: a built-in format (examplegen.sources.BUILTIN), an entry point of the
     ``examplegen.sources`` group or a module path; ``source_options``: that source's options
     (a dict, JSON text or a .json path; ``csv_options`` is the same for CSV).
+    ``expected_fingerprint`` (from an earlier ``resolve``) makes the run fail before
+    anything is written when the resolved files are not exactly those. Another run holding
+    ``output_uri`` (examplegen.output_lock) is an OutputError at once, or after waiting up
+    to ``lock_timeout`` seconds for it.
     """
     if verify_payload not in VERIFY_MODES:
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
-    if num_shards < 0:
-        raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
+    check_run_options(num_shards, workers, lock_timeout)
+    if _is_query_format(source_format):
+        raise ConfigError(f"format {source_format!r} runs queries: give the database with --connection "
+                          "(examplegen.query_ingest.ingest_query), not an input base")
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     opts = _source_options(source_format, csv_options, source_options, payload_format, verify_payload)
     payload_format = getattr(opts, "payload_format", "FORMAT_TF_EXAMPLE")
@@ -307,9 +423,13 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     }
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Ingest", pipeline_name, run_name, config)
     started = time.time()
-    with recorder, contextlib.ExitStack() as stack:
+    with lock_output(output_uri, lock_timeout), recorder, contextlib.ExitStack() as stack:
         resolutions = resolve_spans(input_base, in_cfg, range_cfg)
         fingerprint = combined_fingerprint(resolutions)
+        if expected_fingerprint and fingerprint != expected_fingerprint:
+            raise SourceError(
+                f"the input files changed since they were resolved: resolved fingerprint "
+                f"{expected_fingerprint}, now {fingerprint}; nothing was written, rerun the pipeline")
         sources = [s for r in resolutions for s in r.sources()]
         spans = [r.span for r in resolutions]
         last = resolutions[-1]
@@ -325,17 +445,22 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["version"] = last.version
         if len(spans) > 1:
             span_md["spans"] = json.dumps(spans)
+        split_files, uris = _local_split_files(resolutions, sources, stack)
+        without_rows = _drop_files_without_rows(split_files, uris, source_format, opts)
         split_names, counts, rows, num_shards, extras = convert_files(
-            _local_split_files(resolutions, sources, stack), output_uri, source_format=source_format,
+            split_files, output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
             payload_format=payload_format, num_shards=num_shards,
             workers=workers, progress=progress, metadata=span_md)
+        if without_rows:
+            extras["files_without_rows"] = without_rows
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
-            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)))
+            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 
@@ -448,8 +573,9 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             input_splits: Optional[Sequence[str]] = None, payload_format: Optional[str] = None,
             verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
             mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-            run_name: Optional[str] = None, progress: bool = False) -> IngestResult:
+            run_name: Optional[str] = None, progress: bool = False, lock_timeout: float = 0) -> IngestResult:
     """Re-splits an Examples artifact (its chosen splits pooled) into new output splits."""
+    check_run_options(num_shards, workers, lock_timeout)
     out_cfg = parse_output_config(output_config)
     if not out_cfg.splits:
         raise ConfigError("resplit needs output splits in output_config.split_config.splits")
@@ -462,7 +588,7 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
               "output_config": out_cfg.to_dict(), "payload_format": payload_format, "num_shards": num_shards}
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Split", pipeline_name, run_name, config)
     started = time.time()
-    with recorder:
+    with lock_output(output_uri, lock_timeout), recorder:
         recorder.record_input_examples(os.path.abspath(examples_uri), md)
         span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
         split_names, counts, rows, num_shards, _ = convert_files(
@@ -476,7 +602,8 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
-            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)))
+            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
 

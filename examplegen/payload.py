@@ -1,6 +1,8 @@
 """Checks and field access on serialized records of imported TFRecords.
 
-Verifying that every record parses (``verify_payload="full"``) costs ~4.5 µs a record with
+A record passes when it parses as the declared message type without unknown fields (a
+tf.train.SequenceExample parses as a tf.train.Example, its feature_lists kept as an
+unknown field, so parsing alone would accept it). Verifying that every record parses (``verify_payload="full"``) costs ~4.5 µs a record with
 the upb runtime: more than the rest of an import. The default, ``"structure"``, checks
 each record's top-level wire structure in bulk with numpy (every top-level field is a
 length-delimited field the message type has, and the lengths add up exactly to the record),
@@ -115,12 +117,41 @@ def check(records: list[bytes], payload_format: str, mode: str, path: str, offse
         bad = np.flatnonzero(~ok)
         head = range(0, max(0, min(len(records), _FULL_PARSE_PREFIX - offset)))
         suspects = sorted(set(head) | set(bad.tolist()))
+    kind = "tf.train.SequenceExample" if payload_format == "FORMAT_TF_SEQUENCE_EXAMPLE" else "tf.train.Example"
     for i in suspects:
         try:
-            cls.FromString(records[i])
+            message = cls.FromString(records[i])
         except Exception as exc:  # google.protobuf.message.DecodeError and friends
-            kind = "tf.train.SequenceExample" if payload_format == "FORMAT_TF_SEQUENCE_EXAMPLE" else "tf.train.Example"
             raise SourceError(f"{path}: record {offset + i}: not a serialized {kind} ({exc})") from None
+        if _has_unknown_fields(message, records[i], cls):
+            raise SourceError(f"{path}: record {offset + i}: has fields unknown to {kind}"
+                              f"{_unknown_fields_hint(cls.FromString(records[i]), payload_format)}")
+
+
+def _has_unknown_fields(message, record: bytes, cls) -> bool:
+    """Whether the parsed ``message`` kept unknown fields, at any depth. ``message`` is
+    changed. Fast path: without unknown fields (and encoded canonically, as every protobuf
+    library writes) the record is exactly as long as its known fields serialized."""
+    message.DiscardUnknownFields()
+    if message.ByteSize() == len(record):
+        return False
+    parsed = cls.FromString(record)  # sizes differ: unknown fields, or a non-canonical encoding
+    size = parsed.ByteSize()
+    parsed.DiscardUnknownFields()
+    return parsed.ByteSize() != size
+
+
+def _unknown_fields_hint(message, payload_format: str) -> str:
+    """Which top-level fields are unknown, and the likely payload format."""
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    numbers = sorted({field.field_number for field in UnknownFieldSet(message)})
+    where = f" (top-level field {', '.join(map(str, numbers))})" if numbers else " (inside a feature)"
+    if payload_format == "FORMAT_TF_EXAMPLE" and numbers == [2]:
+        return (f"{where}: it looks like a tf.train.SequenceExample (field 2 is its feature_lists); "
+                "import it with payload format FORMAT_TF_SEQUENCE_EXAMPLE")
+    return (f"{where}: the records are of another message type; give the right payload format, "
+            "or FORMAT_PROTO to import them unchecked")
 
 
 def _features(message, payload_format: str):

@@ -27,7 +27,9 @@ from typing import Any, Optional
 from examplegen import sources
 from examplegen.config import effective_output_config, load_object
 from examplegen.errors import ConfigError
-from examplegen.ingest import _InputSplitFiles, _default_workers, _load_configs, _open_recorder, convert_files
+from examplegen.ingest import (_InputSplitFiles, _default_workers, _is_query_format, _load_configs, _open_recorder,
+                               check_run_options, convert_files)
+from examplegen.output_lock import lock_output
 from examplegen.result import IngestResult, SourceFile
 from examplegen.sources.query import query_fingerprint, resolve_queries
 
@@ -36,21 +38,21 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
                  output_config: Any = None, range_config: Any = None, source_options: Any = None,
                  num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True,
                  pipeline_name: str = "examplegen", run_name: Optional[str] = None, force: bool = False,
-                 progress: bool = False) -> IngestResult:
+                 progress: bool = False, lock_timeout: float = 0) -> IngestResult:
     """Runs the input config's queries on ``connection`` into an Examples artifact.
 
     ``connection``: e.g. ``postgresql://user@host:5432/db`` or ``mysql://user@host/db``; a
     password in it or in ``$EXAMPLEGEN_DB_PASSWORD`` is used and never recorded.
     ``source_options``: the source's options (dict, JSON text or .json path), e.g.
-    ``{"partition_on": "id", "partition_num": 4}``, ``{"digest": false}``.
+    ``{"partition_on": "id", "partition_num": 4}``, ``{"digest": false}``. Another run
+    holding ``output_uri`` is an error at once, or after up to ``lock_timeout`` seconds.
     """
-    source = sources.get(source_format)
-    if not getattr(source, "QUERY", False):
+    if not _is_query_format(source_format):
         raise ConfigError(f"format {source_format!r} reads files (use --input-base); a connection applies to "
                           "query formats such as sql")
-    if num_shards < 0:
-        raise ConfigError(f"num_shards must be 0 (automatic) or positive, got {num_shards}")
+    check_run_options(num_shards, workers, lock_timeout)
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
+    source = sources.get(source_format)
     opts = source.Options.from_dict(load_object(source_options, "source_options"))
     conn = source.connection(connection)
     queries = resolve_queries(in_cfg, range_cfg, conn)
@@ -68,7 +70,7 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
     started = time.time()
     inputs: list[SourceFile] = []
     fingerprint = ""
-    with recorder:
+    with lock_output(output_uri, lock_timeout), recorder:
         def metadata(extras: dict) -> dict:
             nonlocal fingerprint
             results = extras.get("query_results", {})

@@ -44,6 +44,7 @@ class IngestResult:
     sources: list[SourceFile] = dataclasses.field(default_factory=list)
     config: dict = dataclasses.field(default_factory=dict)  # effective configs, JSON-able
     cached: bool = False  # True when an earlier identical run's artifact was reused
+    files_digest: Optional[str] = None  # "sha256:<hex>" of the data file list (writer.files_digest)
 
     def metadata(self) -> dict:
         """Artifact metadata as TFX names it (no None values: KFP rejects null)."""
@@ -61,4 +62,6 @@ class IngestResult:
             md["version"] = self.version
         if len(self.spans) > 1:
             md["spans"] = json.dumps(self.spans)
+        if self.files_digest is not None:
+            md["files_digest"] = self.files_digest
         return md

@@ -51,6 +51,7 @@ from examplegen.config import (
 from examplegen.digest import file_digest
 from examplegen.errors import ConfigError, SpanResolutionError
 from examplegen.result import SourceFile
+from examplegen.writer import FILE_PREFIX, METADATA_FILE, SPLIT_PREFIX, STAGING_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -353,10 +354,17 @@ def _scan(base: str, split: InputSplit, specs: PatternSpecs, pinned: Optional[in
     log.info("split %s: glob %s, regex %s", split.name, display_glob, regex.pattern)
     prefix = base.rstrip("/") + "/"
     matches = []
+    artifacts: dict[str, bool] = {}  # folder -> holds examplegen's metadata file
     for path in fs.glob(glob_pattern):
         if not fs.is_file(path):
             continue
         rel = path[len(prefix) :] if path.startswith(prefix) else path
+        if ".." in rel.split("/"):  # an object key with a literal '..' part
+            raise SpanResolutionError(
+                f"split {split.name!r}: {path} has a '..' part, which leads outside the input "
+                f"base {base}; rename the object or narrow the pattern {split.pattern!r}"
+            )
+        _refuse_examplegen_output(base, rel, split, artifacts)
         found = regex.fullmatch(rel)
         if found is None:
             raise SpanResolutionError(
@@ -366,6 +374,51 @@ def _scan(base: str, split: InputSplit, specs: PatternSpecs, pinned: Optional[in
             )
         matches.append(_read_match(split, path, rel, found, specs))
     return _Scan(split, display_glob, matches)
+
+
+_SHARD_FILE_RE = re.compile(
+    rf"(^|/){re.escape(SPLIT_PREFIX)}[^/]+/{re.escape(FILE_PREFIX)}-[0-9]{{5}}-of-[0-9]{{5}}\.gz$"
+)
+_OUR_NAMES = (SPLIT_PREFIX, STAGING_PREFIX, METADATA_FILE)
+
+
+def _refuse_examplegen_output(base: str, rel: str, split: InputSplit, artifacts: dict) -> None:
+    """Raise if `rel` is part of an Examples artifact or a staging folder that examplegen
+    wrote, unless the split's pattern names such a part literally (reading it on purpose).
+
+    Ours are: the metadata file, files in a `Split-*` folder beside one, shard files named
+    as the writer names them, and anything in a `.staging-*` folder. So an output written
+    into the input base is never ingested again by the next run.
+    """
+    if any(name in split.pattern for name in _OUR_NAMES):
+        return
+    parts = rel.split("/")
+    reason = None
+    for i, part in enumerate(parts[:-1]):
+        if part.startswith(STAGING_PREFIX):
+            folder = fs.join(base, *parts[: i + 1])
+            reason = f"is in the staging folder {folder} of an examplegen run"
+            break
+        if part.startswith(SPLIT_PREFIX) and _holds_metadata(fs.join(base, *parts[:i]), artifacts):
+            reason = f"belongs to the Examples artifact {fs.join(base, *parts[:i])}"
+            break
+    if reason is None and (parts[-1] == METADATA_FILE or _SHARD_FILE_RE.search(rel)):
+        reason = f"belongs to an Examples artifact in {fs.join(base, *parts[:-1])}"
+    if reason is not None:
+        raise SpanResolutionError(
+            f"split {split.name!r}: {rel!r} (matched by pattern {split.pattern!r}) {reason}: an "
+            "Examples artifact written by examplegen is not read as input, so an output "
+            "written inside the input base is not ingested again. Write the output outside "
+            "the input base or narrow the pattern; to re-split an artifact use "
+            "`examplegen resplit --examples DIR`; to import its records on purpose, name its "
+            "Split- folder in the pattern (e.g. 'out/Split-train/*')"
+        )
+
+
+def _holds_metadata(folder: str, artifacts: dict) -> bool:
+    if folder not in artifacts:
+        artifacts[folder] = fs.is_file(fs.join(folder, METADATA_FILE))
+    return artifacts[folder]
 
 
 def _glob_and_regex(

@@ -37,6 +37,7 @@ __all__ = [
     "read_record_batches",
     "read_frame_batches",
     "FrameBatch",
+    "is_empty",
 ]
 
 _MASK_DELTA = 0xA282EAD8
@@ -261,6 +262,17 @@ def _open_stream(path: str | os.PathLike) -> tuple[BinaryIO, str]:
     if _is_zlib(head):
         return _ZlibReader(open(path, "rb")), "zlib"
     return open(path, "rb"), "plain"  # the reader reports the bad first header
+
+
+def is_empty(path: str | os.PathLike) -> bool:
+    """True if the file holds no bytes once decompressed, so no record. A corrupt or
+    truncated stream counts as not empty: reading its records reports it."""
+    try:
+        stream, _ = _open_stream(path)
+        with stream:
+            return not stream.read(1)
+    except (EOFError, OSError, isal_zlib.error):
+        return False
 
 
 def _frame_starts(buf: bytes, where) -> tuple[list[int], int, int]:

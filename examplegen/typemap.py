@@ -1,44 +1,17 @@
 """Typed Arrow columns to tf.Example features: the one type mapping every source uses.
 
 Where TFX's ``dict_to_example`` writes a value, the feature is the same (same kind, same
-value, float32 narrowing as protobuf's FloatList does), so an example without falsy or
-null values is byte-identical to TFX's. Unlike TFX, 0, 0.0, False and "" are kept, and a
-null is an empty list of the column's kind (TFX writes an empty ``Feature()``).
+value, float32 narrowing as protobuf's FloatList does), so an example without nulls is
+byte-identical to TFX's. 0, 0.0, False and "" are always written as values, and a null is
+an empty list of the column's kind (TFX writes an empty ``Feature()``).
 
-=====================================  ============================================
-Arrow type                             feature
-=====================================  ============================================
-null (a column with no type)           empty ``Feature()`` in every row
-bool                                   int64_list (False 0, True 1)
-int8/16/32/64, uint8/16/32             int64_list
-uint64                                 int64_list; a value above 2^63-1 is an error
-                                       naming the column and row
-float16/32/64                          float_list (rounded to float32)
-decimal128/256                         float_list; schema ``string``: its exact text
-string, large_string, binary,          bytes_list (UTF-8 text; bytes unchanged)
-large_binary, fixed_size_binary,
-string_view, binary_view
-dictionary<T>                          as T
-extension (uuid, ...)                  as its storage type (uuid: 16 bytes)
-timestamp[unit, tz]                    int64_list, microseconds since the epoch, UTC
-                                       (a time zone only labels the UTC values; a
-                                       naive timestamp is taken as UTC); schema
-                                       ``int_s``/``int_ms``/``int_us``/``int_ns``
-                                       picks the unit (finer units are floored)
-date32, date64                         int64_list, days since 1970-01-01
-time32, time64                         int64_list, microseconds since midnight
-duration                               int64_list, microseconds
-list, large_list, fixed_size_list      the list's values, each mapped as above; a null
-of a primitive                         list is an empty list
-list of lists                          flattened: all the inner values of the row, in order
-struct                                 one feature per child, named ``parent.child``
-                                       (recursively); a null struct: its children null
-list of struct                         one list feature per child, ``parent.child``
-map<K, V>                              two list features, ``parent.key`` and
-                                       ``parent.value``, in the map's order
-a null inside a list                   an error naming the column and row
-union, interval, others                an error naming the column
-=====================================  ============================================
+The table of every Arrow type's feature is in the README ("Type mapping"); the tests
+(tests/test_typemap.py) check it row by row. In short: bools and integers -> int64_list
+(uint64 above int64 max: an error naming column and row), floats and decimals ->
+float_list, text and bytes -> bytes_list, timestamps -> int64 microseconds since the epoch
+(UTC), dates -> int64 days, times and durations -> int64 microseconds, lists -> their values
+(nested lists flattened), structs -> ``parent.child`` features, maps -> ``parent.key`` and
+``parent.value`` lists; a null inside a list, unions and intervals are errors.
 
 Schema override (``schema`` option, per column, struct children as ``parent.child``):
 ``int`` (int64), ``float``, ``string``/``bytes`` (Arrow's text form of the value, e.g. a

@@ -19,7 +19,8 @@ import warnings
 from typing import Any, Iterator, Mapping, Optional
 
 from examplegen.errors import ConfigError, ExampleGenError
-from pipelines.definitions import PIPELINE_NAMES, build, canonical_name
+from kfp_examplegen.components._common import connection_without_password, mlmd_url, string_list, struct
+from kfp_examplegen.pipelines.definitions import PIPELINE_NAMES, build, canonical_name
 
 DEFAULT_PIPELINE_ROOT = "local_outputs"
 EXECUTOR_OUTPUT = "executor_output.json"
@@ -56,7 +57,9 @@ class LocalRun:
 
 
 def parse_params(pipeline_name: str, pairs: Optional[list[str]]) -> dict[str, Any]:
-    """`["k=v", ...]` -> typed pipeline arguments (int/float/bool by the parameter's type)."""
+    """`["k=v", ...]` -> typed pipeline arguments (int/float/bool, JSON for dict and list
+    parameters, by the parameter's type); an `mlmd` or `connection` URL holding a password is
+    refused."""
     pipeline = build()[canonical_name(pipeline_name)]
     inputs = pipeline.component_spec.inputs or {}
     params: dict[str, Any] = {}
@@ -71,6 +74,9 @@ def parse_params(pipeline_name: str, pairs: Optional[list[str]]) -> dict[str, An
                 f"(parameters: {', '.join(sorted(inputs))})"
             )
         params[key] = _convert(key, value, inputs[key].type)
+    mlmd_url(params.get("mlmd"))
+    if params.get("connection"):
+        connection_without_password(params["connection"])
     return params
 
 
@@ -83,6 +89,9 @@ def _convert(key: str, value: str, type_name: str) -> Any:
     except ValueError:
         expected = "an integer" if type_name == "Integer" else "a number"
         raise ConfigError(f"--param {key}={value!r}: expected {expected}") from None
+    if type_name in ("Dict", "List"):
+        parse = struct if type_name == "Dict" else string_list
+        return parse(value, f"--param {key}")
     if type_name == "Boolean":
         lowered = value.strip().lower()
         if lowered in ("true", "1", "yes"):
@@ -102,8 +111,9 @@ def run_pipeline(
     """Run a pipeline with kfp.local (SubprocessRunner, current environment); see module doc."""
     from kfp import local
 
-    from components._kfp_compat import allow_tfx_artifact_types
-
+    mlmd_url((params or {}).get("mlmd"))  # no password in a parameter: refused before anything runs
+    if (params or {}).get("connection"):  # query-ingest: the database password neither
+        connection_without_password(params["connection"])
     name = canonical_name(pipeline_name)
     if name not in PIPELINE_NAMES:
         raise ConfigError(f"unknown pipeline {pipeline_name!r}; choose one of {', '.join(PIPELINE_NAMES)}")
@@ -113,7 +123,7 @@ def run_pipeline(
     before = set(os.listdir(root))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root, raise_on_error=True)
     try:
-        with _tasks_see_this_package(), allow_tfx_artifact_types(), warnings.catch_warnings():
+        with _tasks_see_this_package(), warnings.catch_warnings():
             # The image is ours, not a python:* image; the subprocess uses this environment.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
             pipeline(**dict(params or {}))
@@ -127,7 +137,7 @@ def run_pipeline(
 
 def _store_url(mlmd: str, root: str) -> str:
     """The lineage store the tasks used (as components._common.lineage_store chose it)."""
-    from components._common import lineage_store
+    from kfp_examplegen.components._common import lineage_store
     from examplegen.lineage import StoreConfig
 
     return StoreConfig.resolve(lineage_store(mlmd, root)).url()
@@ -136,9 +146,9 @@ def _store_url(mlmd: str, root: str) -> str:
 @contextlib.contextmanager
 def _tasks_see_this_package() -> Iterator[None]:
     """Let task subprocesses import this project even when it is not pip-installed."""
-    import components
+    import kfp_examplegen
 
-    project_root = os.path.dirname(os.path.dirname(os.path.abspath(components.__file__)))
+    project_root = os.path.dirname(os.path.dirname(os.path.abspath(kfp_examplegen.__file__)))
     saved = os.environ.get("PYTHONPATH")
     parts = [p for p in (saved or "").split(os.pathsep) if p]
     if project_root not in parts:

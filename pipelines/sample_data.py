@@ -1,6 +1,6 @@
 """Regenerate the TFRecord sample, examples/data/taxi_tfrecord/, from the taxi CSV sample.
 
-    python -m pipelines.sample_data
+    python -m kfp_examplegen.pipelines.sample_data
 
 It writes the first ROWS rows of examples/data/taxi/data.csv as gzip TFRecords of
 tf.train.Example, typed as TFX's CsvExampleGen types a column (INT if every non-empty

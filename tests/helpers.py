@@ -61,12 +61,16 @@ def example_values(record: bytes) -> dict[str, tuple]:
 def expected_values(row: dict, kinds: dict[str, str]) -> dict[str, tuple]:
     """What the engine should write for an input row read independently (a dict of Python
     values): a null is an empty list of the column's kind, floats are rounded to float32,
-    text is UTF-8 bytes, a list keeps its items."""
+    text is UTF-8 bytes, a list keeps its items; a column of kind None (null in every row)
+    is an empty Feature()."""
     import numpy as np
 
     out = {}
     for name, value in row.items():
         kind = kinds[name]
+        if kind is None:
+            out[name] = (None, ())
+            continue
         items = [] if value is None else value if isinstance(value, list) else [value]
         if kind == "float_list":
             items = [float(np.float32(v)) for v in items]

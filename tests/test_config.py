@@ -166,18 +166,24 @@ def test_output_hash_buckets_error_message_names_the_path():
         }
     }
     assert error(parse_output_config, raw) == (
-        'output_config.split_config.splits[1].hash_buckets: expected a positive integer, got "2x"'
+        "output_config.split_config.splits[1].hash_buckets: expected an integer from 1 to 4294967295 "
+        '(a uint32 in TFX\'s proto), got "2x"'
     )
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "", [2], 2**32])
-def test_output_hash_buckets_must_be_positive_integers(bad):
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "", [2], 2**32, 2**64, "4294967296"])
+def test_output_hash_buckets_must_be_uint32_and_positive_and_the_message_says_so(bad):
     raw = {"split_config": {"splits": [{"name": "train", "hash_buckets": bad}]}}
     message = error(parse_output_config, raw)
     assert message.startswith(
-        "output_config.split_config.splits[0].hash_buckets: expected a positive integer"
+        "output_config.split_config.splits[0].hash_buckets: expected an integer from 1 to 4294967295"
     )
     assert json.dumps(bad) in message
+
+
+def test_the_largest_uint32_hash_bucket_count_is_accepted():
+    raw = {"split_config": {"splits": [{"name": "train", "hash_buckets": 2**32 - 1}]}}
+    assert parse_output_config(raw).splits[0].hash_buckets == 2**32 - 1
 
 
 def test_output_hash_buckets_accepts_proto3_json_integer_forms():
@@ -506,8 +512,10 @@ def test_configs_are_frozen():
 
 
 def test_direct_construction_is_validated_too():
-    with pytest.raises(ConfigError, match="hash_buckets: expected a positive integer, got 0"):
+    with pytest.raises(ConfigError, match="hash_buckets: expected an integer from 1 to 4294967295 .*, got 0"):
         OutputConfig((OutputSplit("a", 0),))
+    with pytest.raises(ConfigError, match="hash_buckets: expected an integer from 1 to 4294967295 .*, got 4294967296"):
+        OutputConfig((OutputSplit("a", 2**32),))
     with pytest.raises(ConfigError, match="exactly one of static_range and rolling_range"):
         RangeConfig()
     with pytest.raises(ConfigError, match="start_span_number \\(3\\) is greater"):

@@ -160,10 +160,16 @@ def test_unbalanced_quote_and_bad_encoding_errors(tmp_path):
 
 
 def test_header_errors(tmp_path):
-    empty = tmp_path / "empty.csv"
-    empty.write_text("")
-    with pytest.raises(SourceError, match="empty.csv: line 1: the file has no header"):
-        csv_source.read_layout(str(empty), CsvOptions())
+    blank = tmp_path / "blank.csv"
+    blank.write_text("\n\na,,c\n1,2,3\n")  # blank lines before the header are skipped
+    with pytest.raises(SourceError, match="blank.csv: line 3: the header has an empty column name"):
+        csv_source.read_layout(str(blank), CsvOptions())
+    blank.write_text("\n\na,b\n1,2\n")
+    assert _read_all(blank) == [("1", "2")]
+    opened = tmp_path / "opened.csv"
+    opened.write_text('a,"b\n1,2\n')
+    with pytest.raises(SourceError, match="opened.csv: line 1: a quoted field opened in the header is never closed"):
+        csv_source.read_layout(str(opened), CsvOptions())
     dup = tmp_path / "dup.csv"
     dup.write_text("a,b,a\n1,2,3\n")
     with pytest.raises(SourceError, match=r"repeats column name\(s\) \['a'\]"):
@@ -223,3 +229,95 @@ def test_fast_and_slow_conversion_agree_on_random_columns():
         if fast is not None:
             assert fast[1] == slow[1]
             assert fast[0].cast(slow[0].type).equals(slow[0]) or ctype == ColumnType.FLOAT, cells
+
+
+# ---------------------------------------------------------------- malformed quoting, huge records
+
+
+def _read_all(path, options=CsvOptions(), chunk_bytes=1 << 20):
+    layout = csv_source.read_layout(str(path), options)
+    return _rows(layout, options, csv_source.plan_chunks(layout, options, chunk_bytes))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_quote_never_closed_names_the_line_it_opened(tmp_path, compress):
+    data = b'a,b\n1,"hello\n2,x\n3,y\n'
+    path = tmp_path / ("q.csv.gz" if compress else "q.csv")
+    path.write_bytes(gzip.compress(data) if compress else data)
+    with pytest.raises(SourceError, match=r"q\.csv(\.gz)?: line 2: a quoted field opened here is never closed"):
+        _read_all(path)
+
+
+def test_quote_never_closed_after_a_closed_multi_line_field_and_in_a_late_chunk(tmp_path):
+    rows = "".join(f'{i},"multi\nline {i}"\n' for i in range(3000))  # lines 2..6001
+    path = tmp_path / "late.csv"
+    path.write_text('a,b\n' + rows + '7,"ok\nfine","oops\n8,x\n9,y\n')
+    with pytest.raises(SourceError, match=r"late\.csv: line 6003: a quoted field opened here is never closed"):
+        _read_all(path, chunk_bytes=4096)
+
+
+def test_quote_never_closed_after_a_quote_inside_an_unquoted_field(tmp_path):
+    # Found by the property tests: the stray quote evens out the count of quotes.
+    path = tmp_path / "even.csv"
+    path.write_bytes(b'c0,c1,c2,c3\n"a\r\n",aaaaa",",","\n')
+    with pytest.raises(SourceError, match=r"even\.csv: line 3: a quoted field opened here is never closed"):
+        _read_all(path)
+
+
+def test_stray_quote_far_from_the_end_of_a_file_is_an_error(tmp_path):
+    # More than Arrow's 8 MiB block after the stray quote: Arrow reads it all as one field.
+    path = tmp_path / "stray.csv"
+    path.write_bytes(b'a,b\n1,x\n2,"bad\n' + b"3,yyyyyyyyyyyyyyyyyyyyyyyyyyyy\n" * 300_000)
+    with pytest.raises(SourceError, match=r"stray\.csv: line 3: a quoted field opened here is never closed"):
+        _read_all(path, chunk_bytes=64 << 20)
+
+
+def test_stray_quote_closed_much_later_names_the_record_and_says_why(tmp_path):
+    path = tmp_path / "merged.csv"
+    path.write_bytes(b'a,b\n1,x\n2,"bad\n' + b"3,yyyyyyyyyyyyyyyyyyyyyyyyyyyy\n" * 300_000 + b'",3\n4,z\n')
+    with pytest.raises(SourceError) as info:
+        _read_all(path, chunk_bytes=64 << 20)
+    message = str(info.value)
+    assert "merged.csv: line 3: expected 2 fields, got 3" in message and "300,004" in message and "quote" in message
+    assert "_csv" not in message and "field limit" not in message
+
+
+def test_record_larger_than_the_block_size_names_its_line(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_bytes(b'a,b\n1,x\n2,"' + b"y" * (17 << 20) + b'"\n3,z\n')  # Arrow reads 8 MiB blocks
+    with pytest.raises(SourceError, match=r"huge\.csv: line 3: the record starting here has 17\.0 MiB"):
+        _read_all(path, chunk_bytes=64 << 20)
+
+
+def test_quotes_inside_unquoted_fields_are_still_read_as_text(tmp_path):
+    # An odd number of quote characters that are all literal (not RFC 4180, common in data).
+    path = tmp_path / "inch.csv"
+    path.write_text('a,b\n1,12" pizza\n2,x\n')
+    assert _read_all(path) == [("1", '12" pizza'), ("2", "x")]
+
+
+def test_truncated_gzip_names_the_file(tmp_path):
+    small = tmp_path / "small.csv.gz"
+    small.write_bytes(gzip.compress(b"a,b\n1,2\n3,4\n")[:20])
+    with pytest.raises(SourceError, match=r"small\.csv\.gz: the gzip data is truncated or corrupt"):
+        _read_all(small)
+    rng = random.Random(5)
+    text = "a,b\n" + "".join(f"{rng.random()},{rng.random()}\n" for _ in range(40_000))
+    big = tmp_path / "big.csv.gz"
+    big.write_bytes(gzip.compress(text.encode())[:-5000])
+    with pytest.raises(SourceError, match=r"big\.csv\.gz: the gzip data is truncated or corrupt"):
+        _read_all(big)
+
+
+def test_layout_tells_files_without_data_rows(tmp_path):
+    cases = {"empty.csv": b"", "header.csv": b"a,b\n", "blank.csv": b"a,b\r\n\r\n\n", "bom.csv": b"\xef\xbb\xbf",
+             "data.csv": b"a,b\n\n1,2"}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        layout = csv_source.read_layout(str(tmp_path / name), CsvOptions())
+        assert layout.has_rows == (name == "data.csv"), name
+    (tmp_path / "h.csv.gz").write_bytes(gzip.compress(b"a,b\n"))
+    assert not csv_source.read_layout(str(tmp_path / "h.csv.gz"), CsvOptions()).has_rows
+    no_header = CsvOptions.from_dict({"header": False, "column_names": "a,b"})
+    assert not csv_source.read_layout(str(tmp_path / "empty.csv"), no_header).has_rows
+    assert csv_source.read_layout(str(tmp_path / "header.csv"), no_header).has_rows

@@ -478,3 +478,16 @@ def test_ingest_from_bucket_matches_local_ingest_and_records_remote_uris(store, 
     lineage_store = open_store(mlmd)
     uris = [a.uri for a in lineage_store.mlmd.get_artifacts_by_type("examplegen.SourceFile")]
     assert uris == [store.url(bucket, "taxi/data.csv")]
+
+
+def test_object_keys_with_dot_dot_parts_are_refused(remote_env, stores):
+    # S3 keeps '..' in a key literally (the GCS emulator refuses such keys; GCS allows them).
+    store = stores["s3"]
+    bucket = store.bucket()
+    store.put(bucket, "data/a/x.csv", b"x\n1\n")
+    store.put(bucket, "data/../secret.csv", b"x\n2\n")  # object stores keep '..' literally
+    with pytest.raises(SpanResolutionError) as info:
+        resolve_spans(store.url(bucket, "data"), {"splits": [{"name": "t", "pattern": "*/*"}]})
+    assert "data/../secret.csv" in str(info.value) and "outside the input base" in str(info.value)
+    with pytest.raises(ConfigError):
+        resolve_spans(store.url(bucket, "data/a"), {"splits": [{"name": "t", "pattern": "../../*"}]})

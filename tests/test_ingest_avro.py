@@ -138,10 +138,3 @@ def test_corrupt_block_names_file_and_record(tmp_path):
     with pytest.raises(SourceError, match=r"a.avro: record \d+: the Avro data cannot be read"):
         ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="avro", record_lineage=False)
     assert not os.path.exists(tmp_path / "out")
-
-
-def test_not_an_avro_file(tmp_path):
-    os.makedirs(tmp_path / "in")
-    (tmp_path / "in" / "a.avro").write_text("not avro")
-    with pytest.raises(SourceError, match=r"a.avro: not a readable Avro file"):
-        ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="avro", record_lineage=False)

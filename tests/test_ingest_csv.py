@@ -3,11 +3,15 @@
 import collections
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from examplegen.config import parse_output_config
-from examplegen.errors import ConfigError, SourceError
+from examplegen.errors import ConfigError, SourceError, SpanResolutionError
 from examplegen.ingest import ingest
 from tests import tfx_reference
 from tests.helpers import read_split, shared, split_names, tree_bytes
@@ -274,3 +278,137 @@ def test_commit_works_where_directories_cannot_be_renamed(tmp_path, monkeypatch)
     assert sum(result.counts.values()) == 3
     assert (tmp_path / "out" / "examples_metadata.json").exists()
     assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".staging")]
+
+
+def test_output_inside_the_input_base_is_not_ingested_again(tmp_path):
+    base = tmp_path / "in"
+    (base / "raw").mkdir(parents=True)
+    (base / "raw" / "a.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(100)))
+    config = {"splits": [{"name": "all", "pattern": "*/*"}]}
+    out = base / "out"  # inside the input base, matched by the pattern on the next run
+    first = ingest(str(base), str(out), input_config=config, record_lineage=False)
+    assert first.rows_read == 100
+    with pytest.raises(SpanResolutionError) as info:
+        ingest(str(base), str(out), input_config=config, record_lineage=False)
+    assert "Examples artifact written by examplegen is not read as input" in str(info.value)
+    assert sum(len(read_split(str(out), s)) for s in first.split_names) == 100  # untouched
+
+
+def test_unclosed_quote_fails_the_run_with_file_and_line(tmp_path, capsys):
+    from examplegen import cli
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "q.csv").write_bytes(b'a,b\n1,"hello\n2,x\n3,y\n')
+    code = cli.main(["ingest", "--input-base", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                     "--mlmd", f"sqlite:///{tmp_path}/m.sqlite"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{tmp_path}/in/q.csv: line 2: a quoted field opened here is never closed" in err
+    assert "Traceback" not in err and not (tmp_path / "out" / "examples_metadata.json").exists()
+
+
+def test_a_split_without_data_rows_is_an_error(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "h.csv").write_text("a,b\n")
+    (tmp_path / "in" / "e.csv").write_text("")
+    with pytest.raises(SourceError) as info:
+        ingest(str(tmp_path / "in"), str(tmp_path / "out"), record_lineage=False)
+    message = str(info.value)
+    assert "input split 'single_split': no data rows in" in message
+    assert str(tmp_path / "in" / "h.csv") in message and str(tmp_path / "in" / "e.csv") in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_without_data_rows_beside_good_ones_are_skipped_with_a_warning(tmp_path, caplog):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("x,y\n1,2\n3,4\n")
+    (tmp_path / "in" / "b.csv").write_text("x,y\n")
+    (tmp_path / "in" / "c.csv").write_text("")
+    (tmp_path / "in" / "d.csv").write_text("other,header\n")  # no rows: its header is not compared
+    result = ingest(str(tmp_path / "in"), str(tmp_path / "out"), record_lineage=False,
+                    output_config={"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}})
+    assert result.counts == {"all": 2} and result.rows_read == 2
+    skipped = [str(tmp_path / "in" / f) for f in ("b.csv", "c.csv", "d.csv")]
+    assert result.config["files_without_rows"] == {"single_split": skipped}
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert all(f"{path}: no data rows; skipped" in warned for path in skipped)
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie nobody reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_busy_workers_exit_as_soon_as_the_main_process_is_killed(tmp_path):
+    """SIGKILL to the main process only: its workers (busy: blocked in a task) must not
+    convert on for minutes. Two workers are held in a task until the parent is killed."""
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(2000)))
+    announced = tmp_path / "workers"
+    announced.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import examplegen.ingest as m\n"
+        "from tests import worker_hooks\n"
+        "if __name__ == '__main__':\n"
+        "    m.CHUNK_BYTES = 1000\n"
+        "    m.run_task = worker_hooks.announce_and_block\n"
+        f"    m.ingest({str(data)!r}, {str(tmp_path / 'out')!r}, workers=2, record_lineage=False)\n")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)),
+               EXAMPLEGEN_TEST_WORKER_DIR=str(announced))
+    proc = subprocess.Popen([sys.executable, str(script)], env=env)
+    try:
+        def announced_pids():
+            return [int(name) for name in os.listdir(announced) if name.isdigit()]
+
+        deadline = time.monotonic() + 120  # generous: only bounds a hang, the workers announce
+        while len(announced_pids()) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = announced_pids()
+        assert len(workers) == 2, f"the workers did not start (exit code {proc.poll()})"
+        assert all(_alive(pid) for pid in workers)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20  # the mechanism is immediate; this bounds the wait
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # do not leak them into the rest of the test run
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"worker processes {left} outlived their killed parent"
+
+
+def test_no_more_shard_files_than_examples(tmp_path):
+    """--num-shards 1000 on 3 rows: a file per example-holding shard (an empty split one
+    empty file), numbered without gaps; today it wrote 2,000 files, 1,997 of them empty."""
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.csv").write_text("a\n1\n2\n3\n")
+    out = tmp_path / "out"
+    result = ingest(str(data), str(out), num_shards=1000, record_lineage=False)
+    assert sum(result.counts.values()) == 3
+    for split in ("train", "eval"):
+        files = sorted(os.listdir(out / f"Split-{split}"))
+        n = len(files)
+        assert n == max(1, result.counts[split])
+        assert files == [f"data_tfrecord-{i:05d}-of-{n:05d}.gz" for i in range(n)]
+        assert len(read_split(str(out), split)) == result.counts[split]
+    assert json.load(open(out / "examples_metadata.json"))["num_shards"] == 1000
+
+
+def test_the_python_api_checks_the_bounds_of_the_run_options(tmp_path):
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "d.csv").write_text("a\n1\n")
+    for options, message in [({"num_shards": 1001}, r"num_shards \(--num-shards\) must be 0 \(automatic\) or "
+                                                     r"an output file count per split from 1 to 1000, got 1001"),
+                             ({"workers": -1}, r"workers \(--workers\) must be 0"),
+                             ({"workers": 2.5}, r"workers \(--workers\) must be 0"),
+                             ({"lock_timeout": -3}, r"lock_timeout \(--lock-timeout\) must be 0")]:
+        with pytest.raises(ConfigError, match=message):
+            ingest(str(data), str(tmp_path / "out"), record_lineage=False, **options)
+    assert not (tmp_path / "out").exists()

@@ -47,18 +47,14 @@ def test_taxi_rows_as_json_lines_plain_and_gzip_in_ranges(tmp_path, monkeypatch)
     kinds = {name: kinds.get(name, "float_list") for name in parsed[0]}
     kinds["pickup_census_tract"] = None  # null on every line: an empty Feature()
     got = sorted(canonical(example_values(r)) for r in read_split(str(tmp_path / "out"), "all"))
-    want = []
-    for row in parsed:
-        values = expected_values({k: v for k, v in row.items() if k != "pickup_census_tract"}, kinds)
-        values["pickup_census_tract"] = (None, ())
-        want.append(canonical(values))
-    assert got == sorted(want)
+    assert got == sorted(canonical(expected_values(row, kinds)) for row in parsed)
 
 
 def test_nested_objects_and_types_over_the_split(tmp_path):
     _write(str(tmp_path / "in" / "a.jsonl"), ['{"n": 1, "o": {"x": [1, 2], "y": "2020-01-01"}}', "",
                                               '{"n": 0, "o": null, "flag": false}'])
     _write(str(tmp_path / "in" / "b.jsonl"), ['{"n": 2.5, "extra": ""}'])
+    _write(str(tmp_path / "in" / "c.jsonl"), [""])  # blank: no rows, no error
     ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False,
            output_config=ONE_SPLIT)
     got = sorted((example_values(r) for r in read_split(str(tmp_path / "out"), "all")), key=lambda e: e["n"])
@@ -94,6 +90,20 @@ def test_files_with_conflicting_types_name_both(tmp_path):
         ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False)
 
 
+def test_types_are_inferred_over_every_block_of_a_file(tmp_path, monkeypatch):
+    lines = [json.dumps({"v": i, "pad": "x" * 40}) for i in range(300)] + [json.dumps({"v": 0.5, "pad": ""})]
+    _write(str(tmp_path / "in" / "a.jsonl"), lines)
+    monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 2000)  # the fraction is in the last block only
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False,
+           output_config=ONE_SPLIT)
+    values = sorted(example_values(r)["v"] for r in read_split(str(tmp_path / "out"), "all"))
+    assert values[0] == ("float_list", (0.0,)) and ("float_list", (0.5,)) in values
+    lines.append(json.dumps({"v": "text"}))
+    _write(str(tmp_path / "in" / "a.jsonl"), lines)
+    with pytest.raises(SourceError, match=r"a.jsonl: line 302: field 'v' is text here but a number on line \d+"):
+        ingest(str(tmp_path / "in"), str(tmp_path / "out2"), source_format="jsonl", record_lineage=False)
+
+
 def test_override_error_names_the_line_in_a_later_range(tmp_path, monkeypatch):
     lines = [json.dumps({"id": str(i), "pad": "x" * 50}) for i in range(400)]
     lines[300] = json.dumps({"id": "oops", "pad": ""})
@@ -103,3 +113,12 @@ def test_override_error_names_the_line_in_a_later_range(tmp_path, monkeypatch):
     with pytest.raises(SourceError, match=r"a.jsonl: line 302: column 'id': value 'oops' is not an integer"):
         ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False,
                source_options={"schema": {"id": "int"}})
+
+
+def test_columns_keeps_only_those_fields(tmp_path):
+    _write(str(tmp_path / "in" / "a.jsonl"), ['{"a": 1, "b": "x", "c": {"d": 2}}', '{"a": 2, "c": null}'])
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", record_lineage=False,
+           output_config=ONE_SPLIT, source_options={"columns": ["c", "a"]})
+    got = sorted((example_values(r) for r in read_split(str(tmp_path / "out"), "all")), key=lambda e: e["a"])
+    assert got == [{"a": ("int64_list", (1,)), "c.d": ("int64_list", (2,))},
+                   {"a": ("int64_list", (2,)), "c.d": ("int64_list", ())}]

@@ -96,6 +96,16 @@ def test_files_with_different_schemas_name_both_files(tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
+def test_files_with_columns_in_another_order_convert_alike(tmp_path):
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"a": [1], "b": ["x"]}))
+    _write(str(tmp_path / "in" / "b.parquet"), pa.table({"b": ["y"], "a": [2]}))
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False,
+           output_config={"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}})
+    assert [example_values(r) for r in read_split(str(tmp_path / "out"), "all")] == [
+        {"a": ("int64_list", (1,)), "b": ("bytes_list", (b"x",))},
+        {"a": ("int64_list", (2,)), "b": ("bytes_list", (b"y",))}]
+
+
 def test_bad_value_names_file_row_and_column(tmp_path):
     values = [1] * 1500 + [2**63 + 5]
     _write(str(tmp_path / "in" / "a.parquet"), pa.table({"u": pa.array(values, pa.uint64())}), row_group_size=1000)
@@ -103,12 +113,6 @@ def test_bad_value_names_file_row_and_column(tmp_path):
         ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False)
     assert not os.path.exists(tmp_path / "out")
 
-
-def test_not_a_parquet_file_is_named(tmp_path):
-    os.makedirs(tmp_path / "in")
-    (tmp_path / "in" / "a.parquet").write_text("hello")
-    with pytest.raises(SourceError, match=r"a.parquet: not a readable Parquet file"):
-        ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False)
 
 
 def test_nested_types_timestamps_and_value_split(tmp_path):
@@ -128,6 +132,19 @@ def test_nested_types_timestamps_and_value_split(tmp_path):
                    "loc.tags": ("bytes_list", (b"a",))}
 
 
+def test_value_split_on_text_and_a_list_feature_refused(tmp_path):
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"k": ["a", "m", "z"], "l": [[1], [2], [3]]}))
+    config = {"split_config": {"splits": [{"name": "low"}, {"name": "high"}],
+                               "value_split": {"feature_name": "k", "boundaries": ["m"]}}}
+    result = ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False,
+                    output_config=config)
+    assert result.counts == {"low": 1, "high": 2}
+    config["split_config"]["value_split"]["feature_name"] = "l"
+    with pytest.raises(SourceError, match="value-split feature 'l' has a list of values per row"):
+        ingest(str(tmp_path / "in"), str(tmp_path / "out2"), source_format="parquet", record_lineage=False,
+               output_config=config)
+
+
 def test_cli_parquet_with_source_options(tmp_path, capsys):
     _write(str(tmp_path / "in" / "a.parquet"), pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]}))
     code = main(["ingest", "--format", "parquet", "--input-base", str(tmp_path / "in"), "--output",
@@ -141,3 +158,42 @@ def test_cli_parquet_with_source_options(tmp_path, capsys):
                  str(tmp_path / "out2"), "--no-lineage", "--source-options", '{"colums": ["b"]}'])
     assert code == 1
     assert "parquet option 'colums' is unknown" in capsys.readouterr().err
+
+
+def test_spans_fingerprint_and_reuse_work_for_parquet(tmp_path):
+    for span, n in ((1, 3), (2, 5)):
+        _write(str(tmp_path / "in" / f"span-{span}" / "a.parquet"), pa.table({"v": list(range(n))}))
+    config = {"splits": [{"name": "all", "pattern": "span-{SPAN}/*.parquet"}]}
+    first = ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", input_config=config,
+                   source_options={"columns": ["v"]})
+    assert (first.span, first.rows_read, first.cached) == (2, 5, False)
+    again = ingest(str(tmp_path / "in"), str(tmp_path / "out2"), source_format="parquet", input_config=config,
+                   source_options={"columns": ["v"]})
+    assert again.cached and again.input_fingerprint == first.input_fingerprint
+    other = ingest(str(tmp_path / "in"), str(tmp_path / "out3"), source_format="parquet", input_config=config,
+                   source_options={"schema": {"v": "string"}})
+    assert not other.cached  # other options, other conversion
+    assert other.config["source_options"]["schema"] == {"v": "string"}
+
+
+def test_partition_feature_keeps_a_key_in_one_split(tmp_path):
+    from tests import tfx_reference
+
+    keys = [f"k{i % 7}" for i in range(200)]
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"key": keys, "i": list(range(200))}))
+    config = {"split_config": {"splits": [{"name": "train", "hash_buckets": 3}, {"name": "eval", "hash_buckets": 1}],
+                               "partition_feature_name": "key"}}
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet", record_lineage=False,
+           output_config=config)
+    import tensorflow as tf
+
+    for index, split in enumerate(("train", "eval")):
+        for record in read_split(str(tmp_path / "out"), split):
+            feature = tf.train.Example.FromString(record).features.feature["key"]
+            assert tfx_reference.partition(feature.SerializeToString(deterministic=True), [3, 4]) == index
+
+
+def test_column_types_are_recorded_with_the_run(tmp_path):
+    _write(str(tmp_path / "in" / "a.parquet"), pa.table({"a": [1], "s": [{"x": 1.5}]}))
+    result = ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="parquet")
+    assert result.config["column_types"] == {"single_split": {"a": "int64", "s": "struct<x: double>"}}

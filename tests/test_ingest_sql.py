@@ -281,6 +281,22 @@ def test_span_placeholders_select_the_span_with_tfx_values(postgres_url, tmp_pat
                      range_config={"rolling_range": {"num_spans": 1}})
 
 
+def test_placeholders_are_replaced_only_as_sql_tokens_and_connections_hide_the_password(monkeypatch):
+    from examplegen.sources.query import Connection, substitute
+
+    query = ("SELECT @span_begin_timestamp_x, \"@span_end_timestamp\", `@span_yyyymmdd_utc`, 'it''s @span_end_timestamp' "
+             "/* @span_begin_timestamp */ WHERE a >= @span_begin_timestamp AND d = @span_yyyymmdd_utc")
+    assert substitute(query, 1) == (
+        "SELECT @span_begin_timestamp_x, \"@span_end_timestamp\", `@span_yyyymmdd_utc`, 'it''s @span_end_timestamp' "
+        "/* @span_begin_timestamp */ WHERE a >= 86400 AND d = '19700102'")
+    conn = Connection.parse("mysql://etl:s3cr%40t@db.example:3306/sales?charset=utf8", ("mysql",))
+    assert conn.url == "mysql://etl@db.example:3306/sales?charset=utf8" and conn.password == "s3cr@t"
+    assert "s3cr" not in repr(conn) and conn.with_password() == "mysql://etl:s3cr%40t@db.example:3306/sales?charset=utf8"
+    assert conn.hide("failed for s3cr@t and mysql://etl:s3cr%40t@db") == "failed for *** and mysql://etl:***@db"
+    monkeypatch.setenv("EXAMPLEGEN_DB_PASSWORD", "from-env")
+    assert Connection.parse("mysql://etl@db/sales", ("mysql",)).password == "from-env"
+
+
 def test_several_splits_are_several_queries(postgres_url, tmp_path):
     _execute(postgres_url, "CREATE TABLE t (id int)", "INSERT INTO t VALUES (%s)", rows=[(i,) for i in range(10)])
     result = ingest_query(postgres_url, str(tmp_path / "out"),
@@ -434,9 +450,28 @@ def test_errors_name_the_query_and_what_to_do(postgres_url, tmp_path):
                      source_options={"partition_on": "nope"})
     with pytest.raises(ConfigError, match=r"pattern: a query source takes the query"):
         ingest_query(postgres_url, out)
+    with pytest.raises(ConfigError, match=r"format 'csv' reads files"):
+        ingest_query(postgres_url, out, source_format="csv", input_config=_config("SELECT 1"))
     with pytest.raises(ConfigError, match=r"scheme must be one of"):
         ingest_query("sqlite:///x.db", out, input_config=_config("SELECT 1"))
     assert not os.path.exists(out)  # nothing that looks like an artifact
+
+
+def test_partitions_keep_the_rows_whose_partition_column_is_null(mysql_url, tmp_path):
+    _execute(mysql_url, "CREATE TABLE t (k int NULL, v int)", "INSERT INTO t VALUES (%s, %s)",
+             rows=[(None if i % 4 == 0 else i, i) for i in range(40)])
+    result = ingest_query(mysql_url, str(tmp_path / "out"), input_config=_config("SELECT k, v FROM t"),
+                          source_options={"partition_on": "k", "partition_num": 3}, workers=1)
+    assert result.rows_read == 40
+    values = sorted(example_values(r)["v"][1][0] for s in SPLITS for r in read_split(str(tmp_path / "out"), s))
+    assert values == list(range(40))
+
+
+def test_file_ingest_of_a_query_format_is_refused(tmp_path):
+    from examplegen.ingest import ingest
+
+    with pytest.raises(ConfigError, match="runs queries: give the database with --connection"):
+        ingest(str(tmp_path), str(tmp_path / "out"), source_format="sql")
 
 
 def test_cli_ingests_a_query(postgres_url, tmp_path, capsys):
@@ -471,7 +506,7 @@ def test_query_pipeline_runs_query_examples_report_with_the_password_from_the_en
     params = ["--param", f"connection={postgres_url}", "--param", f"input_config={json.dumps(_config(query))}"]
     assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
     printed = capsys.readouterr().out
-    examples = re.search(r"query-example-gen/examples \(tfx.Examples\): (\S+)", printed).group(1)
+    examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
     report = re.search(r"^report: (.+)$", printed, re.M).group(1)
     assert _written(examples) == _expected(_independent_rows(postgres_url, query),
                                            {"id": "int64_list", "x": "float_list", "s": "bytes_list"})
@@ -488,10 +523,17 @@ def test_query_pipeline_runs_query_examples_report_with_the_password_from_the_en
     assert [e.last_known_state for e in ingests] == [3, 5]  # COMPLETE, then CACHED
     assert properties(ingests[1])["input_fingerprint"] == properties(ingests[0])["input_fingerprint"]
     assert password.encode() not in _everything_under(root) + capsys.readouterr().out.encode()
+    # A password in the connection parameter is refused before anything runs.
+    with_password = postgres_url.replace("postgres@", f"postgres:{password}@")
+    assert main(["run", "query_ingest", "--pipeline-root", str(tmp_path / "r2"), "--param",
+                 f"connection={with_password}", *params[2:]]) == 1
+    shown = capsys.readouterr()
+    assert "holds a password" in shown.err and password not in shown.out + shown.err
+    assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())
 
 
 def test_query_component_refuses_a_password_in_its_connection_parameter():
-    from components import _common
+    from kfp_examplegen.components import _common
 
     url = "postgresql://etl:Hunter2-zebra@db.example:5432/sales"
     with pytest.raises(ConfigError, match="holds a password.*EXAMPLEGEN_DB_PASSWORD") as error:

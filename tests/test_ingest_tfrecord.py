@@ -167,3 +167,88 @@ def test_resplit_errors(tmp_path):
                 output_config={"split_config": {"splits": [{"name": "a", "hash_buckets": 1}]}})
     with pytest.raises(ConfigError, match="resplit needs output splits"):
         resplit(shared("csv_example_gen"), str(tmp_path / "o"), output_config={})
+
+
+def test_empty_tfrecord_files(tmp_path, caplog):
+    records = read_tfrecords(_files(shared("external", "tfrecord")))[:30]
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "empty.tfrecord").write_bytes(b"")
+    _write_tfrecord(data / "empty.gz", [])
+    with pytest.raises(SourceError) as info:
+        ingest(str(data), str(tmp_path / "out"), source_format="tfrecord", record_lineage=False)
+    assert "input split 'single_split': no records in" in str(info.value)
+    assert str(data / "empty.tfrecord") in str(info.value) and str(data / "empty.gz") in str(info.value)
+    # Beside a file with records they are skipped with a warning, and recorded.
+    _write_tfrecord(data / "full.gz", records)
+    result = ingest(str(data), str(tmp_path / "out"), source_format="tfrecord", record_lineage=False,
+                    output_config={"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}})
+    assert read_split(str(tmp_path / "out"), "all") == records
+    assert result.config["files_without_rows"] == {"single_split": [str(data / "empty.gz"),
+                                                                     str(data / "empty.tfrecord")]}
+    assert f"{data / 'empty.gz'}: no records; skipped" in caplog.text
+
+
+def test_resplit_reads_empty_shard_files_of_an_artifact(tmp_path):
+    records = read_tfrecords(_files(shared("external", "tfrecord")))[:3]
+    data = tmp_path / "in"
+    data.mkdir()
+    _write_tfrecord(data / "few.gz", records)
+    one = {"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}}
+    ingest(str(data), str(tmp_path / "a"), source_format="tfrecord", record_lineage=False, num_shards=5,
+           output_config=one)  # at least two of the five shards are empty
+    result = resplit(str(tmp_path / "a"), str(tmp_path / "b"), output_config=one, record_lineage=False)
+    assert result.counts == {"all": 3} and "files_without_rows" not in result.config
+
+
+@pytest.mark.parametrize("mode", ["structure", "full"])
+def test_sequence_examples_imported_as_examples_are_rejected(tmp_path, mode):
+    source = shared("external", "tfrecord_sequence")
+    with pytest.raises(SourceError) as info:
+        ingest(source, str(tmp_path / "out"), source_format="tfrecord", verify_payload=mode,
+               record_lineage=False)
+    message = str(info.value)
+    assert "data_tfrecord-00000-of-00001.gz: record 0: " in message
+    assert "fields unknown to tf.train.Example" in message and "FORMAT_TF_SEQUENCE_EXAMPLE" in message
+    # Declared correctly, the same file imports.
+    ingest(source, str(tmp_path / "out"), source_format="tfrecord", verify_payload=mode,
+           payload_format="FORMAT_TF_SEQUENCE_EXAMPLE", record_lineage=False)
+
+
+def test_unknown_fields_inside_an_example_are_rejected_when_parsed(tmp_path):
+    from examplegen import protos
+
+    example = protos.Example.FromString(read_tfrecords(_files(shared("external", "tfrecord")))[0])
+    feature = next(iter(example.features.feature))
+    # field 9 of a Feature (varint) does not exist: a record of some other message type
+    raw = example.SerializeToString()
+    bad = protos.Example()
+    bad.features.feature[feature].MergeFromString(b"\x48\x01")
+    data = tmp_path / "in"
+    data.mkdir()
+    _write_tfrecord(data / "x.gz", [raw, bad.SerializeToString()])
+    with pytest.raises(SourceError, match=r"x\.gz: record 1: .*fields unknown to tf\.train\.Example"):
+        ingest(str(data), str(tmp_path / "out"), source_format="tfrecord", record_lineage=False)
+
+
+@pytest.mark.parametrize("mode", ["structure", "full"])
+def test_valid_but_non_canonical_examples_are_accepted(tmp_path, mode):
+    def field(number, payload):  # a length-delimited field
+        return bytes([number << 3 | 2, len(payload)]) + payload
+
+    unpacked = b"\x08\x01\x08\x02"  # Int64List.value 1, 2 not packed: valid, not canonical
+    entry = field(1, b"a") + field(2, field(3, unpacked))
+    record = field(1, field(1, entry) + field(1, entry))  # and the map key "a" twice
+    assert protos_example(record).features.feature["a"].int64_list.value == [1, 2]
+    data = tmp_path / "in"
+    data.mkdir()
+    _write_tfrecord(data / "x.gz", [record])
+    result = ingest(str(data), str(tmp_path / "out"), source_format="tfrecord", verify_payload=mode,
+                    record_lineage=False)
+    assert sum(result.counts.values()) == 1
+
+
+def protos_example(record):
+    from examplegen import protos
+
+    return protos.Example.FromString(record)

@@ -90,7 +90,7 @@ def test_two_processes_recording_at_once_both_succeed_and_lose_nothing(kind, req
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "mysql"])
-def test_killed_run_stays_running_without_live_output_and_next_run_succeeds(kind, request, data_dir, tmp_path):
+def test_killed_run_has_no_live_output_next_run_succeeds_and_marks_it_abandoned(kind, request, data_dir, tmp_path):
     url = request.getfixturevalue(f"{kind}_url")
     ready = tmp_path / "ready.json"
     victim = _start_worker(url, data_dir, "victim", "--hold", str(ready))
@@ -117,7 +117,8 @@ def test_killed_run_stays_running_without_live_output_and_next_run_succeeds(kind
     assert len(executions) == 2
     [rerun_id] = set(executions) - {killed_id}
     assert executions[rerun_id].last_known_state == pb.Execution.COMPLETE
-    assert executions[killed_id].last_known_state == pb.Execution.RUNNING
+    assert executions[killed_id].last_known_state == pb.Execution.FAILED  # its process is gone
+    assert properties(executions[killed_id])["abandoned_by_execution_id"] == rerun_id
     [examples] = store.mlmd.get_artifacts_by_type(schema.EXAMPLES)
     assert examples.state == pb.Artifact.LIVE
     producers = [e.execution_id for e in store.mlmd.get_events_by_artifact_ids([examples.id])]

@@ -614,17 +614,30 @@ def test_bad_store_fails_before_any_data_is_read(case, mysql_user, tmp_path, cap
 # --------------------------------------------------------------------------- processes
 
 # `examplegen ARGV[3:]` once every party has imported everything and reached the barrier
-# folder ARGV[1], so that the ingestions (and their first use of the store) really overlap.
+# folder ARGV[1]; then each holds, right after its execution is recorded RUNNING in the
+# store, until every party's is: the runs overlap by construction, not by scheduling luck.
 _TOGETHER = """
 import os, sys, time
 from examplegen.cli import main
 import examplegen.ingest, examplegen.lineage.store
+from examplegen.lineage.recorder import Recorder
 from ml_metadata.metadata_store import metadata_store
 barrier, parties = sys.argv[1], int(sys.argv[2])
-open(os.path.join(barrier, str(os.getpid())), "w").close()
-deadline = time.time() + 60
-while len(os.listdir(barrier)) < parties and time.time() < deadline:
-    time.sleep(0.005)
+
+def wait_for_all(folder):
+    os.makedirs(folder, exist_ok=True)
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    deadline = time.time() + 60
+    while len(os.listdir(folder)) < parties and time.time() < deadline:
+        time.sleep(0.005)
+
+started = Recorder.start
+def start_then_wait(self):
+    execution_id = started(self)
+    wait_for_all(os.path.join(barrier, "running"))
+    return execution_id
+Recorder.start = start_then_wait
+wait_for_all(os.path.join(barrier, "imported"))
 sys.exit(main(sys.argv[3:]))
 """
 
@@ -656,6 +669,7 @@ def test_two_ingest_processes_into_one_store_at_once_both_succeed(kind, request,
     assert set(by_run) == {"run-p1", "run-p2"}
     first, second = (properties(by_run[f"run-{n}"]) for n in names)
     assert first["start_time"] < second["end_time"] and second["start_time"] < first["end_time"]  # overlapped
+    assert len(os.listdir(barrier / "running")) == 2  # both held RUNNING at once
     for name in names:
         execution = by_run[f"run-{name}"]
         [source] = mlmd.get_artifacts_by_id(list(input_ids(mlmd, execution.id)))
@@ -701,9 +715,22 @@ def test_ingest_killed_mid_way_leaves_no_complete_execution_and_no_live_output(k
     result = ingest(str(data), str(out), mlmd=url, workers=1)  # the same run again
     assert not result.cached and sum(result.counts.values()) == 400000
     killed_again, done = executions(mlmd)
-    assert killed_again.id == killed.id and state(killed_again) == "RUNNING"
+    assert killed_again.id == killed.id and state(killed_again) == "FAILED"  # its staging told it died
+    assert properties(killed_again)["error_message"].startswith(f"abandoned: process {proc.pid} ")
+    assert properties(killed_again)["abandoned_by_execution_id"] == done.id
     assert state(done) == "COMPLETE" and input_ids(mlmd, done.id) == {source.id}
     [examples] = mlmd.get_artifacts_by_type(schema.EXAMPLES)
     assert examples.state == pb.Artifact.LIVE and output_id(mlmd, done.id) == examples.id
     assert json.loads(properties(examples)["example_counts"]) == result.counts
     assert sorted(os.listdir(out)) == ["Split-eval", "Split-train", "examples_metadata.json"]  # staging cleared
+
+
+def test_input_files_without_rows_are_recorded(tmp_path, sqlite_url):
+    url = sqlite_url
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("x\n1\n2\n")
+    (tmp_path / "in" / "b.csv").write_text("x\n")
+    ingest(str(tmp_path / "in"), str(tmp_path / "out"), mlmd=url)
+    [execution] = executions(store_of(url))
+    assert json.loads(properties(execution)["files_without_rows"]) == {
+        "single_split": [str(tmp_path / "in" / "b.csv")]}

@@ -40,6 +40,8 @@ def _free_port() -> int:
     ("postgres://pg@h:6543/m", dict(scheme="postgresql", port=6543)),
     ("grpc://metadata-grpc-service.kubeflow:8080", dict(scheme="grpc", host="metadata-grpc-service.kubeflow",
                                                          port=8080)),
+    ("mysql://root@[::1]:3307/m", dict(host="::1", port=3307)),  # IPv6 in brackets
+    ("grpc://[fd00::5]:8080", dict(host="fd00::5", port=8080)),
 ])
 def test_url_forms(url, expected):
     cfg = StoreConfig.from_url(url)
@@ -59,11 +61,27 @@ def test_url_forms(url, expected):
     ("mysql://root@db/m?socket=/s.sock", "either a host or ?socket="),
     ("mysql://root@h/m?ssl=1", "unknown option(s) ssl"),
     ("grpc://host", "give both host and port"),
+    # malformed hosts and ports (urllib's ValueErrors were tracebacks, port 0 meant the default)
+    ("mysql://root@[::1:3306/db", "malformed host (Invalid IPv6 URL); an IPv6 address goes in brackets"),
+    ("mysql://root@[nohost]/db", "malformed host"),
+    ("postgresql://u@[::1/db", "malformed host"),
+    ("grpc://[::1:8080", "malformed host"),
+    ("mysql://root@::1:3306/db", "an IPv6 address goes in brackets, e.g. mysql://root@[::1]:3306/mlmd"),
+    ("mysql://root@h:0/db", "the port is not a number in 1-65535"),
+    ("mysql://root@h:3306x/db", "the port is not a number in 1-65535"),
+    ("postgresql://u@h:-5/db", "the port is not a number in 1-65535"),
+    ("grpc://h:65536", "the port is not a number in 1-65535"),
+    ("mysql://root@my host/db", "'my host' is not a valid host name or IP address"),
 ])
 def test_malformed_urls_are_clear_errors(url, message):
     with pytest.raises(LineageError, match=None) as err:
         StoreConfig.from_url(url)
     assert message in str(err.value)
+
+
+def test_ipv6_hosts_are_printed_in_brackets():
+    assert str(StoreConfig.from_url("mysql://root@[::1]:3307/m")) == "mysql://root@[::1]:3307/m"
+    assert str(StoreConfig.from_url("grpc://[fd00::5]:8080")) == "grpc://[fd00::5]:8080"
 
 
 def test_password_is_redacted_everywhere():

@@ -8,17 +8,27 @@ query-ingest's database password secret.
 
 import ast
 import filecmp
+import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-import components
-from pipelines.compile import COMPILED_DIR, compile_pipelines, yaml_file_name
-from pipelines.definitions import PIPELINE_NAMES
+from kfp_examplegen import components
+from kfp_examplegen.pipelines.compile import (
+    COMPILED_DIR,
+    COMPONENTS_DIR,
+    compile_components,
+    compile_pipelines,
+    component_spec_path,
+    yaml_file_name,
+)
+from kfp_examplegen.pipelines.definitions import PIPELINE_NAMES
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 VERTEX_SCHEMA_TITLE = re.compile(r"^[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}$")
@@ -39,6 +49,13 @@ def fresh_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("compiled")
     compile_pipelines(str(out), image=components.DEFAULT_IMAGE)
     return out
+
+
+def test_description_names_the_image(fresh_dir):
+    for path in YAML_FILES:
+        description = _spec(path)["pipelineInfo"]["description"]
+        assert f"Runs in the container image {components.DEFAULT_IMAGE}" in description
+        assert "--image" in description
 
 
 def test_checked_in_yaml_is_current(fresh_dir):
@@ -107,12 +124,12 @@ def test_embedded_component_sources_are_valid_python(path):
         tree = ast.parse(source)
         functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
         assert functions == [executor["container"]["args"][-1]], name
-        if "Examples" in source:
-            assert "from components.artifacts import Examples" in source
+        # Only KFP's own types: a user's environment needs nothing of this project to load it.
+        assert "kfp_examplegen" not in source.split(f"def {functions[0]}", 1)[0], name
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
-def test_artifact_types_are_tfx_examples_and_html(path):
+def test_artifact_types_are_kfp_system_types(path):
     titles = set()
     for component in _spec(path)["components"].values():
         for io in ("inputDefinitions", "outputDefinitions"):
@@ -120,13 +137,13 @@ def test_artifact_types_are_tfx_examples_and_html(path):
                 title = artifact["artifactType"]["schemaTitle"]
                 assert VERTEX_SCHEMA_TITLE.match(title), title
                 titles.add((title, artifact["artifactType"]["schemaVersion"]))
-    assert titles == {("tfx.Examples", "0.0.1"), ("system.HTML", "0.0.1")}
+    assert titles == {("system.Dataset", "0.0.1"), ("system.HTML", "0.0.1")}
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
 def test_kfp_step_cache_is_off_and_lineage_gets_run_id(path):
     tasks = _spec(path)["root"]["dag"]["tasks"]
-    assert len(tasks) == (2 if path.endswith("query_ingest.yaml") else 3)
+    assert len(tasks) >= 2
     for name, task in tasks.items():
         assert not task.get("cachingOptions", {}).get("enableCache"), name
         params = task["inputs"]["parameters"]
@@ -139,8 +156,10 @@ def test_csv_ingest_wires_resolve_span_into_ingestion():
     tasks = _spec(YAML_FILES[0])["root"]["dag"]["tasks"]
     gen = tasks["csv-example-gen"]
     assert gen["dependentTasks"] == ["resolve-span"]
-    fingerprint = gen["inputs"]["parameters"]["expected_fingerprint"]["taskOutputParameter"]
-    assert fingerprint == {"outputParameterKey": "fingerprint", "producerTask": "resolve-span"}
+    # The ingest step gets what resolve_span resolved: the pinned spans and the files' fingerprint.
+    for param, output in (("expected_fingerprint", "fingerprint"), ("range_config", "range_config")):
+        wired = gen["inputs"]["parameters"][param]["taskOutputParameter"]
+        assert wired == {"outputParameterKey": output, "producerTask": "resolve-span"}
     report = tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
     assert report == {"outputArtifactKey": "examples", "producerTask": "csv-example-gen"}
 
@@ -157,9 +176,13 @@ def test_compile_image_option_sets_every_component_image(tmp_path):
     from examplegen.cli import main
 
     assert main(["compile", "--output-dir", str(tmp_path), "--image", "registry.example/eg:7"]) == 0
-    for name in PIPELINE_NAMES:
-        executors = _spec(tmp_path / yaml_file_name(name))["deploymentSpec"]["executors"]
+    specs = [tmp_path / yaml_file_name(name) for name in PIPELINE_NAMES]
+    # The component specs go beside them (never over the checked-in ones).
+    specs += [component_spec_path(str(tmp_path / "components"), name) for name in components.COMPONENT_NAMES]
+    for path in specs:
+        executors = _spec(path)["deploymentSpec"]["executors"]
         assert {e["container"]["image"] for e in executors.values()} == {"registry.example/eg:7"}
+        assert "Runs in the container image registry.example/eg:7" in open(path, encoding="utf-8").read()
 
 
 def test_compile_image_from_environment(tmp_path, monkeypatch):
@@ -180,3 +203,73 @@ def test_query_password_comes_from_a_secret():
     tasks = spec["root"]["dag"]["tasks"]
     assert tasks["ingestion-report"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"] == {
         "outputArtifactKey": "examples", "producerTask": "query-example-gen"}
+
+
+# ----------------------------------------------------------------------- component specs
+
+COMPONENT_SPECS = [component_spec_path(COMPONENTS_DIR, name) for name in components.COMPONENT_NAMES]
+
+
+def test_checked_in_component_specs_are_current(tmp_path):
+    written = compile_components(str(tmp_path), image=components.DEFAULT_IMAGE)
+    assert sorted(os.path.relpath(p, tmp_path) for p in written) == sorted(
+        os.path.relpath(p, COMPONENTS_DIR) for p in COMPONENT_SPECS)
+    stale = [p for p in written
+             if not filecmp.cmp(p, os.path.join(COMPONENTS_DIR, os.path.relpath(p, tmp_path)), shallow=False)]
+    assert not stale, f"{stale} differ from a fresh compile: run `examplegen compile` and commit"
+
+
+def test_component_specs_load_in_a_fresh_process_with_only_kfp(tmp_path):
+    """What a KFP user does with a spec file: kfp only, this project neither imported nor
+    importable (no PYTHONPATH, working directory outside the repository)."""
+    code = """
+import json, sys
+from kfp import components, compiler, dsl
+from kfp.dsl import Artifact, Dataset, Input
+loaded = {}
+for path in sys.argv[1:]:
+    c = components.load_component_from_file(path)
+    loaded[c.name] = {"inputs": sorted(c.component_spec.inputs or {}),
+                      "outputs": {k: v.type for k, v in (c.component_spec.outputs or {}).items()},
+                      "image": c.component_spec.implementation.container.image,
+                      "description": c.description or ""}
+gen = components.load_component_from_file(sys.argv[2])
+
+@dsl.component
+def count(examples: Input[Dataset]) -> int:
+    return 0
+
+@dsl.component
+def anything(artifact: Input[Artifact]) -> int:
+    return 0
+
+@dsl.pipeline(name="user-pipeline")
+def user(input_base: str):
+    task = gen(input_base=input_base, input_config={"splits": [{"name": "a", "pattern": "*"}]})
+    count(examples=task.outputs["examples"])
+    anything(artifact=task.outputs["examples"])
+
+compiler.Compiler().compile(user, "user.yaml")
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("kfp_examplegen", "examplegen", "components", "pipelines"))
+print(json.dumps({"loaded": loaded, "bad": bad}))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # The dev venv has this package installed; hide it as a user's environment would not have it.
+    code = "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]\n" + code
+    (tmp_path / "user_pipeline.py").write_text(code)
+    done = subprocess.run([sys.executable, "-I", "user_pipeline.py", *COMPONENT_SPECS], cwd=tmp_path,
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["bad"] == []
+    loaded = result["loaded"]
+    assert sorted(loaded) == sorted(n.replace("_", "-") for n in components.COMPONENT_NAMES)
+    assert loaded["csv-example-gen"]["outputs"] == {"examples": "system.Dataset@0.0.1"}
+    assert loaded["split-examples"]["outputs"] == {"examples": "system.Dataset@0.0.1"}
+    assert "expected_fingerprint" in loaded["csv-example-gen"]["inputs"]
+    for name, spec in loaded.items():
+        assert spec["image"] == components.DEFAULT_IMAGE, name
+    for path in COMPONENT_SPECS:  # the spec's description (its header) says which image it runs
+        header = open(path, encoding="utf-8").read().split("\ncomponents:", 1)[0]
+        assert f"Runs in the container image {components.DEFAULT_IMAGE}" in header, path
+    assert (tmp_path / "user.yaml").exists()

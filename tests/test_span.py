@@ -465,3 +465,81 @@ def test_file_url_input_base(tmp_path):
     make(tmp_path, ["s2/a"])
     res = resolve(f"file://{tmp_path}", inputs("s{SPAN}/*"))
     assert res.span == 2 and res.splits[0].files == (str(tmp_path / "s2/a"),)
+
+
+# ------------------------------------------------------------------ staying inside the input base
+
+
+@pytest.mark.parametrize("pattern", ["../../../../etc/passwd", "../*", "a/../../x/*", "{SPAN}/../../*",
+                                     "a/..", "*/../../*"])
+def test_pattern_leading_outside_the_input_base_is_refused(tmp_path, pattern):
+    base = make(tmp_path / "base", ["a/x.csv", "1/x.csv"])
+    make(tmp_path, ["x/secret.csv", "secret.csv"])
+    message = raises(ConfigError, resolve, base, {"splits": [{"name": "train", "pattern": pattern}]})
+    assert "input_config.splits[0].pattern" in message and repr(pattern) in message
+    assert "outside the input base" in message and "'..'" in message
+
+
+@pytest.mark.parametrize("base", ["gs://bucket/data", "s3://bucket/data"])
+def test_pattern_leading_outside_an_object_store_base_is_refused_before_listing(base):
+    # No server is needed: the pattern is refused before anything is listed.
+    message = raises(ConfigError, resolve, base, {"splits": [{"name": "t", "pattern": "../x/*.csv"}]})
+    assert "outside the input base" in message
+
+
+# ------------------------------------------------------------------ our own output as input
+
+
+def _artifact(root, files=("Split-train/data_tfrecord-00000-of-00001.gz",), metadata=True):
+    make(root, {f: b"x" for f in files})
+    if metadata:
+        (root / "examples_metadata.json").write_text("{}")
+
+
+def test_examples_artifact_inside_the_input_base_is_not_read(tmp_path):
+    make(tmp_path, ["raw/a.csv"])
+    _artifact(tmp_path)  # an earlier `--output` equal to the input base
+    message = raises(SpanResolutionError, resolve, tmp_path, inputs(("train", "*/*")))
+    assert "Split-train/data_tfrecord-00000-of-00001.gz" in message
+    assert "Examples artifact written by examplegen" in message and str(tmp_path) in message
+    assert "resplit" in message  # what to do instead
+    # The default pattern '*' would read the artifact's metadata file as data.
+    message = raises(SpanResolutionError, resolve, tmp_path, inputs(("train", "*")))
+    assert "examples_metadata.json" in message
+
+
+def test_examples_artifact_below_the_input_base_and_staging_folders_are_not_read(tmp_path):
+    make(tmp_path, ["data/a.csv"])
+    _artifact(tmp_path / "out")
+    message = raises(SpanResolutionError, resolve, tmp_path, inputs(("train", "*/*/*")))
+    assert "out/Split-train" in message
+    # A run still writing (or one that died) leaves a staging folder; never input either.
+    make(tmp_path / "run", ["data/a.csv", ".staging-0123456789ab/parts/000-0000000-0000-00000.gz"])
+    message = raises(SpanResolutionError, resolve, tmp_path / "run", inputs(("train", "*/*/*")))
+    assert ".staging-0123456789ab" in message and "staging folder" in message
+    # Shard files left by a commit that died before its metadata file was written.
+    _artifact(tmp_path / "half", metadata=False)
+    make(tmp_path / "half", ["data/a.csv"])
+    message = raises(SpanResolutionError, resolve, tmp_path / "half", inputs(("train", "*/*")))
+    assert "Split-train/data_tfrecord-00000-of-00001.gz" in message
+
+
+def test_examples_artifact_named_in_the_pattern_is_read(tmp_path):
+    _artifact(tmp_path / "old", files=("Split-train/data_tfrecord-00000-of-00002.gz",
+                                       "Split-train/data_tfrecord-00001-of-00002.gz",
+                                       "Split-eval/data_tfrecord-00000-of-00001.gz"))
+    res = resolve(tmp_path, inputs(("train", "old/Split-train/*"), ("eval", "*/Split-eval/*")))
+    assert [len(s.files) for s in res.splits] == [2, 1]
+
+
+def test_files_that_only_look_like_ours_are_read(tmp_path):
+    # A folder named Split-x without our metadata and without our shard names is user data.
+    make(tmp_path, ["Split-2024/a.csv", "notes/examples.json"])
+    res = resolve(tmp_path, inputs("*/*"))
+    assert len(res.splits[0].files) == 2
+
+
+def test_a_split_folder_given_as_the_input_base_is_read(tmp_path):
+    _artifact(tmp_path / "old")
+    res = resolve(tmp_path / "old" / "Split-train", inputs("*"))
+    assert len(res.splits[0].files) == 1

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Optional, Union
 
 from examplegen.errors import ConfigError, LineageError
 from examplegen.lineage import schema
+from examplegen.lineage.postgres_text import is_plain
 from examplegen.lineage.schema import iso_time, properties, quote_literal
 from examplegen.lineage.store import LineageStore
 
@@ -166,7 +167,9 @@ def data_versions(
     base = normalize_uri(input_base)
     patterns = _split_patterns(input_config)
     reader = _Reader(store)
-    query = f"type = {quote_literal(schema.SOURCE_FILE)} AND uri LIKE {quote_literal(base + '/%')}"
+    query = f"type = {quote_literal(schema.SOURCE_FILE)}"
+    if is_plain(base):  # else filtered below only (such literals break on PostgreSQL)
+        query += f" AND uri LIKE {quote_literal(base + '/%')}"
     found = store.call("get_artifacts", list_options=mlmd.ListOptions(filter_query=query))
     files = {}
     for artifact in found:

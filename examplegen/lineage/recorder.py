@@ -27,8 +27,10 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from examplegen.errors import LineageError
 from examplegen.lineage import schema
+from examplegen.lineage.postgres_text import is_plain
 from examplegen.lineage.schema import properties, quote_literal, set_properties
 from examplegen.lineage.store import LineageStore, is_duplicate, redact_url, retry
+from examplegen.liveness import DEAD, process_identity, process_state
 from examplegen.result import IngestResult, SourceFile
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,19 @@ def committed_files_match(result: IngestResult) -> bool:
         return False
 
 
+def _verify_files(uri: str, files_digest: Optional[str]) -> Optional[str]:
+    """What is wrong with the files of the Examples at a local `uri` (None: they are intact)."""
+    from examplegen import fs
+    from examplegen.writer import verify_files
+
+    if fs.is_remote(uri):
+        return None  # the engine writes Examples to local (or FUSE-mounted) paths only
+    try:
+        return verify_files(uri, files_digest)
+    except OSError as exc:
+        return f"cannot check the files at {uri}: {exc}"
+
+
 class Recorder:
     """Records one execution of `execution_type` in the run's contexts. See module doc."""
 
@@ -204,9 +219,11 @@ class Recorder:
             "start_time": schema.utc_now(),
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            "process": canonical_json(process_identity()),
         })
         self._execution = execution
         self._put([])
+        self.mark_dead_runs()
         return self._execution.id
 
     def set_properties(self, **values: Any) -> None:
@@ -285,7 +302,8 @@ class Recorder:
         else:
             artifact = pb.Artifact(type_id=self.store.type_id("artifact", schema.EXAMPLES), uri=uri,
                                    state=pb.Artifact.LIVE)
-            set_properties(artifact, {"display_name": schema.EXAMPLES_KEY, **dict(metadata or {})})
+            known = {k: v for k, v in dict(metadata or {}).items() if k != "files"}  # files_digest stands for it
+            set_properties(artifact, {"display_name": schema.EXAMPLES_KEY, **known})
             pair = (artifact, event)
         [artifact_id] = self._put([pair])
         self.input_artifact_ids.append(artifact_id)
@@ -385,6 +403,44 @@ class Recorder:
         self._put([])
         self.store.sync()
 
+    # ------------------------------------------------------------------ abandoned runs
+
+    def mark_dead_runs(self) -> None:
+        """Mark RUNNING executions (of any type) whose process on this host is gone (killed
+        outright: SIGKILL, out of memory) FAILED as abandoned; called by start(). Executions
+        without the "process" property (older versions) and unclear cases are left alone."""
+        host = socket.gethostname()
+        if not is_plain(host):
+            return
+        from ml_metadata.metadata_store import metadata_store as mlmd
+
+        query = f"last_known_state = RUNNING AND custom_properties.host.string_value = {quote_literal(host)}"
+        try:
+            for execution in self.store.call("get_executions", list_options=mlmd.ListOptions(filter_query=query)):
+                process = properties(execution).get("process")
+                if execution.id == self.execution_id or not process:
+                    continue
+                identity = json.loads(process)
+                if process_state(identity) == DEAD:
+                    self._abandon(execution, identity)
+        except Exception as exc:  # noqa: BLE001 - this run goes on regardless
+            log.warning("could not look for runs of dead processes in MLMD: %s", redact_url(str(exc)))
+
+    def _abandon(self, execution: Any, process: Mapping[str, Any]) -> None:
+        """Mark `execution` FAILED: MLMD has no "abandoned" execution state (CANCELED would
+        claim that someone stopped it); error_message says what happened."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        set_properties(execution, {
+            "error_message": (f"abandoned: process {process.get('pid')} on {process.get('host')} died before "
+                              f"the run finished (found by execution {self.execution_id})"),
+            "abandoned_by_execution_id": self.execution_id,
+            "end_time": schema.utc_now(),
+        })
+        execution.last_known_state = pb.Execution.FAILED
+        self.store.call("put_executions", [execution])
+        log.info("marked execution %s of a dead run FAILED (abandoned)", execution.id)
+
     # ------------------------------------------------------------------ cache lookup
 
     def find_cached(self, input_fingerprint: str) -> Optional[IngestResult]:
@@ -411,11 +467,31 @@ class Recorder:
                 if artifact.type_id != examples_type or artifact.state != pb.Artifact.LIVE:
                     continue
                 result = self._result_from(artifact, execution, inputs)
-                if (result is not None and self._files_present(result.output_uri, result.split_names)
-                        and committed_files_match(result)):
-                    self._cached = (execution.id, artifact.id)
-                    return result
+                if (result is None or not self._files_present(result.output_uri, result.split_names)
+                        or not committed_files_match(result)):
+                    continue
+                problem = _verify_files(result.output_uri, result.files_digest)
+                if problem is not None:
+                    self._invalidate(artifact, problem)
+                    continue
+                self._cached = (execution.id, artifact.id)
+                return result
         return None
+
+    def _invalidate(self, artifact: Any, problem: str) -> None:
+        """Mark Examples whose files no longer match their record DELETED, with the reason
+        (custom property invalidated_reason), and say so: the run converts again."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        log.warning("not reusing the earlier Examples (MLMD artifact %s) at %s: %s; converting again",
+                    artifact.id, artifact.uri, problem)
+        artifact.state = pb.Artifact.DELETED
+        set_properties(artifact, {"invalidated_reason": problem[:_MAX_ERROR_CHARS]})
+        try:
+            self.store.call("put_artifacts", [artifact])
+        except Exception as exc:  # noqa: BLE001 - the run itself can go on
+            log.warning("could not mark Examples artifact %s invalid in MLMD: %s", artifact.id,
+                        redact_url(str(exc)))
 
     def _result_from(self, artifact: Any, execution: Any, input_ids: list[int]) -> Optional[IngestResult]:
         art, ex = properties(artifact), properties(execution)
@@ -450,6 +526,7 @@ class Recorder:
                 sources=sources,
                 config=json.loads(ex.get("config", "{}")),
                 cached=True,
+                files_digest=art.get("files_digest"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignoring Examples artifact %s with unreadable properties: %s", artifact.id, exc)
@@ -499,6 +576,9 @@ class Recorder:
             "rows_written": result.rows_written,
             "rows_rejected": result.rows_rejected,
         })
+        if result.config.get("files_without_rows"):  # input files left out: no rows in them
+            set_properties(self._execution, {
+                "files_without_rows": json.dumps(result.config["files_without_rows"], sort_keys=True)})
 
     def _update_span_properties(self, sources: list[SourceFile]) -> None:
         """Set span/version/spans from the inputs unless already set (complete() overrides)."""

@@ -17,7 +17,11 @@ so that, on a cluster, ours join KFP's:
   credentials redacted), config_digest, engine_version, span, version, spans,
   input_fingerprint, start_time/end_time (ISO-8601 UTC), rows_read, rows_written,
   rows_rejected, error_message (FAILED), cached_execution_id (CACHED; KFP's key), pid
-  and host (to tell a killed run that stayed RUNNING).
+  and host, process (JSON identity: pid, host, boot id, pid namespace, start time;
+  examplegen.liveness). A run killed outright stays RUNNING until the next run on the
+  same store sees that its process is dead: then it is FAILED with error_message
+  "abandoned: ..." and abandoned_by_execution_id (MLMD has no "abandoned" execution
+  state; CANCELED would claim that someone stopped it).
 - Input artifacts `examplegen.SourceFile`, one per (uri, content digest), reused across
   runs: external_id `examplegen.SourceFile:<sha256 of uri NUL digest>`, properties
   digest ("sha256:<hex>" of the bytes: SHA-256 is in every Python and CPU-accelerated,
@@ -28,12 +32,16 @@ so that, on a cluster, ours join KFP's:
 - Output artifacts `tfx.Examples` (KFP's schema title for TFX's Examples), properties as
   TFX names them: split_names (JSON list string), span, version, input_fingerprint,
   payload_format, file_format, plus example_counts (JSON {split: count}), spans (when
-  several) and display_name. Created LIVE only when the run completes, in the same
-  transaction that marks the execution COMPLETE; a failed or killed run leaves none.
-  A run that commits new files at a URI marks the older LIVE Examples there DELETED
-  (custom property superseded_by_artifact_id). A CACHED run points at the reused
-  artifact; if the engine copied it to another output URI, at a new LIVE artifact there
-  with the same properties plus copied_from_artifact_id.
+  several), files_digest ("sha256:<hex>" of the file list -- path, size, SHA-256 of
+  every data file -- that examples_metadata.json holds) and display_name. Created LIVE
+  only when the run completes, in the same transaction that marks the execution
+  COMPLETE; a failed or killed run leaves none. A run that commits new files at a URI
+  marks the older LIVE Examples there DELETED (custom property superseded_by_artifact_id).
+  A CACHED run points at the reused artifact; if the engine copied it to another output
+  URI, at a new LIVE artifact there with the same properties plus copied_from_artifact_id.
+  Before reuse the files are checked against the list; Examples whose files were changed,
+  truncated, removed or added to are marked DELETED with invalidated_reason (naming the
+  file) and the data is converted again.
 - Events: INPUT (path key "sources" with the file's index, or "examples" for a split's
   input Examples) and OUTPUT (path key "examples"), as KFP keys events by artifact name.
 """

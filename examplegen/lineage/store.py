@@ -22,6 +22,9 @@ psycopg2 (when installed) first. Choices made here:
   unless the store is opened read-only (`create=False`), where it is an error.
 - Passwords never appear in messages, logs or records: `StoreConfig.__str__` and
   `redact_url` print `mysql://root:***@host:3306/db`.
+- A MySQL / PostgreSQL URL without a password takes it from `EXAMPLEGEN_MLMD_PASSWORD`
+  when that is set (e.g. from a Kubernetes secret), else from the Secret Manager secret
+  named by `EXAMPLEGEN_MLMD_PASSWORD_SECRET` (Vertex AI), so no password is in a URL.
 
 Writes are retried with backoff on transient contention ("database is locked",
 deadlocks, concurrent schema creation), so several processes can share one store.
@@ -43,6 +46,8 @@ from examplegen.errors import LineageError
 ENV_URL = "EXAMPLEGEN_MLMD"
 ENV_GRPC_HOST = "METADATA_GRPC_SERVICE_HOST"
 ENV_GRPC_PORT = "METADATA_GRPC_SERVICE_PORT"
+ENV_PASSWORD = "EXAMPLEGEN_MLMD_PASSWORD"
+ENV_PASSWORD_SECRET = "EXAMPLEGEN_MLMD_PASSWORD_SECRET"  # a Secret Manager secret version's name
 DEFAULT_SQLITE_PATH = "mlmd.sqlite"
 DEFAULT_TIMEOUT_SEC = 10.0
 MYSQL_DEFAULT_PORT = 3306
@@ -51,6 +56,9 @@ POSTGRES_DEFAULT_PORT = 5432
 _SCHEMES = ("sqlite", "mysql", "postgresql", "grpc")
 _SCHEME_ALIASES = {"postgres": "postgresql", "mariadb": "mysql", "mysql+pymysql": "mysql"}
 _DB_NAME_RE = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
+# A host name or an IPv4 address; IPv6 addresses come in brackets and urllib checks them.
+_HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_IPV6_HINT = "an IPv6 address goes in brackets, e.g. mysql://root@[::1]:3306/mlmd"
 # scheme://user:password@ -- the password may itself hold an (unencoded) "@": up to the last one.
 _URL_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^/\s]*)@")
 
@@ -100,15 +108,10 @@ class StoreConfig:
             )
         if scheme == "sqlite":
             return cls._sqlite(url.split("://", 1)[1], where, origin)
-        parts = urllib.parse.urlsplit(scheme + "://" + url.split("://", 1)[1])
-        try:
-            port = parts.port
-        except ValueError:
-            raise LineageError(f"{where}: the port is not a number in 1-65535") from None
+        parts, host, port = cls._split_network_url(scheme + "://" + url.split("://", 1)[1], where)
         query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
         user = urllib.parse.unquote(parts.username) if parts.username else None
         password = urllib.parse.unquote(parts.password) if parts.password is not None else None
-        host = parts.hostname
         database = urllib.parse.unquote(parts.path.lstrip("/")) or None
         if scheme == "grpc":
             if query or database or user:
@@ -141,6 +144,27 @@ class StoreConfig:
         return cls(scheme, host=host, port=port or default_port, user=user, password=password,
                    database=database, origin=origin)
 
+    @staticmethod
+    def _split_network_url(url: str, where: str) -> tuple[urllib.parse.SplitResult, Optional[str], Optional[int]]:
+        """urlsplit with its ValueErrors (bad IPv6 brackets, ports) and odd host names as
+        LineageErrors: (parts, host, port)."""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname
+        except ValueError as exc:  # "Invalid IPv6 URL", "'x' does not appear to be an IPv4 or IPv6 address"
+            raise LineageError(f"{where}: malformed host ({exc}); {_IPV6_HINT}") from None
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port is not None and not 1 <= port <= 65535:
+            host_port = parts.netloc.rsplit("@", 1)[-1]
+            hint = f"; {_IPV6_HINT}" if host_port.count(":") > 1 and "[" not in host_port else ""
+            raise LineageError(f"{where}: the port is not a number in 1-65535{hint}")
+        if host and ":" not in host and not _HOST_RE.match(host):
+            raise LineageError(f"{where}: {host!r} is not a valid host name or IP address")
+        return parts, host, port
+
     @classmethod
     def _sqlite(cls, rest: str, where: str, origin: str) -> "StoreConfig":
         # sqlite:///rel/path -> "rel/path"; sqlite:////abs/path -> "/abs/path"
@@ -153,12 +177,15 @@ class StoreConfig:
 
     @classmethod
     def resolve(cls, url: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> "StoreConfig":
-        """The store to use: `url`, else $EXAMPLEGEN_MLMD, else KFP's gRPC env, else ./mlmd.sqlite."""
+        """The store to use: `url`, else $EXAMPLEGEN_MLMD, else KFP's gRPC env, else ./mlmd.sqlite.
+
+        A database URL without a password gets one from the environment (with_password_from).
+        """
         env = os.environ if environ is None else environ
         if url:
-            return cls.from_url(url, origin="--mlmd")
+            return cls.from_url(url, origin="--mlmd").with_password_from(env)
         if env.get(ENV_URL):
-            return cls.from_url(env[ENV_URL], origin=f"${ENV_URL}")
+            return cls.from_url(env[ENV_URL], origin=f"${ENV_URL}").with_password_from(env)
         host, port = env.get(ENV_GRPC_HOST), env.get(ENV_GRPC_PORT)
         if host:
             if not port or not port.isdigit():
@@ -169,16 +196,35 @@ class StoreConfig:
             return cls.from_url(f"grpc://{host}:{port}", origin=f"${ENV_GRPC_HOST}/${ENV_GRPC_PORT}")
         return cls("sqlite", path=os.path.abspath(DEFAULT_SQLITE_PATH), origin="default")
 
+    def with_password_from(self, environ: Mapping[str, str]) -> "StoreConfig":
+        """This config with the password from the environment, if it has none:
+        $EXAMPLEGEN_MLMD_PASSWORD, else the Secret Manager secret named by
+        $EXAMPLEGEN_MLMD_PASSWORD_SECRET (Vertex AI)."""
+        if self.scheme not in ("mysql", "postgresql") or self.password is not None:
+            return self
+        if environ.get(ENV_PASSWORD):
+            return dataclasses.replace(self, password=environ[ENV_PASSWORD])
+        if environ.get(ENV_PASSWORD_SECRET):
+            from examplegen import secret_manager
+
+            password = secret_manager.access(environ[ENV_PASSWORD_SECRET], f"${ENV_PASSWORD_SECRET}", environ)
+            return dataclasses.replace(self, password=password)
+        return self
+
     def url(self) -> str:
         """The URL with the password redacted (safe to print or record)."""
         if self.scheme == "sqlite":
             return "sqlite:///" + self.path
         if self.scheme == "grpc":
-            return f"grpc://{self.host}:{self.port}"
+            return f"grpc://{self._netloc_host}:{self.port}"
         auth = urllib.parse.quote(self.user or "", safe="") + (":***" if self.password else "")
         if self.socket:
             return f"{self.scheme}://{auth}@/{self.database}?socket={self.socket}"
-        return f"{self.scheme}://{auth}@{self.host}:{self.port}/{self.database}"
+        return f"{self.scheme}://{auth}@{self._netloc_host}:{self.port}/{self.database}"
+
+    @property
+    def _netloc_host(self) -> Optional[str]:
+        return f"[{self.host}]" if self.host and ":" in self.host else self.host
 
     def __str__(self) -> str:
         return self.url()
@@ -461,6 +507,10 @@ class LineageStore:
     """An open MLMD store: the raw `mlmd` MetadataStore plus race-safe helpers."""
 
     def __init__(self, mlmd: Any, config: StoreConfig):
+        if config.scheme == "postgresql":
+            from examplegen.lineage.postgres_text import PostgresTextStore
+
+            mlmd = PostgresTextStore(mlmd)  # strings with backslashes; see that module
         self.mlmd = mlmd
         self.config = config
         self._type_ids: dict[tuple[str, str], int] = {}

@@ -19,11 +19,18 @@ The contract: a source is a module (or any object) with
 ``plan(split_name, files, options, chunk_bytes) -> Plan``
     Runs in the launcher, once per input split, with the split's local files (spans
     ascending, names sorted); ``chunk_bytes`` is the input size a work unit should have
-    when the format can cut files (a hint; a whole file is a fine unit). Cross-file checks belong here (files of one split with
-    different schemas: a SourceError naming both files and the difference). Returns a
+    when the format can cut files (a hint; a whole file is a fine unit). Cross-file
+    checks belong here (files of one split with different schemas: a SourceError naming
+    both files and the difference). Returns a
     ``Plan`` (examplegen.sources.base): its ``units`` are picklable ``WorkUnit`` s with
     ``path`` and ``size`` (input bytes, for progress) and ``where(row)`` naming the file
-    and line/row of the unit's ``row``-th row (for errors).
+    and line/row of the unit's ``row``-th row (for errors). Optional:
+    ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
+    would roughly be (default: its size; Parquet files are far smaller than their rows);
+    the engine picks the number of workers and of shards from the sum, and units'
+    ``size`` use the same scale. Optional: ``has_rows(path, options) -> bool``; files
+    without rows are left out with a warning (``ROWS_NAME``, e.g. "records", names them),
+    and a split with none is an error.
 ``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
     Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
     every batch of a unit has the same schema. The shared converter
@@ -32,6 +39,12 @@ The contract: a source is a module (or any object) with
     their frames, written unchanged). Bad input is a SourceError naming the file and the
     line, row or record (``unit.where(row)``). The generator's return value, if any, is
     handed to ``Plan.review`` in the launcher.
+
+A query source (``sql``; see examplegen.sources.query) follows the same contract with
+``QUERY = True`` and ``connection(url) -> examplegen.sources.query.Connection``; its
+``plan`` receives the split's ``ResolvedQuery`` s (one per span) instead of files, and
+its ``read`` returns a ``UnitNote`` with the unit's result digest. The engine's entry
+point for them is examplegen.query_ingest.ingest_query (``--connection``).
 
 Built-in formats are listed in ``BUILTIN``. A user's own source needs no change to this
 package: pass ``--format package.module`` (or ``package.module:attribute`` for an object in
@@ -88,16 +101,18 @@ def get(name: str) -> Any:
             source = importlib.import_module(BUILTIN[name])
         elif name in (eps := _entry_points()):
             source = eps[name].load()
-        elif "." in name or ":" in name:
-            module_name, _, attribute = name.partition(":")
-            source = importlib.import_module(module_name)
-            if attribute:
-                for part in attribute.split("."):
-                    source = getattr(source, part)
         else:
-            raise ConfigError(f"source format {name!r} is unknown; use one of {', '.join(formats())}, "
-                              "a module path (package.module[:attribute]) or an entry point in the "
-                              f"{ENTRY_POINT_GROUP!r} group")
+            module_name, _, attribute = name.partition(":")
+            try:
+                source = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name.split(".")[0] and exc.name != module_name:
+                    raise
+                raise ConfigError(f"source format {name!r} is unknown; use one of {', '.join(formats())}, "
+                                  "a module path (package.module[:attribute]) or an entry point in the "
+                                  f"{ENTRY_POINT_GROUP!r} group") from None
+            for part in attribute.split(".") if attribute else ():
+                source = getattr(source, part)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"source format {name!r} could not be loaded: {exc}") from None
     missing = [attr for attr in _REQUIRED if not hasattr(source, attr)]

@@ -27,9 +27,9 @@ from typing import Any, Iterator, Optional, Sequence
 import pyarrow as pa
 
 from examplegen import typemap
-from examplegen.errors import ConfigError, SourceError
-from examplegen.sources.base import (Plan, WorkUnit, check_same_schema, check_schema_columns, column_list,
-                                     options_from_dict, schema_pairs)
+from examplegen.errors import SourceError
+from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns,
+                                     column_types)
 
 FORMAT = "avro"
 
@@ -38,24 +38,8 @@ _PRIMITIVES = {"null": pa.null(), "boolean": pa.bool_(), "int": pa.int32(), "lon
 _NUMBERS = ("int", "long", "float", "double")
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-    columns: Optional[tuple[str, ...]] = None  # top-level fields to read; None: all
-    schema: Optional[tuple[tuple[str, str], ...]] = None  # feature -> typemap override
-    batch_rows: int = 65536  # records per Arrow batch
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict]) -> "Options":
-        opts = options_from_dict(cls, d, FORMAT)
-        schema = schema_pairs(opts.schema, FORMAT)
-        typemap.check_overrides(schema, FORMAT)
-        if not isinstance(opts.batch_rows, int) or opts.batch_rows < 1:
-            raise ConfigError(f"avro option batch_rows must be a positive integer, got {opts.batch_rows!r}")
-        return dataclasses.replace(opts, schema=schema, columns=column_list(opts.columns, FORMAT))
-
-    def to_dict(self) -> dict:
-        return {"columns": list(self.columns) if self.columns else None,
-                "schema": dict(self.schema) if self.schema else None, "batch_rows": self.batch_rows}
+class Options(TableOptions):
+    SOURCE = FORMAT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,14 +156,9 @@ def _header(path: str, options: Options) -> tuple[pa.Schema, Optional[dict], boo
     if not pa.types.is_struct(top):
         raise SourceError(f"{path}: the Avro schema is {writer_schema!r}, not a record; "
                           "each record must be a row")
-    schema = pa.schema(list(top))
+    schema = options.project(pa.schema(list(top)), path)
     reader_schema = None
     if options.columns:
-        missing = [c for c in options.columns if c not in schema.names]
-        if missing:
-            raise ConfigError(f"avro option columns names {missing} that {path} does not have "
-                              f"(fields: {schema.names})")
-        schema = pa.schema([schema.field(c) for c in options.columns])
         by_name = {f["name"]: f for f in writer_schema["fields"]}
         reader_schema = dict(writer_schema, fields=[by_name[c] for c in options.columns])
     return schema, reader_schema, converter.has_uuid
@@ -216,6 +195,15 @@ def _block_runs(path: str, chunk_bytes: int) -> list[tuple[int, int, int, int]]:
     return runs
 
 
+def has_rows(path: str, options: Options) -> bool:
+    """Whether a block of the file holds a record."""
+    import fastavro
+
+    _header(path, options)  # a file that is not Avro is named here
+    with open(path, "rb") as f:
+        return any(block.num_records for block in fastavro.block_reader(f))
+
+
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
     units: list[AvroBlocks] = []
     first: Optional[tuple[str, pa.Schema]] = None
@@ -237,7 +225,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
                      for start, end, first_record, run_bytes in runs)
     columns = typemap.example_names(first[1])
     check_schema_columns(options.schema, columns, first[0], FORMAT)
-    return Plan(units, columns=columns)
+    return Plan(units, columns=columns, info={"column_types": column_types(first[1])})
 
 
 def _batch(records: list[dict], unit: AvroBlocks, first: int) -> pa.RecordBatch:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Optional, Sequence
 
 import pyarrow as pa
 
@@ -64,6 +64,42 @@ class Records:
     payload_format: str  # FORMAT_TF_EXAMPLE | FORMAT_TF_SEQUENCE_EXAMPLE | FORMAT_PROTO
 
 
+@dataclasses.dataclass(frozen=True)
+class TableOptions:
+    """The options of the typed sources (Parquet, Avro, JSON Lines); a source subclasses it
+    with ``SOURCE`` set to its format name (for messages)."""
+
+    SOURCE: ClassVar[str] = "table"
+    columns: Optional[tuple[str, ...]] = None  # top-level columns (fields) to read; None: all
+    schema: Optional[tuple[tuple[str, str], ...]] = None  # feature -> typemap override
+    batch_rows: int = 65536  # rows per batch a worker converts at once
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict]):
+        from examplegen import typemap
+
+        opts = options_from_dict(cls, d, cls.SOURCE)
+        schema = schema_pairs(opts.schema, cls.SOURCE)
+        typemap.check_overrides(schema, cls.SOURCE)
+        if not isinstance(opts.batch_rows, int) or opts.batch_rows < 1:
+            raise ConfigError(f"{cls.SOURCE} option batch_rows must be a positive integer, got {opts.batch_rows!r}")
+        return dataclasses.replace(opts, columns=column_list(opts.columns, cls.SOURCE), schema=schema)
+
+    def to_dict(self) -> dict:
+        return {"columns": list(self.columns) if self.columns else None,
+                "schema": dict(self.schema) if self.schema else None, "batch_rows": self.batch_rows}
+
+    def project(self, schema: pa.Schema, path: str) -> pa.Schema:
+        """The schema of the columns read (``columns``), a ConfigError naming missing ones."""
+        if self.columns is None:
+            return pa.schema(list(schema))
+        missing = [c for c in self.columns if c not in schema.names]
+        if missing:
+            raise ConfigError(f"{self.SOURCE} option columns names {missing} that {path} does not have "
+                              f"(columns: {schema.names})")
+        return pa.schema([schema.field(c) for c in self.columns])
+
+
 def options_from_dict(cls, d: Optional[dict], source: str):
     """``cls(**d)`` for an options dataclass, with unknown keys a ConfigError naming them."""
     d = dict(d or {})
@@ -99,8 +135,14 @@ def column_list(columns: Any, source: str) -> Optional[tuple[str, ...]]:
     return tuple(columns)
 
 
+def column_types(schema: pa.Schema) -> dict[str, str]:
+    """Each column's Arrow type as text (recorded with the run, like CSV's inferred types)."""
+    return {field.name: str(field.type) for field in schema}
+
+
 def schema_difference(a: pa.Schema, b: pa.Schema) -> str:
-    """What differs between two files' schemas, in words (empty when they are equal)."""
+    """What differs between two files' schemas (column names and types), in words; empty
+    when nothing does."""
     a_types = {f.name: f.type for f in a}
     b_types = {f.name: f.type for f in b}
     parts = []
@@ -113,9 +155,7 @@ def schema_difference(a: pa.Schema, b: pa.Schema) -> str:
     for name, typ in a_types.items():
         if name in b_types and b_types[name] != typ:
             parts.append(f"column {name!r} is {typ} in the first, {b_types[name]} in the second")
-    if not parts and a.names != b.names:
-        parts.append(f"the columns are in another order: {a.names} and {b.names}")
-    return "; ".join(parts)
+    return "; ".join(parts)  # the same columns in another order convert the same
 
 
 def check_same_schema(split_name: str, first: tuple[str, pa.Schema], other: tuple[str, pa.Schema]) -> None:

@@ -18,11 +18,15 @@ schema override (column -> int/float/string) that replaces inference.
 
 from __future__ import annotations
 
+import codecs
+import collections
+import contextlib
 import csv as pycsv
 import dataclasses
 import enum
 import io
 import os
+import sys
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -140,12 +144,56 @@ def is_gzip_file(path: str) -> bool:
         return f.read(2) == _GZIP_MAGIC
 
 
+class _GzipReader(io.RawIOBase):
+    """A gzip file's decompressed bytes; a truncated or corrupt file is a SourceError
+    naming it. Keeps the last ``keep`` bytes or more it handed out (``tail``)."""
+
+    def __init__(self, path: str, keep: int = 0):
+        from isal import igzip
+
+        self._path = path
+        self._file = igzip.open(path, "rb")
+        self._keep = keep
+        self._blocks: collections.deque = collections.deque()
+        self._kept = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        from isal import isal_zlib
+
+        try:
+            data = self._file.read(size)
+        except (EOFError, OSError, isal_zlib.error) as exc:
+            raise SourceError(f"{self._path}: the gzip data is truncated or corrupt ({exc}); "
+                              "the file must be copied again") from None
+        if self._keep and data:
+            self._blocks.append(data)
+            self._kept += len(data)
+            while self._kept - len(self._blocks[0]) >= self._keep:
+                self._kept -= len(self._blocks.popleft())
+        return data
+
+    @property
+    def tail(self) -> bytes:
+        return b"".join(self._blocks)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
 def _open_stream(path: str):
     """A binary stream of the file's (decompressed) bytes."""
     if is_gzip_file(path):
-        from isal import igzip
-
-        return igzip.open(path, "rb")
+        return io.BufferedReader(_GzipReader(path), 1 << 20)
     return open(path, "rb")
 
 
@@ -178,6 +226,7 @@ class CsvLayout:
     data_offset: int  # bytes (of the decompressed stream) before the first data record
     header_lines: int  # line breaks before data (for line numbers in errors)
     gzip: bool
+    has_rows: bool = True  # False: nothing but line breaks after the header (or an empty file)
 
 
 def read_layout(path: str, options: CsvOptions) -> CsvLayout:
@@ -187,6 +236,8 @@ def read_layout(path: str, options: CsvOptions) -> CsvLayout:
         head = f.read(1 << 20)
         while True:
             offset = len(_BOM) if head.startswith(_BOM) else 0
+            if options.header:  # blank lines before the header are skipped, as Arrow does
+                offset = len(head) - len(head[offset:].lstrip(b"\r\n"))
             end = _record_end(head, options.quote_byte(), offset) if options.header else offset
             if end >= 0 or not options.header:
                 break
@@ -195,22 +246,44 @@ def read_layout(path: str, options: CsvOptions) -> CsvLayout:
                 end = len(head)
                 break
             head += more
+        has_rows = _has_data(f, head[end if options.header else offset:])
     if not options.header:
-        return CsvLayout(path, tuple(options.column_names), offset, 0, gz)
+        return CsvLayout(path, tuple(options.column_names), offset, 0, gz, has_rows)
+    if not has_rows and not head[offset:].strip(b"\r\n"):
+        return CsvLayout(path, (), offset, 0, gz, has_rows=False)  # an empty file
+    header_line = 1 + head.count(b"\n", 0, offset)
+    where = f"{path}: line {header_line}"
     if end == offset or not head[offset:end].strip():
-        raise SourceError(f"{path}: line 1: the file has no header line (is it empty?)")
+        raise SourceError(f"{where}: the file has no header line (is it empty?)")
     header_text = _decode(head[offset:end], options, path, 1)
-    rows = list(pycsv.reader(io.StringIO(header_text), **_pycsv_dialect(options)))
+    try:
+        rows = list(pycsv.reader(io.StringIO(header_text, newline=""), strict=True, **_pycsv_dialect(options)))
+    except pycsv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise SourceError(f"{where}: a quoted field opened in the header is never closed") from None
+        raise SourceError(f"{where}: the header is not valid CSV ({exc}): {header_text[:120]!r}") from None
+    if len(rows) > 1:  # a quote inside an unquoted name made the header look longer
+        raise SourceError(f"{where}: the header holds a line break outside quotes: {header_text[:120]!r}")
     names = tuple(rows[0]) if rows else ()
     if not names or any(n == "" for n in names):
-        raise SourceError(f"{path}: line 1: the header has an empty column name: {header_text.strip()!r}")
+        raise SourceError(f"{where}: the header has an empty column name: {header_text.strip()!r}")
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise SourceError(f"{path}: line 1: the header repeats column name(s) {dup}")
+        raise SourceError(f"{where}: the header repeats column name(s) {dup}")
     if options.column_names and tuple(options.column_names) != names:
         raise SourceError(
-            f"{path}: line 1: the header {list(names)} differs from column_names {list(options.column_names)}")
-    return CsvLayout(path, names, end, head.count(b"\n", 0, end), gz)
+            f"{where}: the header {list(names)} differs from column_names {list(options.column_names)}")
+    return CsvLayout(path, names, end, head.count(b"\n", 0, end), gz, has_rows)
+
+
+def _has_data(stream, rest: bytes) -> bool:
+    """Whether ``rest`` and what follows it in ``stream`` hold more than line breaks."""
+    while True:
+        if rest.strip(b"\r\n"):
+            return True
+        rest = stream.read(1 << 16)
+        if not rest:
+            return False
 
 
 def plan_chunks(layout: CsvLayout, options: CsvOptions, chunk_bytes: int) -> list[tuple[int, int, int]]:
@@ -293,7 +366,11 @@ def _decode(data: bytes, options: CsvOptions, path: str, line: int) -> str:
 
 def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
                batch_bytes: int = 8 << 20) -> Iterator[pa.RecordBatch]:
-    """Yields record batches of string columns (an empty cell is null) for one range."""
+    """Yields record batches of string columns (an empty cell is null) for one range.
+
+    Raises SourceError naming the file and line for a malformed record, a record larger
+    than ``batch_bytes``, and a quoted field that is never closed (Arrow would read the
+    rest of the file into it)."""
     names = list(layout.column_names)
     read_opts = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=batch_bytes,
                                   encoding=options.encoding)
@@ -307,14 +384,14 @@ def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, fir
         column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True,
         quoted_strings_can_be_null=True, check_utf8=True)
     if layout.gzip:
-        source = _open_stream(layout.path)
+        source = _GzipReader(layout.path, keep=2 * batch_bytes)  # Arrow's limit on a record
         source.read(start)
-        raw = None
     else:
         with open(layout.path, "rb") as f:
             f.seek(start)
             raw = f.read(end - start)
         source = pa.BufferReader(raw)
+    batch = None
     try:
         reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse_opts,
                                 convert_options=convert_opts)
@@ -322,41 +399,179 @@ def read_chunk(layout: CsvLayout, options: CsvOptions, start: int, end: int, fir
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
-                return
+                break
             yield batch
     except pa.ArrowInvalid as exc:
-        raise _explain_parse_error(layout, options, start, end, first_line, exc) from None
+        raise _explain_parse_error(layout, options, start, end, first_line, exc, batch_bytes) from None
     finally:
         if layout.gzip:
             source.close()
+    if batch is not None and _may_end_inside_quotes(source.tail if layout.gzip else raw, batch, options):
+        found = _unclosed_quote_line(layout, options, start, end, first_line)
+        if found is not None:
+            raise _unclosed_quote_error(layout.path, *found)
+
+
+def _may_end_inside_quotes(raw_tail: bytes, last_batch: pa.RecordBatch, options: CsvOptions) -> bool:
+    """Cheap test on the range's last record: could a quoted field be left open at the end?
+
+    Arrow reads a quote that is never closed as a field running to the end of the data.
+    Then the data ends with the quote and that field's value exactly (inner quotes
+    doubled); a field that is closed ends with a quote or a line break after its value."""
+    if options.quote_char is None or last_batch.num_rows == 0:
+        return False
+    value = last_batch.column(last_batch.num_columns - 1)[-1].as_py() or ""
+    quote = options.quote_char
+    written = (quote + value.replace(quote, quote * 2)).encode(options.encoding)
+    return len(written) > len(raw_tail) or raw_tail.endswith(written)
+
+
+@contextlib.contextmanager
+def _no_field_limit():
+    """Python's csv module refuses fields over 128 KiB by default; errors need the record."""
+    limit = pycsv.field_size_limit(sys.maxsize)
+    try:
+        yield
+    finally:
+        pycsv.field_size_limit(limit)
+
+
+def _text_lines(layout: CsvLayout, options: CsvOptions, start: int, end: int,
+                first_line: int) -> Iterator[str]:
+    """The decoded lines of a range (line breaks kept), streamed; bad bytes are a
+    SourceError naming the line."""
+    decoder = codecs.getincrementaldecoder(options.encoding)()
+    line = first_line
+    with _open_stream(layout.path) as f:
+        if layout.gzip:
+            f.read(start)
+        else:
+            f.seek(start)
+        left = end - start if end >= 0 else -1
+        while left:
+            raw = f.readline(left)
+            if not raw:
+                break
+            left = left - len(raw) if left > 0 else left
+            try:
+                text = decoder.decode(raw)
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"{layout.path}: line {line}: bytes are not valid {options.encoding}: "
+                                  f"{exc.reason}") from None
+            yield from io.StringIO(text, newline="")  # also splits at a lone \r, as csv does
+            line += raw.count(b"\n")
+
+
+@dataclasses.dataclass
+class _Record:
+    line: int  # the file line it starts on
+    lines: list[str]  # its text
+    fields: list[str]
+
+    @property
+    def last_line(self) -> int:
+        breaks = sum(text.count("\n") for text in self.lines)
+        return self.line + breaks - (1 if self.lines and self.lines[-1].endswith("\n") else 0)
+
+    @property
+    def size(self) -> int:
+        return sum(len(text) for text in self.lines)
+
+
+class _LineTap:
+    """Hands lines to csv.reader and keeps those of the record being read."""
+
+    def __init__(self, lines: Iterator[str]):
+        self._lines = lines
+        self.taken: list[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        text = next(self._lines)
+        self.taken.append(text)
+        return text
+
+
+def _records(layout: CsvLayout, options: CsvOptions, start: int, end: int,
+             first_line: int) -> Iterator[_Record]:
+    """Python's csv reading of a range, record by record, with the lines each starts on
+    (blank lines are records without fields). Slow: for errors and their line numbers."""
+    tap = _LineTap(_text_lines(layout, options, start, end, first_line))
+    reader = pycsv.reader(tap, **_pycsv_dialect(options))
+    line = first_line
+    with _no_field_limit():
+        for fields in reader:
+            record = _Record(line, tap.taken, fields)
+            tap.taken = []
+            yield record
+            line = record.last_line + 1
+
+
+def _unclosed_quote_line(layout: CsvLayout, options: CsvOptions, start: int, end: int,
+                         first_line: int) -> Optional[tuple[int, int]]:
+    """(line where a quoted field opens that the file ends inside, last line), or None."""
+    last = None
+    for last in _records(layout, options, start, end, first_line):
+        pass
+    return _open_quote(last, options) if last is not None else None
+
+
+def _open_quote(record: _Record, options: CsvOptions) -> Optional[tuple[int, int]]:
+    """For a record the data ends inside a quoted field of: (line where that field opens,
+    last line); None if every quoted field of the record is closed."""
+    if not record.fields:
+        return None
+    try:
+        with _no_field_limit():
+            for _ in pycsv.reader(record.lines, strict=True, **_pycsv_dialect(options)):
+                pass
+        return None
+    except pycsv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return None
+    # The open field runs to the end of the data: it spans as many lines as its value does.
+    value = record.fields[-1]
+    value_lines = value.count("\n") + (0 if value.endswith("\n") else 1)
+    return record.last_line - value_lines + 1, record.last_line
+
+
+def _unclosed_quote_error(path: str, line: int, last_line: int) -> SourceError:
+    return SourceError(
+        f"{path}: line {line}: a quoted field opened here is never closed (the file ends "
+        f"inside it, at line {last_line:,}); close the quote, or double a quote that is part "
+        "of a value")
 
 
 def _explain_parse_error(layout: CsvLayout, options: CsvOptions, start: int, end: int,
-                         first_line: int, exc: Exception) -> SourceError:
+                         first_line: int, exc: Exception, batch_bytes: int) -> SourceError:
     """Re-reads the range with Python's csv module to name the offending line."""
-    message = str(exc)
-    with _open_stream(layout.path) as f:
-        f.seek(start) if not layout.gzip else f.read(start)
-        data = f.read() if end < 0 else f.read(end - start)
-    try:
-        text = data.decode(options.encoding)
-    except UnicodeDecodeError as uexc:
-        bad = first_line + data.count(b"\n", 0, uexc.start)
-        return SourceError(f"{layout.path}: line {bad}: bytes are not valid {options.encoding}: {uexc.reason}")
-    reader = pycsv.reader(io.StringIO(text, newline=""), **_pycsv_dialect(options))
     width = len(layout.column_names)
-    line_before = 0
-    for row in reader:
-        if row and len(row) != width:
-            line = first_line + line_before
-            preview = options.delimiter.join(row)[:120]
+    record = None
+    for record in _records(layout, options, start, end, first_line):
+        if record.fields and len(record.fields) != width:
+            opened = _open_quote(record, options)
+            if opened is not None:
+                return _unclosed_quote_error(layout.path, *opened)
+            preview = options.delimiter.join(record.fields)[:120]
+            spans = ""
+            if record.last_line > record.line:
+                spans = (f" (this record spans lines {record.line:,} to {record.last_line:,}: "
+                         "check the quotes in it)")
+            return SourceError(f"{layout.path}: line {record.line}: expected {width} fields, got "
+                               f"{len(record.fields)}: {preview!r}{spans}")
+        if record.size > batch_bytes:
             return SourceError(
-                f"{layout.path}: line {line}: expected {width} fields, got {len(row)}: {preview!r}")
-        line_before = reader.line_num
-    if "quote" in message.lower() or text.count(options.quote_char or "\0") % 2:
-        return SourceError(f"{layout.path}: line {first_line + line_before}: unbalanced quotes "
-                           f"(a quoted field is never closed)")
-    return SourceError(f"{layout.path}: lines {first_line}-{first_line + line_before}: {message}")
+                f"{layout.path}: line {record.line}: the record starting here has "
+                f"{record.size / (1 << 20):.1f} MiB (to line {record.last_line:,}); records over "
+                f"{batch_bytes >> 20} MiB are not supported (is a quote in it unbalanced?)")
+    if record is None:
+        return SourceError(f"{layout.path}: line {first_line}: {exc}")
+    opened = _open_quote(record, options)
+    if opened is not None:
+        return _unclosed_quote_error(layout.path, *opened)
+    return SourceError(f"{layout.path}: lines {first_line}-{record.last_line}: {exc}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -536,28 +751,26 @@ def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 <
 def line_of_row(layout: CsvLayout, options: CsvOptions, start: int, end: int, first_line: int,
                 row: int) -> int:
     """The file line where data row ``row`` (0-based, within the range) begins."""
-    with _open_stream(layout.path) as f:
-        if layout.gzip:
-            f.read(start)
-        else:
-            f.seek(start)
-        data = f.read() if end < 0 else f.read(end - start)
-    reader = pycsv.reader(io.StringIO(data.decode(options.encoding, "replace"), newline=""),
-                          **_pycsv_dialect(options))
-    line_before, seen = 0, 0
-    for cells in reader:
-        if cells:
+    seen, line = 0, first_line
+    for record in _records(layout, options, start, end, first_line):
+        if record.fields:
             if seen == row:
-                return first_line + line_before
+                return record.line
             seen += 1
-        line_before = reader.line_num
-    return first_line + line_before
+        line = record.last_line + 1
+    return line
 
 
 # ---------------------------------------------------------------------------------------
 # The source contract (examplegen.sources): plan the chunks of a split, read one chunk.
 
 Options = CsvOptions
+ROWS_NAME = "data rows"
+
+
+def has_rows(path: str, options: CsvOptions) -> bool:
+    """Whether the file holds a data row (not just a header or line breaks)."""
+    return read_layout(path, options).has_rows
 
 
 @dataclasses.dataclass(frozen=True)

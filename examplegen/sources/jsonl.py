@@ -1,12 +1,12 @@
 """JSON Lines source: one JSON object per line (``.jsonl``, ``.jsonl.gz``), read by pyarrow.
 
 Types are inferred over the whole split, as for CSV: the launcher reads every file once
-with pyarrow's JSON reader and unifies their schemas (an integer field that holds a
+(a block of ``chunk_bytes`` at a time) with pyarrow's JSON reader and unifies the schemas (an integer field that holds a
 fraction in another file becomes a float; a field missing or null in one file takes the
 type of the others). Nested objects become structs (features ``parent.child``), arrays
 become lists. Strings stay strings (pyarrow would turn ISO 8601 text into timestamps;
 that inference is undone). ``schema`` overrides a feature's mapping (examplegen.typemap),
-e.g. ``{"id": "string"}``.
+e.g. ``{"id": "string"}``; ``columns`` keeps only those top-level fields.
 
 A line that is not a JSON object, or whose field has another JSON type than the same field
 on an earlier line (a number, then text), is an error naming the file and line. Blank
@@ -21,36 +21,20 @@ import gzip
 import io
 import json
 import os
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.json as pajson
 
 from examplegen import typemap
-from examplegen.errors import ConfigError, SourceError
-from examplegen.sources.base import Plan, WorkUnit, check_schema_columns, options_from_dict, schema_difference, \
-    schema_pairs
+from examplegen.errors import SourceError
+from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_schema_columns, column_types,
+                                     schema_difference)
+from examplegen.sources.csv import is_gzip_file
 
 FORMAT = "jsonl"
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    schema: Optional[tuple[tuple[str, str], ...]] = None  # feature -> typemap override
-    batch_rows: int = 65536  # rows per Arrow batch
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict]) -> "Options":
-        opts = options_from_dict(cls, d, FORMAT)
-        schema = schema_pairs(opts.schema, FORMAT)
-        typemap.check_overrides(schema, FORMAT)
-        if not isinstance(opts.batch_rows, int) or opts.batch_rows < 1:
-            raise ConfigError(f"jsonl option batch_rows must be a positive integer, got {opts.batch_rows!r}")
-        return dataclasses.replace(opts, schema=schema)
-
-    def to_dict(self) -> dict:
-        return {"schema": dict(self.schema) if self.schema else None, "batch_rows": self.batch_rows}
+class Options(TableOptions):
+    SOURCE = FORMAT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,13 +62,8 @@ class LineRange(WorkUnit):
         return f"{self.path}: line {self.first_line}+"
 
 
-def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == _GZIP_MAGIC
-
-
 def _open(path: str):
-    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+    return gzip.open(path, "rb") if is_gzip_file(path) else open(path, "rb")
 
 
 def _no_timestamps(typ: pa.DataType) -> pa.DataType:
@@ -98,10 +77,10 @@ def _no_timestamps(typ: pa.DataType) -> pa.DataType:
     return typ
 
 
-def _explain(path: str, data: bytes, first_line: int, exc: Exception) -> SourceError:
+def _explain(path: str, lines: Iterable[bytes], first_line: int, exc: Exception) -> SourceError:
     """Names the line at fault by reading the lines with Python's json module."""
     kinds: dict[str, tuple[str, int]] = {}
-    for number, line in enumerate(io.BytesIO(data), start=first_line):
+    for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:
@@ -134,12 +113,16 @@ def _json_kind(value) -> Optional[str]:
 
 
 def _read(path: str, data: bytes, first_line: int, schema: Optional[pa.Schema] = None) -> pa.Table:
-    parse = pajson.ParseOptions(explicit_schema=schema) if schema is not None else pajson.ParseOptions()
+    """The lines as a table: types inferred, or ``schema``'s (other fields ignored)."""
+    if not data.strip():  # an empty file (or only blank lines): no rows
+        return (schema or pa.schema([])).empty_table()
+    parse = (pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+             if schema is not None else pajson.ParseOptions())
     try:
         return pajson.read_json(pa.BufferReader(data), read_options=pajson.ReadOptions(use_threads=False),
                                 parse_options=parse)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise _explain(path, data, first_line, exc) from None
+        raise _explain(path, io.BytesIO(data), first_line, exc) from None
 
 
 def _ranges(path: str, chunk_bytes: int) -> list[tuple[int, int, int]]:
@@ -162,12 +145,42 @@ def _ranges(path: str, chunk_bytes: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
-    schemas = []
-    for path in files:
+def _blocks(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(whole lines, number of the first) of about block_bytes each, gzip decompressed."""
+    with _open(path) as f:
+        line, rest = 1, b""
+        while True:
+            data = f.read(block_bytes)
+            if not data:
+                break
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            block, rest = data[:cut], data[cut:]
+            if block:
+                yield block, line
+                line += block.count(b"\n")
+        if rest.strip():
+            yield rest, line
+
+
+def _file_schema(path: str, block_bytes: int) -> pa.Schema:
+    """The types of a file's fields, inferred over all its lines (a block at a time)."""
+    schemas = [_read(path, data, line).schema for data, line in _blocks(path, block_bytes)]
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         with _open(path) as f:
-            data = f.read()
-        schemas.append((path, _read(path, data, 1).schema))
+            raise _explain(path, f, 1, exc) from None
+
+
+def has_rows(path: str, options: Options) -> bool:
+    """Whether a line of the file is not blank."""
+    with _open(path) as f:
+        return any(line.strip() for line in f)
+
+
+def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
+    schemas = [(path, _file_schema(path, chunk_bytes)) for path in files]
     try:
         schema = pa.unify_schemas([s for _, s in schemas], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -180,10 +193,10 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
                                   f"{first[0]} (first) and {other[0]} (second): "
                                   f"{schema_difference(first[1], other[1])}") from None
         raise SourceError(f"files in input split {split_name!r} cannot share one schema: {exc}") from None
-    schema = pa.schema([f.with_type(_no_timestamps(f.type)) for f in schema])
+    schema = options.project(pa.schema([f.with_type(_no_timestamps(f.type)) for f in schema]), files[0])
     units = []
     for path in files:
-        if _is_gzip(path) or os.path.getsize(path) <= chunk_bytes:
+        if is_gzip_file(path) or os.path.getsize(path) <= chunk_bytes:
             units.append(LineRange(path, os.path.getsize(path), 0, -1, 1, schema))
             continue
         for start, end, line in _ranges(path, chunk_bytes):
@@ -191,7 +204,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
             units.append(LineRange(path, size, start, end, line, schema))
     columns = typemap.example_names(schema)
     check_schema_columns(options.schema, columns, files[0], FORMAT)
-    return Plan(units, columns=columns)
+    return Plan(units, columns=columns, info={"column_types": column_types(schema)})
 
 
 def read(unit: LineRange, options: Options) -> Iterator[pa.RecordBatch]:

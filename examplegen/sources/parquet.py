@@ -1,7 +1,7 @@
 """Parquet source: pyarrow reads row groups straight into typed Arrow batches.
 
-Work units are runs of whole row groups (about ``chunk_bytes`` of the file each), so a
-large file is converted by several workers. ``columns`` projects the columns to read
+Work units are runs of whole row groups (about ``chunk_bytes`` of decoded rows each, see
+``work_bytes``), so a large file is converted by several workers. ``columns`` projects the columns to read
 (top-level names); ``schema`` overrides a column's mapping (examplegen.typemap). Every
 file of a split must have the same schema (after projection): a difference is an error
 naming both files.
@@ -10,39 +10,21 @@ naming both files.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from examplegen import typemap
-from examplegen.errors import ConfigError, SourceError
-from examplegen.sources.base import (Plan, WorkUnit, check_same_schema, check_schema_columns, column_list,
-                                     options_from_dict, schema_pairs)
+from examplegen.errors import SourceError
+from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns,
+                                     column_types)
 
 FORMAT = "parquet"
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-    columns: Optional[tuple[str, ...]] = None  # top-level columns to read; None: all
-    schema: Optional[tuple[tuple[str, str], ...]] = None  # feature -> typemap override
-    batch_rows: int = 65536  # rows per batch a worker converts at once
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict]) -> "Options":
-        opts = options_from_dict(cls, d, FORMAT)
-        columns = column_list(opts.columns, FORMAT)
-        schema = schema_pairs(opts.schema, FORMAT)
-        typemap.check_overrides(schema, FORMAT)
-        if not isinstance(opts.batch_rows, int) or opts.batch_rows < 1:
-            raise ConfigError(f"parquet option batch_rows must be a positive integer, got {opts.batch_rows!r}")
-        return dataclasses.replace(opts, columns=columns, schema=schema)
-
-    def to_dict(self) -> dict:
-        return {"columns": list(self.columns) if self.columns else None,
-                "schema": dict(self.schema) if self.schema else None, "batch_rows": self.batch_rows}
+class Options(TableOptions):
+    SOURCE = FORMAT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,15 +45,29 @@ def _open(path: str) -> pq.ParquetFile:
         raise SourceError(f"{path}: not a readable Parquet file: {exc}") from None
 
 
-def _projected_schema(pf: pq.ParquetFile, path: str, options: Options) -> pa.Schema:
-    schema = pf.schema_arrow
-    if options.columns is None:
-        return pa.schema(list(schema), metadata=None)
-    missing = [c for c in options.columns if c not in schema.names]
-    if missing:
-        raise ConfigError(f"parquet option columns names {missing} that {path} does not have "
-                          f"(columns: {schema.names})")
-    return pa.schema([schema.field(c) for c in options.columns])
+def _row_bytes(schema: pa.Schema) -> int:
+    """Rough bytes of one decoded row: 8 a fixed-width value, 16 a variable-width one."""
+    def width(typ: pa.DataType) -> int:
+        if pa.types.is_struct(typ):
+            return sum(width(f.type) for f in typ)
+        if pa.types.is_nested(typ):
+            return 16
+        try:
+            return max(1, typ.bit_width // 8)
+        except ValueError:  # variable width (string, binary)
+            return 16
+
+    return max(1, sum(width(f.type) for f in schema))
+
+
+def work_bytes(path: str, options: Options) -> int:
+    """Rows times a decoded row's rough size: the work a file holds (it is compressed)."""
+    pf = _open(path)
+    return pf.metadata.num_rows * _row_bytes(options.project(pf.schema_arrow, path))
+
+
+def has_rows(path: str, options: Options) -> bool:
+    return _open(path).metadata.num_rows > 0
 
 
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
@@ -79,29 +75,24 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
     first: Optional[tuple[str, pa.Schema]] = None
     for path in files:
         pf = _open(path)
-        schema = _projected_schema(pf, path, options)
+        schema = options.project(pf.schema_arrow, path)
         if first is None:
             first = (path, schema)
         else:
             check_same_schema(split_name, first, (path, schema))
         meta = pf.metadata
-        file_size = os.path.getsize(path)
-        total_rows = max(1, meta.num_rows)
-        group, group_bytes, start_row, row = [], 0, 0, 0
+        row_bytes = _row_bytes(schema)
+        group, group_rows, start_row = [], 0, 0
         for i in range(meta.num_row_groups):
-            rg = meta.row_group(i)
-            if not group:
-                start_row = row
             group.append(i)
-            group_bytes += rg.total_byte_size
-            row += rg.num_rows
-            if group_bytes >= chunk_bytes or i == meta.num_row_groups - 1:
-                share = sum(meta.row_group(g).num_rows for g in group) / total_rows
-                units.append(RowGroups(path, int(file_size * share), tuple(group), start_row))
-                group, group_bytes = [], 0
+            group_rows += meta.row_group(i).num_rows
+            if group_rows * row_bytes >= chunk_bytes or i == meta.num_row_groups - 1:
+                units.append(RowGroups(path, group_rows * row_bytes, tuple(group), start_row))
+                start_row += group_rows
+                group, group_rows = [], 0
     columns = typemap.example_names(first[1])
     check_schema_columns(options.schema, columns, first[0], FORMAT)
-    return Plan(units, columns=columns)
+    return Plan(units, columns=columns, info={"column_types": column_types(first[1])})
 
 
 def read(unit: RowGroups, options: Options) -> Iterator[pa.RecordBatch]:

@@ -60,7 +60,7 @@ PASSWORD_ENV = "EXAMPLEGEN_DB_PASSWORD"
 # SQL tokens that may hold a placeholder's text without being one: string literals,
 # quoted identifiers, comments. Everything else is scanned for placeholders.
 _SKIPPED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|--[^\n]*|/\*.*?\*/", re.S)
-_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS) + r"(?![A-Za-z0-9_$])")
+_PLACEHOLDER_RE = re.compile("(?:" + "|".join(re.escape(p) for p in PLACEHOLDERS) + r")(?![A-Za-z0-9_$])")
 
 
 # --------------------------------------------------------------------------- spans

@@ -16,6 +16,7 @@ from examplegen.errors import ConfigError
 from examplegen.sources.base import Plan, Records, WorkUnit, options_from_dict
 
 FORMAT = "tfrecord"
+ROWS_NAME = "records"
 BATCH_RECORDS = 65536
 
 
@@ -42,6 +43,10 @@ class RecordFile(WorkUnit):
 
     def where(self, row: int) -> str:
         return f"{self.path}: record {row}"
+
+
+def has_rows(path: str, options: Options) -> bool:
+    return not tfrecord.is_empty(path)
 
 
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 0) -> Plan:
