@@ -240,3 +240,27 @@ def test_cli_ingests_a_bigquery_query(bq_emulator, dataset, tmp_path):
     assert sum(json.loads(proc.stdout)["counts"].values()) == 30
     amounts = sorted(example_values(r)["amount"][1][0] for s in ("train", "eval") for r in read_split(str(out), s))
     assert amounts == [i + 0.25 for i in range(30)]
+
+
+def test_query_pipeline_runs_bigquery_and_reruns_cached(bq_emulator, dataset, tmp_path, monkeypatch, capsys):
+    import re
+
+    from examplegen.cli import main
+    from examplegen.lineage import open_store
+
+    monkeypatch.setenv("EXAMPLEGEN_DB_PASSWORD", "unused-by-bigquery")  # the pipeline's secret; ADC is used
+    monkeypatch.delenv("EXAMPLEGEN_MLMD", raising=False)
+    _create(bq_emulator, f"{dataset}.t", SCHEMA[:4], [{"id": i, "amount": f"{i}.5", "f": i / 4, "ok": i % 2 == 0}
+                                                     for i in range(60)])
+    root = tmp_path / "root"
+    params = ["--param", f"connection={URL}", "--param", "source_format=bigquery", "--param",
+              f"input_config={json.dumps(_config(f'SELECT * FROM {dataset}.t'))}", "--param",
+              f"source_options={json.dumps(bq_emulator.options(dataset=f'{dataset}_tmp'))}"]
+    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
+    printed = capsys.readouterr().out
+    examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
+    assert sum(1 for s in ("train", "eval") for _ in read_split(examples, s)) == 60
+    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
+    ingests = open_store(f"sqlite:///{root}/mlmd.sqlite").call("get_executions_by_type", "examplegen.Ingest")
+    assert [e.last_known_state for e in ingests] == [3, 5]  # COMPLETE, then CACHED
+    assert _tables(bq_emulator, f"{dataset}_tmp") == []

@@ -243,3 +243,31 @@ def test_password_and_token_never_reach_logs_mlmd_artifacts_or_errors(standin, t
     # The lineage store holds the runs (not only files that happen to lack the secret).
     with sqlite3.connect(mlmd) as db:
         assert db.execute("SELECT COUNT(*) FROM Execution").fetchone()[0] >= 2
+
+
+def test_query_pipeline_runs_trino_with_the_password_from_the_environment(standin, tmp_path, monkeypatch, capsys):
+    import re
+
+    from examplegen.cli import main
+
+    monkeypatch.setenv("EXAMPLEGEN_DB_PASSWORD", standin.secret)  # what the Kubernetes secret sets
+    monkeypatch.delenv("EXAMPLEGEN_MLMD", raising=False)
+    root = tmp_path / "root"
+    url = f"trino://alice@127.0.0.1:{standin.port}/hive/web"
+    params = ["--param", f"connection={url}", "--param", "source_format=trino", "--param",
+              f"input_config={json.dumps(_config('SELECT id, amount, at, pair FROM t'))}", "--param",
+              f"source_options={json.dumps({'verify': standin.ca_path})}"]
+    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
+    printed = capsys.readouterr().out
+    examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
+    assert sum(1 for s in ("train", "eval") for _ in read_split(examples, s)) == 50
+    with open(re.search(r"^report: (.+)$", printed, re.M).group(1), encoding="utf-8") as f:
+        html = f.read()
+    assert url in html and "SELECT id, amount, at, pair FROM t" in html and "rows-blake2b128-sum:" in html
+    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0  # CACHED
+    assert standin.secret.encode() not in _everything_under(root) + capsys.readouterr().out.encode()
+    token = f"tok-{uuid.uuid4().hex}"
+    assert main(["run", "query_ingest", "--pipeline-root", str(tmp_path / "r2"), "--param",
+                 f"connection={url}?access_token={token}", *params[2:]]) == 1
+    shown = capsys.readouterr()
+    assert "holds a password or token" in shown.err and token not in shown.out + shown.err
