@@ -131,3 +131,16 @@ def plain_values(row: dict) -> dict:
             value = float(value)
         out[key] = value
     return out
+
+
+def run_query_pipeline(root, params: list[str], capsys) -> tuple[str, str]:
+    """Runs the query-ingest pipeline locally (``examplegen run``) with ``--param`` s;
+    returns the paths of its Examples artifact and its report page."""
+    import re
+
+    from examplegen.cli import main
+
+    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
+    printed = capsys.readouterr().out
+    examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
+    return examples, re.search(r"^report: (.+)$", printed, re.M).group(1)

@@ -27,7 +27,8 @@ from examplegen.query_ingest import ingest_query
 from examplegen.sources import bigquery as bq_source
 from examplegen.sources.query import Connection, ResolvedQuery
 from tests.bq_emulator import PROJECT, bq_emulator, bq_venv  # noqa: F401 - fixtures
-from tests.helpers import REPO, canonical, example_values, expected_values, plain_values, read_split
+from tests.helpers import (REPO, canonical, example_values, expected_values, plain_values, read_split,
+                           run_query_pipeline)
 
 URL = f"bigquery://{PROJECT}"
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -243,9 +244,6 @@ def test_cli_ingests_a_bigquery_query(bq_emulator, dataset, tmp_path):
 
 
 def test_query_pipeline_runs_bigquery_and_reruns_cached(bq_emulator, dataset, tmp_path, monkeypatch, capsys):
-    import re
-
-    from examplegen.cli import main
     from examplegen.lineage import open_store
 
     monkeypatch.setenv("EXAMPLEGEN_DB_PASSWORD", "unused-by-bigquery")  # the pipeline's secret; ADC is used
@@ -256,11 +254,9 @@ def test_query_pipeline_runs_bigquery_and_reruns_cached(bq_emulator, dataset, tm
     params = ["--param", f"connection={URL}", "--param", "source_format=bigquery", "--param",
               f"input_config={json.dumps(_config(f'SELECT * FROM {dataset}.t'))}", "--param",
               f"source_options={json.dumps(bq_emulator.options(dataset=f'{dataset}_tmp'))}"]
-    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
-    printed = capsys.readouterr().out
-    examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
+    examples, _ = run_query_pipeline(root, params, capsys)
     assert sum(1 for s in ("train", "eval") for _ in read_split(examples, s)) == 60
-    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
+    run_query_pipeline(root, params, capsys)
     ingests = open_store(f"sqlite:///{root}/mlmd.sqlite").call("get_executions_by_type", "examplegen.Ingest")
     assert [e.last_known_state for e in ingests] == [3, 5]  # COMPLETE, then CACHED
     assert _tables(bq_emulator, f"{dataset}_tmp") == []

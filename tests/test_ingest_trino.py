@@ -23,7 +23,8 @@ import pytest
 from examplegen.errors import ConfigError, SourceError
 from examplegen.query_ingest import ingest_query
 from examplegen.sources import trino as trino_source
-from tests.helpers import REPO, canonical, example_values, expected_values, plain_values, read_split
+from tests.helpers import (REPO, canonical, example_values, expected_values, plain_values, read_split,
+                           run_query_pipeline, tree_bytes)
 from tests.trino_standin import TrinoStandIn
 
 UTC = datetime.timezone.utc
@@ -207,12 +208,7 @@ def test_trino_type_names_map_to_arrow_and_others_are_a_clear_error():
 
 
 def _everything_under(root) -> bytes:
-    data = []
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(dirpath, name), "rb") as f:
-                data.append(f.read())
-    return b"\n".join(data)
+    return b"\n".join(tree_bytes(str(root)).values())
 
 
 def test_password_and_token_never_reach_logs_mlmd_artifacts_or_errors(standin, tmp_path):
@@ -246,8 +242,6 @@ def test_password_and_token_never_reach_logs_mlmd_artifacts_or_errors(standin, t
 
 
 def test_query_pipeline_runs_trino_with_the_password_from_the_environment(standin, tmp_path, monkeypatch, capsys):
-    import re
-
     from examplegen.cli import main
 
     monkeypatch.setenv("EXAMPLEGEN_DB_PASSWORD", standin.secret)  # what the Kubernetes secret sets
@@ -257,14 +251,12 @@ def test_query_pipeline_runs_trino_with_the_password_from_the_environment(standi
     params = ["--param", f"connection={url}", "--param", "source_format=trino", "--param",
               f"input_config={json.dumps(_config('SELECT id, amount, at, pair FROM t'))}", "--param",
               f"source_options={json.dumps({'verify': standin.ca_path})}"]
-    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
-    printed = capsys.readouterr().out
-    examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
+    examples, report = run_query_pipeline(root, params, capsys)
     assert sum(1 for s in ("train", "eval") for _ in read_split(examples, s)) == 50
-    with open(re.search(r"^report: (.+)$", printed, re.M).group(1), encoding="utf-8") as f:
+    with open(report, encoding="utf-8") as f:
         html = f.read()
     assert url in html and "SELECT id, amount, at, pair FROM t" in html and "rows-blake2b128-sum:" in html
-    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0  # CACHED
+    run_query_pipeline(root, params, capsys)  # CACHED
     assert standin.secret.encode() not in _everything_under(root) + capsys.readouterr().out.encode()
     token = f"tok-{uuid.uuid4().hex}"
     assert main(["run", "query_ingest", "--pipeline-root", str(tmp_path / "r2"), "--param",

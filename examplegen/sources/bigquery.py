@@ -38,9 +38,8 @@ from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
 
-from examplegen import typemap
 from examplegen.errors import ConfigError, SourceError
-from examplegen.sources.base import Plan, check_schema_columns, options_from_dict, schema_pairs
+from examplegen.sources.base import Plan, check_schema_columns, options_dict, options_from_dict, with_schema
 from examplegen.sources.query import Connection, QueryUnit, ResolvedQuery, normalise_batch, query_plan, read_batches
 
 FORMAT = "bigquery"
@@ -74,17 +73,12 @@ class Options:
         if not isinstance(opts.max_streams, int) or isinstance(opts.max_streams, bool) or opts.max_streams < 0:
             raise ConfigError(f"bigquery option max_streams must be 0 (one per CPU core) or a positive integer, "
                               f"got {opts.max_streams!r}")
-        for key in ("digest", "anonymous"):
-            if not isinstance(getattr(opts, key), bool):
-                raise ConfigError(f"bigquery option {key} must be true or false, got {getattr(opts, key)!r}")
-        schema = schema_pairs(opts.schema, FORMAT)
-        typemap.check_overrides(schema, FORMAT)
-        return dataclasses.replace(opts, schema=schema)
+        if not isinstance(opts.anonymous, bool):
+            raise ConfigError(f"bigquery option anonymous must be true or false, got {opts.anonymous!r}")
+        return with_schema(opts, FORMAT)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["schema"] = dict(self.schema) if self.schema else None
-        return d
+        return options_dict(self)
 
     @property
     def workers(self) -> int:

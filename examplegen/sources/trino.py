@@ -38,9 +38,8 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 
-from examplegen import typemap
 from examplegen.errors import ConfigError, SourceError
-from examplegen.sources.base import Plan, check_schema_columns, options_from_dict, schema_pairs
+from examplegen.sources.base import Plan, check_schema_columns, options_dict, options_from_dict, with_schema
 from examplegen.sources.query import Connection, QueryUnit, ResolvedQuery, query_plan, read_batches
 
 FORMAT = "trino"
@@ -73,18 +72,12 @@ class Options:
             raise ConfigError(f"trino option http_scheme must be http or https, got {opts.http_scheme!r}")
         if not isinstance(opts.verify, (bool, str)) or opts.verify == "":
             raise ConfigError(f"trino option verify must be true, false or a CA bundle path, got {opts.verify!r}")
-        if not isinstance(opts.digest, bool):
-            raise ConfigError(f"trino option digest must be true or false, got {opts.digest!r}")
         if not isinstance(opts.batch_rows, int) or isinstance(opts.batch_rows, bool) or opts.batch_rows < 1:
             raise ConfigError(f"trino option batch_rows must be a positive integer, got {opts.batch_rows!r}")
-        schema = schema_pairs(opts.schema, FORMAT)
-        typemap.check_overrides(schema, FORMAT)
-        return dataclasses.replace(opts, schema=schema)
+        return with_schema(opts, FORMAT)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["schema"] = dict(self.schema) if self.schema else None
-        return d
+        return options_dict(self)
 
     workers = 1  # one unit per query
 
