@@ -112,6 +112,7 @@ def check_tfx_compatible(artifact: str, rows: list[dict], kinds: dict[str, str],
 def plain_values(row: dict) -> dict:
     """A row of Python values as the examples hold them (for expected_values): dates as days
     since the epoch, datetimes as microseconds since the epoch (naive ones taken as UTC),
+    times as microseconds since midnight,
     decimals as floats, a struct (dict) as ``parent.child`` columns."""
     import datetime
     import decimal
@@ -127,6 +128,8 @@ def plain_values(row: dict) -> dict:
             value = (aware - epoch) // datetime.timedelta(microseconds=1)
         elif isinstance(value, datetime.date):
             value = (value - epoch.date()).days
+        elif isinstance(value, datetime.time):
+            value = ((value.hour * 60 + value.minute) * 60 + value.second) * 10**6 + value.microsecond
         elif isinstance(value, decimal.Decimal):
             value = float(value)
         out[key] = value

@@ -35,10 +35,13 @@ EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 SCHEMA = [("id", "INT64", "NULLABLE"), ("amount", "NUMERIC", "NULLABLE"), ("f", "FLOAT64", "NULLABLE"),
           ("ok", "BOOL", "NULLABLE"), ("s", "STRING", "NULLABLE"), ("b", "BYTES", "NULLABLE"),
           ("d", "DATE", "NULLABLE"), ("dt", "DATETIME", "NULLABLE"), ("ts", "TIMESTAMP", "NULLABLE"),
-          ("j", "JSON", "NULLABLE"), ("tags", "INT64", "REPEATED"), ("words", "STRING", "REPEATED")]
+          ("j", "JSON", "NULLABLE"), ("tags", "INT64", "REPEATED"), ("words", "STRING", "REPEATED"),
+          ("t", "TIME", "NULLABLE"), ("rec", "RECORD", "NULLABLE", [("a", "INT64", "NULLABLE"),
+                                                                  ("b", "STRING", "NULLABLE")])]
 KINDS = {"id": "int64_list", "amount": "float_list", "f": "float_list", "ok": "int64_list", "s": "bytes_list",
          "b": "bytes_list", "d": "int64_list", "dt": "int64_list", "ts": "int64_list", "j": "bytes_list",
-         "tags": "int64_list", "words": "bytes_list"}
+         "tags": "int64_list", "words": "bytes_list", "t": "int64_list", "rec.a": "int64_list",
+         "rec.b": "bytes_list"}
 
 
 @pytest.fixture
@@ -59,7 +62,10 @@ def _create(emulator, table: str, schema, rows: list[dict]) -> None:
     from google.cloud import bigquery
 
     client = emulator.client()
-    fields = [bigquery.SchemaField(name, kind, mode=mode) for name, kind, mode in schema]
+    def field(name, kind, mode, children=()):
+        return bigquery.SchemaField(name, kind, mode=mode, fields=[field(*child) for child in children])
+
+    fields = [field(*column) for column in schema]
     created = client.create_table(bigquery.Table(f"{PROJECT}.{table}", schema=fields), exists_ok=True)
     for start in range(0, len(rows), 500):
         errors = client.insert_rows_json(created, rows[start:start + 500])
@@ -73,8 +79,10 @@ def _wire(row: dict) -> dict:
     for key, value in row.items():
         if isinstance(value, bytes):
             value = base64.b64encode(value).decode()
-        elif isinstance(value, (decimal.Decimal, datetime.date)):
-            value = value.isoformat() if isinstance(value, datetime.date) else str(value)
+        elif isinstance(value, (datetime.date, datetime.time)):
+            value = value.isoformat()
+        elif isinstance(value, decimal.Decimal):
+            value = str(value)
         out[key] = value
     return out
 
@@ -83,8 +91,8 @@ def _rows(n: int, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
     zeros = {"id": 0, "amount": decimal.Decimal("0"), "f": 0.0, "ok": False, "s": "", "b": b"",
              "d": datetime.date(1970, 1, 1), "dt": datetime.datetime(1970, 1, 1), "ts": EPOCH, "j": "0",
-             "tags": [0], "words": [""]}
-    nulls = {key: ([] if mode == "REPEATED" else None) for key, _, mode in SCHEMA}
+             "tags": [0], "words": [""], "t": datetime.time(0), "rec": {"a": 0, "b": ""}}
+    nulls = {key: ([] if mode == "REPEATED" else None) for key, _, mode, *_ in SCHEMA}
     nulls["id"] = 1
     rows = [zeros, nulls]
     for i in range(2, n):
@@ -97,9 +105,10 @@ def _rows(n: int, seed: int = 7) -> list[dict]:
             "ts": EPOCH + datetime.timedelta(microseconds=rng.randint(0, 2 * 10**15)),
             "j": json.dumps({"k": i}, separators=(",", ":")) if i % 3 else None,
             "tags": [rng.randint(-5, 5) for _ in range(i % 4)], "words": [f"w{i}"] * (i % 3),
+            "t": datetime.time(i % 24, i % 60, 7, i * 3), "rec": {"a": i, "b": None if i % 4 else f"r{i}"},
         })
         if i % 5 == 0:  # NULL-heavy: most scalar columns null in every fifth row
-            rows[-1].update({k: None for k in ("amount", "f", "ok", "s", "b", "d", "dt", "ts")})
+            rows[-1].update({k: None for k in ("amount", "f", "ok", "s", "b", "d", "dt", "ts", "t", "rec")})
     return rows
 
 
@@ -130,7 +139,8 @@ def test_every_type_and_null_heavy_columns_read_back_and_the_table_is_dropped(bq
                           input_config=_config(f"SELECT * FROM `{PROJECT}.{dataset}.t`;"))
     assert result.rows_written == 300 and sum(result.counts.values()) == 300
     assert _examples(str(tmp_path / "out")) == collections.Counter(
-        canonical(expected_values(plain_values(r), KINDS)) for r in rows)
+        canonical(expected_values(plain_values(dict(r, rec=r["rec"] or {"a": None, "b": None})), KINDS))
+        for r in rows)
     zeros = next(example_values(r) for s in ("train", "eval") for r in read_split(str(tmp_path / "out"), s)
                  if example_values(r)["id"] == ("int64_list", (0,)))
     assert zeros["ok"] == ("int64_list", (0,)) and zeros["s"] == ("bytes_list", (b"",))

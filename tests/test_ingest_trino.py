@@ -31,24 +31,28 @@ UTC = datetime.timezone.utc
 COLUMNS = [("id", "bigint"), ("small", "integer"), ("amount", "decimal(10,2)"), ("ratio", "double"),
            ("ok", "boolean"), ("name", "varchar"), ("code", "char(3)"), ("raw", "varbinary"), ("day", "date"),
            ("at", "timestamp(6) with time zone"), ("local", "timestamp(3)"), ("doc", "json"),
-           ("tags", "array(bigint)"), ("pair", "row(a bigint, b varchar)")]
+           ("tags", "array(bigint)"), ("pair", "row(a bigint, b varchar)"), ("counts", "map(varchar, bigint)"),
+           ("nanos", "timestamp(9)")]
 KINDS = {"id": "int64_list", "small": "int64_list", "amount": "float_list", "ratio": "float_list",
          "ok": "int64_list", "name": "bytes_list", "code": "bytes_list", "raw": "bytes_list", "day": "int64_list",
          "at": "int64_list", "local": "int64_list", "doc": "bytes_list", "tags": "int64_list",
-         "pair.a": "int64_list", "pair.b": "bytes_list"}
+         "pair.a": "int64_list", "pair.b": "bytes_list", "counts.key": "bytes_list", "counts.value": "int64_list",
+         "nanos": "int64_list"}
 
 
 def _rows(n: int) -> list[tuple]:
     zeros = (0, 0, decimal.Decimal("0.00"), 0.0, False, "", "000", b"", datetime.date(1970, 1, 1),
-             datetime.datetime(1970, 1, 1, tzinfo=UTC), datetime.datetime(1970, 1, 1), "0", [0], (0, ""))
-    nulls = (1,) + (None,) * 11 + ([], None)
+             datetime.datetime(1970, 1, 1, tzinfo=UTC), datetime.datetime(1970, 1, 1), "0", [0], (0, ""), {"": 0},
+             datetime.datetime(1970, 1, 1))
+    nulls = (1,) + (None,) * 11 + ([], None, None, None)
     rows = [zeros, nulls]
     for i in range(2, n):
         rows.append((i, -i, decimal.Decimal(i * 101).scaleb(-2), i / 7, i % 2 == 0, f"név {i}", f"c{i % 10:02d}",
                      bytes([i % 256, 0, 255]), datetime.date(2024, 1, 1) + datetime.timedelta(days=i),
                      datetime.datetime(2024, 3, 1, 12, 0, 0, i, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
                      datetime.datetime(2023, 1, 1, 0, 0, i % 60, 123000), json.dumps({"i": i}),
-                     list(range(i % 4)), (i, f"b{i}") if i % 3 else None))
+                     list(range(i % 4)), (i, f"b{i}") if i % 3 else None, {f"k{j}": j * i for j in range(i % 3)},
+                     datetime.datetime(2022, 2, 2, 2, 2, 2, i * 1001)))
     return rows
 
 
@@ -56,6 +60,8 @@ def _as_dict(row: tuple) -> dict:
     out = dict(zip([c for c, _ in COLUMNS], row))
     pair = out.pop("pair")
     out["pair"] = {"a": pair[0], "b": pair[1]} if pair is not None else {"a": None, "b": None}
+    counts = out.pop("counts") or {}
+    out["counts"] = {"key": list(counts), "value": list(counts.values())}  # a map: key and value lists
     return out
 
 

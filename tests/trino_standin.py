@@ -73,6 +73,9 @@ def _wire(value, type_name: str):
     if t.startswith("array("):
         inner = type_name[6:-1]
         return [_wire(v, inner) for v in value]
+    if t.startswith("map("):
+        key_type, value_type = (a["value"] for a in _signature(type_name)["arguments"])
+        return {str(_wire(k, _type_text(key_type))): _wire(v, _type_text(value_type)) for k, v in value.items()}
     if t.startswith("row("):
         sig = _signature(type_name)["arguments"]
         return [_wire(v, _type_text(a["value"]["typeSignature"])) for v, a in zip(value, sig)]
@@ -80,11 +83,12 @@ def _wire(value, type_name: str):
         return str(value)
     if t == "varbinary":
         return base64.b64encode(value).decode()
-    if t.startswith("timestamp") and "with time zone" in t:
-        utc = value.astimezone(datetime.timezone.utc)
-        return utc.strftime("%Y-%m-%d %H:%M:%S.%f") + " UTC"
-    if t.startswith("timestamp"):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if t.startswith("timestamp"):  # as many fraction digits as the precision says (default 3)
+        digits = int(re.search(r"\((\d+)\)", t).group(1)) if "(" in t else 3
+        zoned = "with time zone" in t
+        value = value.astimezone(datetime.timezone.utc) if zoned else value
+        fraction = f"{value.microsecond:06d}".ljust(digits, "0")[:digits]
+        return value.strftime("%Y-%m-%d %H:%M:%S") + (f".{fraction}" if digits else "") + (" UTC" if zoned else "")
     if t == "date":
         return value.isoformat()
     if t in ("ipaddress", "uuid"):
@@ -155,7 +159,7 @@ class TrinoStandIn:
     @staticmethod
     def _store(value, typ: str):
         wire = _wire(value, typ)
-        return json.dumps(wire) if isinstance(wire, list) else wire
+        return json.dumps(wire) if isinstance(wire, (list, dict)) else wire
 
     def _column(self, name: str, sample) -> tuple[str, str]:
         typ = self.types.get(name)
