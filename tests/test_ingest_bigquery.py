@@ -231,6 +231,11 @@ def test_errors_name_the_query_and_the_temporary_table_is_dropped_on_failure(bq_
                      input_config=_config(f"SELECT * FROM {dataset}.t"),
                      output_config={"split_config": {"splits": [{"name": "train", "hash_buckets": 1}],
                                                      "partition_feature_name": "nope"}})
+    # A value the conversion rejects in a worker (text as an int): the table is dropped too.
+    with pytest.raises(SourceError, match=r"column 'amount'"):
+        ingest_query(URL, str(tmp_path / "bad"), source_format="bigquery",
+                     source_options=dict(opts, schema={"amount": "int"}),
+                     input_config=_config(f"SELECT CONCAT('x', CAST(id AS STRING)) AS amount FROM {dataset}.t"))
     assert _tables(bq_emulator, f"{dataset}_tmp") == []
     assert not (tmp_path / "bad").exists()
     with pytest.raises(ConfigError, match="bigquery://PROJECT"):
@@ -245,7 +250,7 @@ def test_cli_ingests_a_bigquery_query(bq_emulator, dataset, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "examplegen.cli", "ingest", "--format", "bigquery", "--connection", URL,
          "--input-config", json.dumps(_config(f"SELECT * FROM {dataset}.t")), "--source-options",
-         json.dumps(bq_emulator.options(dataset=f"{dataset}_tmp")), "--output", str(out), "--json"],
+         json.dumps(bq_emulator.options(dataset=f"{dataset}_tmp", location="US")), "--output", str(out), "--json"],
         capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
     assert proc.returncode == 0, proc.stderr
     assert sum(json.loads(proc.stdout)["counts"].values()) == 30
