@@ -246,7 +246,7 @@ def query_example_gen(
         output_config: TFX output config; empty for train/eval hash buckets 2:1.
         range_config: TFX range config with a static_range; empty for span 0 (TFX).
         source_options: The source's options (sql: partition_on, partition_num; bigquery:
-            dataset, location, max_streams; trino: catalog, db_schema, verify; all: digest,
+            dataset, location, max_streams; trino: catalog, db_schema, verify, auth; all: digest,
             schema); empty for the defaults.
         num_shards: Output files per split; 0 for one.
         force: Rewrite even when lineage shows an identical result was ingested already.

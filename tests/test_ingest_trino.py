@@ -125,6 +125,12 @@ def test_jwt_from_the_url_or_the_environment_and_errors_in_trinos_form(tmp_path,
                             input_config=_config("SELECT * FROM t"), source_options=opts)
         assert done.rows_written == 10 and done.sources[0].uri == base  # the token is not in the recorded URL
         assert server.requests[-1][2]["Authorization"] == f"Bearer {token}"
+        # The pipeline's one secret (EXAMPLEGEN_DB_PASSWORD) holding a JWT: auth "jwt".
+        monkeypatch.setenv("EXAMPLEGEN_DB_PASSWORD", token)
+        assert ingest_query(base, str(tmp_path / "p"), source_format="trino", source_options=dict(opts, auth="jwt"),
+                            input_config=_config("SELECT * FROM t")).rows_written == 10
+        assert server.requests[-1][2]["Authorization"] == f"Bearer {token}"
+        monkeypatch.delenv("EXAMPLEGEN_DB_PASSWORD")
         monkeypatch.setenv("EXAMPLEGEN_DB_TOKEN", token)
         assert ingest_query(base, str(tmp_path / "b"), source_format="trino", input_config=_config("SELECT * FROM t"),
                             source_options=opts).rows_written == 10

@@ -9,7 +9,9 @@ Authentication: a password (the URL's, else ``$EXAMPLEGEN_DB_PASSWORD`` or
 ``$TRINO_PASSWORD``) is HTTP basic authentication; a token (the URL's ``access_token``
 parameter, else ``$EXAMPLEGEN_DB_TOKEN``) is JWT (bearer) authentication. Neither is ever
 shown: the recorded URL has no password and no token. With credentials the client uses
-HTTPS (``verify``: true, false or a CA bundle's path), as Trino requires.
+HTTPS (``verify``: true, false or a CA bundle's path), as Trino requires. Option ``auth``
+``jwt`` takes the password variable's value as the JWT (the query-ingest pipeline's one
+secret), ``basic`` a token as the password.
 
 ``presto://`` goes through the same path: PrestoDB's ``/v1/statement`` protocol (POST, then
 ``nextUri`` paging, the same ``columns``/``data``/``error`` JSON) is Trino's, but its
@@ -57,6 +59,7 @@ class Options:
     db_schema: Optional[str] = None  # default: the URL path's second part
     http_scheme: Optional[str] = None  # http | https; default https with credentials or port 443
     verify: Any = True  # TLS: true, false, or the path of a CA bundle
+    auth: Optional[str] = None  # basic | jwt; default: basic with a password, jwt with a token
     digest: bool = True  # order-independent result digest (data version; CACHED reruns)
     schema: Optional[tuple[tuple[str, str], ...]] = None  # feature -> typemap override
     batch_rows: int = 10000  # rows per Arrow batch
@@ -70,6 +73,8 @@ class Options:
                 raise ConfigError(f"trino option {key}: expected a name, got {value!r}")
         if opts.http_scheme not in (None, "http", "https"):
             raise ConfigError(f"trino option http_scheme must be http or https, got {opts.http_scheme!r}")
+        if opts.auth not in (None, "basic", "jwt"):
+            raise ConfigError(f"trino option auth must be basic or jwt, got {opts.auth!r}")
         if not isinstance(opts.verify, (bool, str)) or opts.verify == "":
             raise ConfigError(f"trino option verify must be true, false or a CA bundle path, got {opts.verify!r}")
         if not isinstance(opts.batch_rows, int) or isinstance(opts.batch_rows, bool) or opts.batch_rows < 1:
@@ -234,8 +239,9 @@ def _query(conn: TrinoConnection, options: Options, sql: str):
     catalog = options.catalog or (path[0] if path else None)
     schema = options.db_schema or (path[1] if len(path) > 1 else None)
     user = urllib.parse.unquote(parts.username or "")
-    auth = BasicAuthentication(user, conn.password) if conn.password else \
-        JWTAuthentication(conn.token) if conn.token else None
+    secret = conn.password or conn.token
+    kind = options.auth or ("basic" if conn.password else "jwt")
+    auth = None if not secret else BasicAuthentication(user, secret) if kind == "basic" else JWTAuthentication(secret)
     scheme = options.http_scheme or ("https" if auth is not None or parts.port == 443 else "http")
     headers = None
     if parts.scheme == "presto":
