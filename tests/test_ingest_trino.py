@@ -130,6 +130,9 @@ def test_jwt_from_the_url_or_the_environment_and_errors_in_trinos_form(tmp_path,
         assert ingest_query(base, str(tmp_path / "p"), source_format="trino", source_options=dict(opts, auth="jwt"),
                             input_config=_config("SELECT * FROM t")).rows_written == 10
         assert server.requests[-1][2]["Authorization"] == f"Bearer {token}"
+        empty = ingest_query(base, str(tmp_path / "e"), source_format="trino", source_options=dict(opts, auth="jwt"),
+                             input_config=_config("SELECT * FROM t WHERE id < 0"))
+        assert empty.rows_written == 0 and empty.sources[0].rows == 0
         monkeypatch.delenv("EXAMPLEGEN_DB_PASSWORD")
         monkeypatch.setenv("EXAMPLEGEN_DB_TOKEN", token)
         assert ingest_query(base, str(tmp_path / "b"), source_format="trino", input_config=_config("SELECT * FROM t"),
