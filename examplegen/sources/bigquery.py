@@ -24,7 +24,7 @@ Read API over an insecure gRPC channel) and ``anonymous`` (no credentials).
 Types as the Storage Read API delivers them: INT64 int64, FLOAT64 double, NUMERIC
 decimal128(38, 9), BIGNUMERIC decimal256(76, 38), BOOL, STRING, BYTES, DATE date32,
 DATETIME naive timestamp[us], TIMESTAMP timestamp[us, UTC], TIME time64[us], JSON and
-GEOGRAPHY text, ARRAY list, STRUCT struct; then the shared converter (examplegen.typemap).
+GEOGRAPHY text (bqemulator: GEOGRAPHY as WKB bytes), ARRAY list, STRUCT struct; then the shared converter (examplegen.typemap).
 """
 
 from __future__ import annotations
