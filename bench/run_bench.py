@@ -12,9 +12,14 @@ and reports rows/s (wall clock, whole command including start-up) and the peak r
 memory of the whole process tree (the main process plus its workers, sampled every 20 ms
 from /proc). Lineage recording is off so that only the data path is timed.
 
+With ``--engines local beam`` (the default) the csv run is repeated with ``--engine beam``
+for each ``--beam-args`` (Beam pipeline options); each such run must give the local run's
+artifact (same files digest) and exactly N examples, or the benchmark fails.
+
     python bench/run_bench.py                  # 100k and 1M rows, 3 repeats, median
     python bench/run_bench.py --rows 10000000 --repeats 1
     python bench/run_bench.py --sources parquet --rows 1000000 10000000 --repeats 1
+    python bench/run_bench.py --sources csv --rows 1000000 --repeats 1 --engines local beam
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ import time
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SAMPLE = os.path.join(REPO, "examples", "data", "taxi", "data.csv")
 EXAMPLEGEN = [sys.executable, "-m", "examplegen.cli"]
+# Beam runs: the DirectRunner in the launcher process, and with two worker processes (safe
+# for this engine's pipeline, which has no splittable DoFn, and verified; see README).
+BEAM_ARGS = ["--runner=DirectRunner",
+             "--runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing"]
 
 
 def make_csv(path: str, rows: int) -> None:
@@ -123,6 +132,10 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--sources", nargs="+", default=["csv", "tfrecord", "parquet"],
                         choices=["csv", "tfrecord", "parquet"], help="which runs (tfrecord needs csv)")
+    parser.add_argument("--engines", nargs="+", default=["local", "beam"], choices=["local", "beam"],
+                        help="engines of the csv run (beam: once per --beam-args)")
+    parser.add_argument("--beam-args", nargs="+", default=BEAM_ARGS,
+                        help="Beam pipeline options of each beam run, one string each")
     args = parser.parse_args()
     results = []
     for rows in args.rows:
@@ -135,6 +148,9 @@ def main() -> None:
         csv_out = os.path.join(args.workdir, f"examples_csv_{rows}")
         tfr_out = os.path.join(args.workdir, f"examples_tfrecord_{rows}")
         pq_out = os.path.join(args.workdir, f"examples_parquet_{rows}")
+        beam_runs = [(f"csv/beam{i}", EXAMPLEGEN + [
+            "ingest", "--input-base", os.path.dirname(data), "--output", f"{csv_out}_beam{i}", "--no-lineage",
+            "--engine", "beam", f"--beam-pipeline-args={beam_args}"]) for i, beam_args in enumerate(args.beam_args)]
         runs = (
             ("csv", EXAMPLEGEN + ["ingest", "--input-base", os.path.dirname(data), "--output", csv_out,
                                   "--no-lineage"]),
@@ -143,9 +159,10 @@ def main() -> None:
                                        "--output", tfr_out, "--no-lineage"]),
             ("parquet", EXAMPLEGEN + ["ingest", "--format", "parquet", "--input-base", os.path.dirname(parquet),
                                       "--output", pq_out, "--no-lineage"]),
+            *(beam_runs if "beam" in args.engines and "csv" in args.sources else ()),
         )
         for kind, cmd in runs:
-            if kind not in args.sources:
+            if kind.split("/")[0] not in args.sources or (kind == "csv" and "local" not in args.engines):
                 continue
             times, peaks = [], []
             for _ in range(args.repeats):
@@ -156,18 +173,37 @@ def main() -> None:
             row = {"source": kind, "rows": rows, "seconds_median": round(median, 3),
                    "seconds_all": [round(t, 3) for t in times], "rows_per_s": round(rows / median),
                    "peak_rss_mb": round(max(peaks) / 2**20)}
+            if kind.startswith("csv/beam"):
+                row["beam_pipeline_args"] = args.beam_args[int(kind[len("csv/beam"):])]
+                row["same_artifact_as_local"] = _check_beam_output(cmd[cmd.index("--output") + 1], csv_out, rows)
             results.append(row)
             print(f"{kind:8s} {rows:>10,} rows  {median:7.2f} s  {rows / median:>10,.0f} rows/s  "
-                  f"peak RSS {max(peaks) / 2**20:,.0f} MiB  (runs: {', '.join(f'{t:.2f}' for t in times)})",
+                  f"peak RSS {max(peaks) / 2**20:,.0f} MiB  (runs: {', '.join(f'{t:.2f}' for t in times)})"
+                  + (f"  same artifact as local: {row['same_artifact_as_local']}" if "beam_pipeline_args" in row else ""),
                   flush=True)
         shutil.rmtree(tfr_out, ignore_errors=True)
         shutil.rmtree(pq_out, ignore_errors=True)
+        for _, cmd in beam_runs:
+            shutil.rmtree(cmd[cmd.index("--output") + 1], ignore_errors=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
                "cpu": _cpu_model()}
     print(json.dumps(machine))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "results": results}, f, indent=2)
+
+
+def _check_beam_output(beam_out: str, local_out: str, rows: int) -> bool:
+    """Exactly ``rows`` examples (else the benchmark fails); whether the files are the local run's."""
+    with open(os.path.join(beam_out, "examples_metadata.json")) as f:
+        beam = json.load(f)
+    written = sum(json.loads(beam["example_counts"]).values())
+    if written != rows:
+        raise SystemExit(f"{beam_out}: {written:,} examples, expected {rows:,}")
+    if not os.path.exists(os.path.join(local_out, "examples_metadata.json")):
+        return False
+    with open(os.path.join(local_out, "examples_metadata.json")) as f:
+        return json.load(f)["files_digest"] == beam["files_digest"]
 
 
 def _cpu_model() -> str:

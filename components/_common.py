@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any, Optional
 
@@ -77,6 +78,23 @@ def string_list(value: Any, name: str) -> Optional[list[str]]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{name}: expected a list of strings: {value!r}")
     return value or None
+
+
+def engine_arguments(engine: Any, beam_pipeline_args: Any) -> dict[str, Any]:
+    """The engine parameters, checked, as ingest()/resplit() keyword arguments: ``engine``
+    "local" or "beam"; ``beam_pipeline_args`` TFX's list of Beam options (a list, its JSON
+    text, or one command line split like a shell's: "--runner=DataflowRunner --project=p")."""
+    from examplegen.ingest import check_engine
+
+    if isinstance(beam_pipeline_args, str) and not beam_pipeline_args.strip().startswith("["):
+        try:
+            beam_pipeline_args = shlex.split(beam_pipeline_args)
+        except ValueError as exc:
+            raise ConfigError(f"beam_pipeline_args: {exc}: {beam_pipeline_args!r}") from None
+    args = string_list(beam_pipeline_args, "beam_pipeline_args") or []
+    engine = (engine.strip() if isinstance(engine, str) else engine) or "local"
+    named("engine", lambda value: check_engine(value, args), engine)
+    return {"engine": engine, "beam_pipeline_args": args}
 
 
 def integer(value: Any, name: str, low: int) -> int:
@@ -244,7 +262,8 @@ def config_arguments(input_config: Any, output_config: Any, range_config: Any, n
 def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_config: Any,
                      output_config: Any, range_config: Any, num_shards: int, force: bool,
                      lineage: dict[str, Any], csv_options: Any = None, source_options: Any = None,
-                     payload_format: Optional[str] = None, expected_fingerprint: str = "") -> dict[str, Any]:
+                     payload_format: Optional[str] = None, expected_fingerprint: str = "",
+                     engine: Any = "local", beam_pipeline_args: Any = None) -> dict[str, Any]:
     """Every ingest component parameter checked (each error names its parameter), as the
     engine's ingest() keyword arguments."""
     from examplegen.payload import normalize_payload_format
@@ -255,6 +274,7 @@ def ingest_arguments(*, input_base: str, sample: str, source_format: str, input_
         "source_format": source_format,
         **config_arguments(input_config, output_config, range_config, num_shards, force),
         "expected_fingerprint": fingerprint(expected_fingerprint),
+        **engine_arguments(engine, beam_pipeline_args),
         **lineage,
     }
     if source_format == "csv":

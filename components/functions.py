@@ -78,6 +78,8 @@ def csv_example_gen(
     num_shards: int = 0,
     expected_fingerprint: str = "",
     force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -98,6 +100,8 @@ def csv_example_gen(
         expected_fingerprint: resolve_span's fingerprint: ingest exactly the files it
             resolved, or fail before writing anything. "" skips the check.
         force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -111,6 +115,7 @@ def csv_example_gen(
         input_base=input_base, sample="taxi", source_format="csv", input_config=input_config,
         output_config=output_config, range_config=range_config, csv_options=csv_options,
         num_shards=num_shards, force=force, expected_fingerprint=expected_fingerprint,
+        engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
     result = ingest(output_uri=examples.path, **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
@@ -126,6 +131,8 @@ def file_example_gen(
     source_options: dict = {},
     num_shards: int = 0,
     force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -147,6 +154,8 @@ def file_example_gen(
             batch_rows); empty for the defaults.
         num_shards: Output files per split; 0 chooses by size.
         force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -161,7 +170,7 @@ def file_example_gen(
     arguments = _common.ingest_arguments(
         input_base=input_base, sample=sample, source_format=source_format, input_config=input_config,
         output_config=output_config, range_config=range_config, source_options=source_options or {},
-        num_shards=num_shards, force=force,
+        num_shards=num_shards, force=force, engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
     result = ingest(output_uri=examples.path, **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
@@ -176,6 +185,8 @@ def import_example_gen(
     payload_format: str = "FORMAT_TF_EXAMPLE",
     num_shards: int = 0,
     force: bool = False,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -195,6 +206,8 @@ def import_example_gen(
             FORMAT_TF_SEQUENCE_EXAMPLE or FORMAT_PROTO.
         num_shards: Output files per split; 0 chooses by size.
         force: Rewrite even when lineage shows identical input was ingested already.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -208,6 +221,7 @@ def import_example_gen(
         input_base=input_base, sample="taxi_tfrecord", source_format="tfrecord",
         input_config=input_config, output_config=output_config, range_config=range_config,
         payload_format=payload_format, num_shards=num_shards, force=force,
+        engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
     result = ingest(output_uri=examples.path, **arguments)
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
@@ -274,6 +288,8 @@ def split_examples(
     output_config: dict,
     input_splits: list = [],
     num_shards: int = 0,
+    engine: str = "local",
+    beam_pipeline_args: list = [],
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -289,6 +305,8 @@ def split_examples(
         input_splits: Splits of the input to read (a list, JSON list text or
             comma-separated names); empty reads all of them.
         num_shards: Output files per split; 0 chooses by size.
+        engine: "local" (processes in this task) or "beam" (README, Apache Beam).
+        beam_pipeline_args: TFX's beam_pipeline_args for engine "beam"; empty: DirectRunner.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
             else SQLite under the pipeline root.
         pipeline_name: Pipeline name recorded in lineage.
@@ -307,6 +325,7 @@ def split_examples(
         output_config=_common.named("output_config", _common.parse_output_config, config),
         input_splits=_common.string_list(input_splits, "input_splits"),
         num_shards=_common.integer(num_shards, "num_shards", 0),
+        **_common.engine_arguments(engine, beam_pipeline_args),
         **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root),
     )
     examples.metadata.update(_common.artifact_metadata(result.metadata()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from examplegen.errors import ConfigError
@@ -37,10 +38,20 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-shards", type=int, default=0,
                         help="output files per split, at most 1000 (default 0: one per 256 MiB of input)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="worker processes, at most 256 (default 0: one per CPU core)")
+                        help="worker processes of the local engine, at most 256 (default 0: one per CPU core)")
     parser.add_argument("--lock-timeout", type=float, default=0, metavar="SECONDS",
                         help="another run writing into the same --output holds its lock: wait up to "
                              "this long for it (default 0: fail at once, naming that run's pid)")
+    parser.add_argument("--engine", choices=["local", "beam"], default="local",
+                        help="what runs the work units: worker processes on this machine (local, default) "
+                             "or an Apache Beam pipeline (beam: DirectRunner unless --beam-pipeline-args "
+                             "names another runner); the output is the same")
+    parser.add_argument("--beam-pipeline-args", action="append", default=None, metavar="ARGS",
+                        help="Beam pipeline options for --engine beam, as TFX's beam_pipeline_args, e.g. "
+                             "--beam-pipeline-args='--runner=FlinkRunner --flink_master=host:8081 "
+                             "--environment_type=EXTERNAL --environment_config=localhost:50000' (split like a "
+                             "shell command line; may be repeated; write it with '=' as shown; workers must see "
+                             "the output and input paths, see the README, Apache Beam)")
     parser.add_argument("--verify-payload", choices=["structure", "full", "none"], default="structure",
                         help="TFRecord input: check each record's wire structure and parse some "
                              "(default), parse every record and refuse unknown fields (slower), or "
@@ -154,6 +165,11 @@ def _csv_options(args) -> dict:
     return options
 
 
+def _beam_pipeline_args(args) -> list[str]:
+    """Every --beam-pipeline-args value split like a shell command line, in order."""
+    return [arg for value in args.beam_pipeline_args or () for arg in shlex.split(value)]
+
+
 def _print_result(result, as_json: bool) -> None:
     if as_json:
         payload = {"output": result.output_uri, "split_names": result.split_names, "counts": result.counts,
@@ -187,7 +203,8 @@ def _ingest(args) -> int:
         raise ConfigError("ingest needs --input-base (files) or --connection (a query format such as "
                           "--format sql)")
     result = ingest(args.input_base, args.output, csv_options=options or None, payload_format=args.payload_format,
-                    verify_payload=args.verify_payload, **_ingest_arguments(args))
+                    verify_payload=args.verify_payload, engine=args.engine,
+                    beam_pipeline_args=_beam_pipeline_args(args), **_ingest_arguments(args))
     _print_result(result, args.json)
     return 0
 
@@ -206,6 +223,9 @@ def _ingest_query(args) -> int:
 
     if args.input_base is not None:
         raise ConfigError("--input-base and --connection exclude each other: files or a query")
+    if args.engine != "local" or args.beam_pipeline_args:
+        raise ConfigError("--engine beam and --beam-pipeline-args apply to file inputs (--input-base); a query "
+                          "(--connection) runs on the local engine")
     _print_result(ingest_query(args.connection, args.output, **_ingest_arguments(args)), args.json)
     return 0
 
@@ -219,7 +239,7 @@ def _resplit(args) -> int:
         payload_format=args.payload_format, verify_payload=args.verify_payload, num_shards=args.num_shards,
         workers=args.workers, mlmd=args.mlmd, record_lineage=not args.no_lineage,
         pipeline_name=args.pipeline_name, run_name=args.run_name, progress=sys.stderr.isatty(),
-        lock_timeout=args.lock_timeout)
+        lock_timeout=args.lock_timeout, engine=args.engine, beam_pipeline_args=_beam_pipeline_args(args))
     _print_result(result, args.json)
     return 0
 

@@ -35,6 +35,8 @@ class ChunkResult:
     chunk: int
     rows: int = 0
     counts: list[int] = dataclasses.field(default_factory=list)
+    rejected: int = 0  # bad rows skipped (counted in rows)
+    parts: dict[str, int] = dataclasses.field(default_factory=dict)  # part file name -> records in it
     note: Any = None  # what the source's read() returned (see examplegen.sources.Plan.review)
 
 
@@ -47,6 +49,7 @@ class _PartSink:
         num_splits = len(out_index)
         self.num_shards = num_shards
         self.counts = [0] * num_splits
+        self.parts: dict[str, int] = {}  # part file name -> records written to it
         self._files: dict[tuple[int, int], object] = {}
 
     def write(self, records: pa.Array, split_index: np.ndarray, row_offset: int,
@@ -66,6 +69,8 @@ class _PartSink:
             f = self._files.get((s, sh))
             if f is None:
                 f = self._files[(s, sh)] = open(self._path(self._out_index[s], sh), "wb")
+            name = os.path.basename(f.name)
+            self.parts[name] = self.parts.get(name, 0) + count
             f.write(tfrecord.gzip_member(data, GZIP_LEVEL))
 
     def close(self) -> None:
@@ -164,7 +169,12 @@ def run_unit(task: UnitTask) -> ChunkResult:
                 sink.write(batch.frames, split_index, rows, batch.frames)
                 rows += len(batch.records)
                 continue
-            if batch.num_rows == 0:
+            if isinstance(batch, pa.Table):  # a source may yield tables too
+                batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else None
+            elif not isinstance(batch, pa.RecordBatch):
+                raise SourceError(f"{path}: source {task.source!r} yielded a {type(batch).__name__}; its read() "
+                                  "must yield pyarrow RecordBatches (or Records)")
+            if batch is None or batch.num_rows == 0:
                 continue
             features = typemap.batch_features(batch, where, path, overrides)
             examples = encode.example_column([f.name for f in features], [f.feature for f in features])
@@ -176,6 +186,7 @@ def run_unit(task: UnitTask) -> ChunkResult:
         sink.close()
     result.rows = rows
     result.counts = sink.counts
+    result.parts = sink.parts
     return result
 
 

@@ -54,3 +54,8 @@ def os_error_message(exc: OSError, path: str = None) -> str:
     if exc.filename2 is not None:
         text += f" (and {exc.filename2})"
     return text + (f"; {hint}" if hint else "")
+
+
+class VerificationError(ExampleGenError):
+    """The work units' output does not add up (a unit missing, run twice differently, rows
+    unaccounted for, a part file missing or holding other records); nothing was committed."""

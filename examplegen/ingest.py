@@ -48,6 +48,7 @@ from examplegen.config import (
 from examplegen.convert import ChunkResult, UnitTask, run_task
 from examplegen.errors import ConfigError, ExampleGenError, OutputError, SourceError, os_error_message
 from examplegen.output_lock import lock_output
+from examplegen.unit_check import check_units
 from examplegen.payload import VERIFY_MODES, normalize_payload_format
 from examplegen.result import IngestResult
 from examplegen.sources import tfrecord as tfrecord_source
@@ -57,7 +58,6 @@ from examplegen.writer import ExamplesWriter, read_metadata, split_dir
 
 log = logging.getLogger(__name__)
 
-SOURCE_FORMATS = tuple(sources.BUILTIN)
 CHUNK_BYTES = 16 << 20  # input bytes per work unit (sources that can cut their files)
 SHARD_BYTES = 256 << 20  # input bytes per output shard when the shard count is automatic
 # Starting worker processes costs ~1.5 s here (interpreter + pyarrow per worker); below this
@@ -65,6 +65,7 @@ SHARD_BYTES = 256 << 20  # input bytes per output shard when the shard count is 
 PARALLEL_MIN_BYTES = 64 << 20
 MAX_SHARDS = 1000  # output files per split; also the automatic choice's cap
 MAX_WORKERS = 256
+ENGINES = ("local", "beam")  # what runs the work units: this machine's processes, or Apache Beam
 
 
 @dataclasses.dataclass
@@ -254,57 +255,124 @@ def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str
 
 
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
-             source_format: str, source_options: Any, writer: ExamplesWriter, runner: _Runner, *,
+             source_format: str, source_options: Any, writer: ExamplesWriter, runner, *,
              chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
-    """Converts every input split into the writer's part files. Returns counts, rows, extras."""
+    """_convert_plans, then every source Plan it made closed (Plan.close: a query source drops
+    its temporary tables), whether the conversion succeeded or failed."""
+    opened: list = []
+    try:
+        return _convert_plans(split_files, plans, split_names, source_format, source_options, writer, runner,
+                              chunk_bytes=chunk_bytes, opened=opened)
+    finally:
+        for source_plan in opened:
+            if source_plan.close is not None:
+                source_plan.close()
+
+
+def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
+                   source_format: str, source_options: Any, writer: ExamplesWriter, runner, *,
+                   chunk_bytes: int, opened: list) -> tuple[dict[str, int], int, dict]:
+    """Converts every input split into the writer's part files. Returns counts, rows, extras.
+    Every source Plan made is appended to ``opened`` as soon as it exists.
+
+    The units of all input splits go to the runner as one batch (one Beam pipeline), and
+    their results are verified (examplegen.unit_check) before they count; an input split
+    whose source asks for another pass (CSV: a column is wider than the sample showed) is
+    converted again, in a second batch.
+    """
     source = sources.get(source_format)
+    by_name = {s.name: s for s in split_files}
+    # Output split indices of each plan's splits within the artifact's split list.
+    out_index = [tuple(split_names.index(n) for n in plan.names) for _, plan in plans]
+    pending: dict[int, Any] = {}  # input split index -> the source's Plan still to convert
+    for k, (input_name, plan) in enumerate(plans):
+        files = by_name[input_name].files
+        source_plan = source.plan(input_name, files, source_options, chunk_bytes)
+        opened.append(source_plan)
+        if plan.needs_feature and source_plan.columns is not None and plan.feature not in source_plan.columns:
+            raise ConfigError(f"split feature {plan.feature!r} is not a column of {files[0]} "
+                              f"(columns: {list(source_plan.columns)})")
+        pending[k] = source_plan
+    done: dict[int, tuple[Any, list[ChunkResult]]] = {}
+    while pending:
+        planned: list[UnitTask] = []
+
+        def tasks():  # consumed lazily by the local engine: conversion starts with the first unit
+            for k, source_plan in pending.items():
+                for i, unit in enumerate(source_plan.units):
+                    task = UnitTask(source_format, unit, source_options, k, i, plans[k][1], out_index[k],
+                                    writer.num_shards, writer.parts_dir)
+                    planned.append(task)
+                    yield task
+
+        results = check_units(planned, runner.run(tasks()), writer.parts_dir)
+        again = {}
+        for k, source_plan in pending.items():
+            split_results = [r for r in results if r.input_split == k]
+            new_plan = source_plan.review([r.note for r in split_results]) if source_plan.review else None
+            if new_plan is None:
+                done[k] = (source_plan, split_results)
+            else:
+                writer.discard_parts(k)
+                again[k] = new_plan
+                opened.append(new_plan)
+        pending = again
     counts = {name: 0 for name in split_names}
     rows = 0
     extras: dict[str, Any] = {}
-    by_name = {s.name: s for s in split_files}
-    for k, (input_name, plan) in enumerate(plans):
-        split = by_name[input_name]
-        # Output split indices of this plan within the artifact's split list.
-        out_index = tuple(split_names.index(n) for n in plan.names)
-        source_plan = source.plan(input_name, split.files, source_options, chunk_bytes)
-        try:
-            if plan.needs_feature and source_plan.columns is not None and plan.feature not in source_plan.columns:
-                raise ConfigError(f"split feature {plan.feature!r} is not a column of {split.files[0]} "
-                                  f"(columns: {list(source_plan.columns)})")
-            while True:
-                tasks = (UnitTask(source_format, unit, source_options, k, i, plan, out_index, writer.num_shards,
-                                  writer.parts_dir) for i, unit in enumerate(source_plan.units))
-                results = runner.run(tasks)
-                again = source_plan.review([r.note for r in results]) if source_plan.review else None
-                if again is None:
-                    break
-                # The source asks for another pass (CSV: a column is wider than the sample showed).
-                writer.discard_parts(k)
-                source_plan = again
-        finally:
-            if source_plan.close is not None:
-                source_plan.close()
+    for k, (input_name, _) in enumerate(plans):
+        source_plan, split_results = done[k]
         for key, value in source_plan.info.items():
             extras.setdefault(key, {})[input_name] = value
-        for r in results:
+        for r in split_results:
             rows += r.rows
             for local, count in enumerate(r.counts):
-                counts[split_names[out_index[local]]] += count
+                counts[split_names[out_index[k][local]]] += count
     return counts, rows, extras
+
+
+def _open_runner(engine: str, beam_pipeline_args: Optional[Sequence[str]], workers: int, progress: bool,
+                 total_bytes: int, writer: ExamplesWriter):
+    """The engine that runs the work units: this machine's process pool, or Apache Beam."""
+    if engine == "beam":
+        from examplegen.beam_engine import BeamRunner
+
+        return BeamRunner(beam_pipeline_args or (), writer.staging)
+    return _Runner(workers, progress, total_bytes)
+
+
+def check_engine(engine: str, beam_pipeline_args: Optional[Sequence[str]], workers: int = 0) -> list[str]:
+    """Validates the engine arguments; returns beam_pipeline_args as a list."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r} is unknown; use one of {', '.join(ENGINES)}")
+    if isinstance(beam_pipeline_args, str):
+        raise ConfigError("beam_pipeline_args must be a list of arguments, e.g. "
+                          "['--runner=DataflowRunner', '--project=my-project'], not one string")
+    args = list(beam_pipeline_args or ())
+    if args and engine != "beam":
+        raise ConfigError("beam_pipeline_args apply to engine='beam' only; pass engine='beam' as well")
+    if engine == "beam" and workers:
+        raise ConfigError("workers applies to engine='local'; with engine='beam' the Beam runner decides "
+                          "(see its options in beam_pipeline_args)")
+    return args
 
 
 def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, source_format: str,
                   input_config: InputConfig, output_config: OutputConfig, source_options: Any = None,
                   payload_format: str = "FORMAT_TF_EXAMPLE", num_shards: int = 0, workers: int = 0,
                   progress: bool = False, metadata: Optional[dict | Callable[[dict], dict]] = None,
-                  chunk_bytes: Optional[int] = None, total_bytes: Optional[int] = None):
+                  chunk_bytes: Optional[int] = None, total_bytes: Optional[int] = None,
+                  engine: str = "local", beam_pipeline_args: Optional[Sequence[str]] = None):
     """Converts resolved input files into a committed Examples artifact at ``output_uri``.
 
     ``source_options``: the source's Options (examplegen.sources); None for its defaults.
     ``metadata``: the artifact's metadata, or a function of the sources' extras (Plan.info
     by key and input split) giving it, called before the commit. ``total_bytes``: the input
     size when the inputs are not files (queries); it picks the shard and worker counts.
+    ``engine``: "local" (worker processes on this machine) or "beam" (an Apache Beam
+    pipeline with ``beam_pipeline_args``); both give the same artifact.
     """
+    beam_pipeline_args = check_engine(engine, beam_pipeline_args, workers)
     if source_options is None:
         source_options = sources.get(source_format).Options.from_dict(None)
     effective = effective_output_config(input_config, output_config)
@@ -317,8 +385,10 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     if not workers:
         workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
     writer = ExamplesWriter(output_uri, split_names, num_shards)
-    runner = _Runner(workers, progress and sys.stderr.isatty(), total_bytes)
+    runner = None
     try:
+        runner = _open_runner(engine, beam_pipeline_args, workers, progress and sys.stderr.isatty(), total_bytes,
+                              writer)
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, source_options, writer,
                                         runner, chunk_bytes=chunk_bytes or CHUNK_BYTES)
         md = dict((metadata(extras) if callable(metadata) else metadata) or {})
@@ -335,7 +405,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
         writer.abort()
         raise
     finally:
-        runner.close()
+        if runner is not None:
+            runner.close()
     return split_names, counts, rows, num_shards, extras
 
 
@@ -389,7 +460,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
            num_shards: int = 0, workers: int = 0, mlmd: Optional[str] = None, record_lineage: bool = True,
            pipeline_name: str = "examplegen", run_name: Optional[str] = None, force: bool = False,
            progress: bool = False, expected_fingerprint: Optional[str] = None,
-           lock_timeout: float = 0) -> IngestResult:
+           lock_timeout: float = 0, engine: str = "local",
+           beam_pipeline_args: Optional[Sequence[str]] = None) -> IngestResult:
     """Ingests the files under ``input_base`` into an Examples artifact at ``output_uri``.
 
     ``source_format``: a built-in format (examplegen.sources.BUILTIN), an entry point of the
@@ -399,7 +471,11 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
     anything is written when the resolved files are not exactly those. Another run holding
     ``output_uri`` (examplegen.output_lock) is an OutputError at once, or after waiting up
     to ``lock_timeout`` seconds for it.
+    ``engine``: "local" (worker processes on this machine, the default) or "beam": the same
+    work units as an Apache Beam pipeline run with ``beam_pipeline_args`` (TFX's spelling,
+    e.g. ``["--runner=DataflowRunner", "--project=..."]``); the artifact is the same.
     """
+    beam_pipeline_args = check_engine(engine, beam_pipeline_args, workers)
     if verify_payload not in VERIFY_MODES:
         raise ConfigError(f"verify_payload {verify_payload!r} is unknown; use one of {', '.join(VERIFY_MODES)}")
     check_run_options(num_shards, workers, lock_timeout)
@@ -451,7 +527,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             split_files, output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
             payload_format=payload_format, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md)
+            workers=workers, progress=progress, metadata=span_md, engine=engine,
+            beam_pipeline_args=beam_pipeline_args)
         if without_rows:
             extras["files_without_rows"] = without_rows
         result = IngestResult(
@@ -459,7 +536,7 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=0, sources=sources,
-            config=dict(config, **extras, elapsed_seconds=round(time.time() - started, 3)),
+            config=dict(config, **extras, engine=engine, elapsed_seconds=round(time.time() - started, 3)),
             files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result
@@ -573,9 +650,12 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             input_splits: Optional[Sequence[str]] = None, payload_format: Optional[str] = None,
             verify_payload: str = "structure", num_shards: int = 0, workers: int = 0,
             mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
-            run_name: Optional[str] = None, progress: bool = False, lock_timeout: float = 0) -> IngestResult:
-    """Re-splits an Examples artifact (its chosen splits pooled) into new output splits."""
+            run_name: Optional[str] = None, progress: bool = False, lock_timeout: float = 0,
+            engine: str = "local", beam_pipeline_args: Optional[Sequence[str]] = None) -> IngestResult:
+    """Re-splits an Examples artifact (its chosen splits pooled) into new output splits
+    (``engine``, ``beam_pipeline_args``: see ``ingest``)."""
     check_run_options(num_shards, workers, lock_timeout)
+    beam_pipeline_args = check_engine(engine, beam_pipeline_args, workers)
     out_cfg = parse_output_config(output_config)
     if not out_cfg.splits:
         raise ConfigError("resplit needs output splits in output_config.split_config.splits")
@@ -596,13 +676,15 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             source_options=tfrecord_source.Options.from_dict(
                 {"payload_format": payload_format, "verify_payload": verify_payload}),
             payload_format=payload_format, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md)
+            workers=workers, progress=progress, metadata=span_md, engine=engine,
+            beam_pipeline_args=beam_pipeline_args)
         result = IngestResult(
             output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,
-            rows_written=sum(counts.values()), config=dict(config, elapsed_seconds=round(time.time() - started, 3)),
+            rows_written=sum(counts.values()),
+            config=dict(config, engine=engine, elapsed_seconds=round(time.time() - started, 3)),
             files_digest=read_metadata(output_uri).get("files_digest"))
         recorder.complete(result)
         return result

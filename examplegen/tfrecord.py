@@ -34,6 +34,7 @@ __all__ = [
     "gzip_member",
     "open_writer",
     "iter_records",
+    "count_records",
     "read_record_batches",
     "read_frame_batches",
     "FrameBatch",
@@ -326,6 +327,20 @@ class FrameBatch(NamedTuple):
 def _checked_pieces(path: str | os.PathLike) -> Iterator[tuple[bytes, list[int], int, list[bytes]]]:
     """Per decompressed chunk of ``path``: (the chunk, the offsets of its whole frames,
     the offset after the last of them, their checked data). Errors: see read_record_batches."""
+    for buf, starts, stop, where in _frame_pieces(path):
+        yield buf, starts, stop, _checked_data(buf, starts, stop, where)
+
+
+def count_records(path: str | os.PathLike) -> int:
+    """The number of records in a TFRecord file: a walk over the frame headers (their
+    length CRCs checked), the records themselves neither checked nor parsed. Errors: see
+    read_record_batches."""
+    return sum(len(starts) for _, starts, _, _ in _frame_pieces(path))
+
+
+def _frame_pieces(path: str | os.PathLike):
+    """Per decompressed chunk of ``path``: (the chunk, the offsets of its whole frames, the
+    offset after the last of them, ``where(i, offset)`` naming a frame of the chunk)."""
     name = os.fspath(path)
     try:
         stream, kind = _open_stream(path)
@@ -359,7 +374,7 @@ def _checked_pieces(path: str | os.PathLike) -> Iterator[tuple[bytes, list[int],
             buf = buf + chunk if buf else chunk
             starts, stop, frame_size = _frame_starts(buf, where)
             if starts:
-                yield buf, starts, stop, _checked_data(buf, starts, stop, where)
+                yield buf, starts, stop, where
                 index += len(starts)
             if stop:
                 buf = buf[stop:]

@@ -61,6 +61,9 @@ def build(image: str | None = None) -> dict:
             "pipeline_root": dsl.PIPELINE_ROOT_PLACEHOLDER,
         }
 
+    def engine_args(engine, beam_pipeline_args) -> dict:
+        return {"engine": engine, "beam_pipeline_args": beam_pipeline_args}
+
     def step(task, display_name: str):
         task.set_display_name(display_name)
         task.set_caching_options(False)
@@ -82,6 +85,8 @@ def build(image: str | None = None) -> dict:
         csv_options: dict = {},
         num_shards: int = 0,
         force: bool = False,
+        engine: str = "local",
+        beam_pipeline_args: list = [],
         mlmd: str = "",
     ):
         """Ingest CSV files into TFX Examples with a report.
@@ -94,6 +99,8 @@ def build(image: str | None = None) -> dict:
             csv_options: CSV options (delimiter, quote_char, encoding, header, column_names, schema); empty for TFX's defaults.
             num_shards: Output files per split; 0 chooses by size.
             force: Rewrite even when identical input was ingested before.
+            engine: "local" (processes in the task's container) or "beam" (Apache Beam; see the README).
+            beam_pipeline_args: Beam options for engine "beam" (TFX's beam_pipeline_args).
             mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
         """
         lineage = lineage_args(CSV_INGEST, mlmd)
@@ -110,6 +117,7 @@ def build(image: str | None = None) -> dict:
             num_shards=num_shards,
             expected_fingerprint=span.outputs["fingerprint"],
             force=force,
+            **engine_args(engine, beam_pipeline_args),
             **lineage,
         ), "CSV ExampleGen")
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")
@@ -131,6 +139,8 @@ def build(image: str | None = None) -> dict:
         input_splits: list = [],
         num_shards: int = 0,
         force: bool = False,
+        engine: str = "local",
+        beam_pipeline_args: list = [],
         mlmd: str = "",
     ):
         """Import TFRecords into TFX Examples, re-split them and report.
@@ -145,6 +155,8 @@ def build(image: str | None = None) -> dict:
             input_splits: Imported splits to re-split; empty for all.
             num_shards: Output files per split; 0 chooses by size.
             force: Rewrite even when identical input was ingested before.
+            engine: "local" (processes in the task's container) or "beam" (Apache Beam; see the README).
+            beam_pipeline_args: Beam options for engine "beam" (TFX's beam_pipeline_args).
             mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
         """
         lineage = lineage_args(IMPORT_AND_RESPLIT, mlmd)
@@ -156,6 +168,7 @@ def build(image: str | None = None) -> dict:
             payload_format=payload_format,
             num_shards=num_shards,
             force=force,
+            **engine_args(engine, beam_pipeline_args),
             **lineage,
         ), "Import ExampleGen")
         resplit = step(c.split_examples(
@@ -163,6 +176,7 @@ def build(image: str | None = None) -> dict:
             output_config=resplit_config,
             input_splits=input_splits,
             num_shards=num_shards,
+            **engine_args(engine, beam_pipeline_args),
             **lineage,
         ), "Split examples")
         step(c.ingestion_report(examples=resplit.outputs["examples"], **lineage), "Ingestion report")
@@ -183,6 +197,8 @@ def build(image: str | None = None) -> dict:
         source_options: dict = {},
         num_shards: int = 0,
         force: bool = False,
+        engine: str = "local",
+        beam_pipeline_args: list = [],
         mlmd: str = "",
     ):
         """Ingest files of any format into TFX Examples with a report.
@@ -196,6 +212,8 @@ def build(image: str | None = None) -> dict:
             source_options: The format's options (columns, schema, batch_rows); empty for the defaults.
             num_shards: Output files per split; 0 chooses by size.
             force: Rewrite even when identical input was ingested before.
+            engine: "local" (processes in the task's container) or "beam" (Apache Beam; see the README).
+            beam_pipeline_args: Beam options for engine "beam" (TFX's beam_pipeline_args).
             mlmd: Lineage store URL without a password (EXAMPLEGEN_MLMD_PASSWORD); "" for KFP's metadata service, else SQLite under the pipeline root.
         """
         lineage = lineage_args(FILE_INGEST, mlmd)
@@ -208,6 +226,7 @@ def build(image: str | None = None) -> dict:
             source_options=source_options,
             num_shards=num_shards,
             force=force,
+            **engine_args(engine, beam_pipeline_args),
             **lineage,
         ), "File ExampleGen")
         step(c.ingestion_report(examples=gen.outputs["examples"], **lineage), "Ingestion report")

@@ -66,7 +66,7 @@ def _log_tail(path: str) -> str:
     return ""
 
 
-def _launch(name: str, args_for_port, log_dir: str, attempt: int) -> ServerProcess:
+def _launch(name: str, args_for_port, log_dir: str, attempt: int, env=None) -> ServerProcess:
     port = _free_port()
     log_path = os.path.join(log_dir, f"{name}-{attempt}.log")
     with open(log_path, "wb") as log:
@@ -75,6 +75,7 @@ def _launch(name: str, args_for_port, log_dir: str, attempt: int) -> ServerProce
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     return ServerProcess(name, process, port, log_path)
 
@@ -89,10 +90,11 @@ def _wait_ready(server: ServerProcess) -> bool:
     return False
 
 
-def start_servers(specs: dict, log_dir: str) -> dict[str, ServerProcess]:
-    """Start `python <args_for_port(port)>` for each {name: args_for_port}, all at once,
-    and wait until each port accepts connections. Retries a server on a new port."""
-    servers = {name: _launch(name, args, log_dir, 0) for name, args in specs.items()}
+def start_servers(specs: dict, log_dir: str, env=None) -> dict[str, ServerProcess]:
+    """Start `python <args_for_port(port)>` for each {name: args_for_port}, all at once
+    (``env``: their environment, default this process's), and wait until each port accepts
+    connections. Retries a server on a new port."""
+    servers = {name: _launch(name, args, log_dir, 0, env) for name, args in specs.items()}
     failures: dict[str, list[str]] = {name: [] for name in specs}
     try:
         for name, args in specs.items():
@@ -106,7 +108,7 @@ def start_servers(specs: dict, log_dir: str) -> dict[str, ServerProcess]:
                 )
                 if attempt == START_ATTEMPTS:
                     raise RuntimeError(f"{name} did not start:\n" + "\n".join(failures[name]))
-                servers[name] = _launch(name, args, log_dir, attempt)
+                servers[name] = _launch(name, args, log_dir, attempt, env)
     except BaseException:
         for server in servers.values():
             server.stop()

@@ -79,3 +79,25 @@ def test_unknown_format_and_incomplete_module(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match=r"does not follow the source contract .*lacks Options, plan, read"):
         ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="half_source", record_lineage=False)
+
+
+@pytest.mark.parametrize("yielded,works", [("pa.Table.from_pylist(rows)", True), ("{'not': 'a batch'}", False)],
+                         ids=["table", "dict"])
+def test_a_source_may_yield_tables_and_other_things_are_named(tmp_path, monkeypatch, yielded, works):
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    module = _readme_source().replace("yield pa.RecordBatch.from_pylist(rows)", f"yield {yielded}")
+    name = f"yielding_source_{abs(hash(str(tmp_path)))}"
+    (folder / f"{name}.py").write_text(module)
+    monkeypatch.syspath_prepend(str(folder))
+    try:
+        if works:
+            result = ingest(_data(tmp_path), str(tmp_path / "out"), source_format=name, record_lineage=False)
+            assert result.rows_read == 2
+        else:
+            with pytest.raises(SourceError, match=rf"a.kv: source '{name}' yielded a dict; its read\(\) must "
+                                                  "yield pyarrow RecordBatches"):
+                ingest(_data(tmp_path), str(tmp_path / "out"), source_format=name, record_lineage=False)
+            assert not os.path.exists(tmp_path / "out" / "examples_metadata.json")
+    finally:
+        sys.modules.pop(name, None)

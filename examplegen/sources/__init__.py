@@ -21,24 +21,25 @@ The contract: a source is a module (or any object) with
     ascending, names sorted); ``chunk_bytes`` is the input size a work unit should have
     when the format can cut files (a hint; a whole file is a fine unit). Cross-file
     checks belong here (files of one split with different schemas: a SourceError naming
-    both files and the difference). Returns a
-    ``Plan`` (examplegen.sources.base): its ``units`` are picklable ``WorkUnit`` s with
-    ``path`` and ``size`` (input bytes, for progress) and ``where(row)`` naming the file
-    and line/row of the unit's ``row``-th row (for errors). Optional:
-    ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text it
-    would roughly be (default: its size; Parquet files are far smaller than their rows);
-    the engine picks the number of workers and of shards from the sum, and units'
-    ``size`` use the same scale. Optional: ``has_rows(path, options) -> bool``; files
-    without rows are left out with a warning (``ROWS_NAME``, e.g. "records", names them),
-    and a split with none is an error.
+    both files and the difference). Returns a ``Plan`` (examplegen.sources.base): its
+    ``units`` are picklable ``WorkUnit`` s with ``path`` and ``size`` (input bytes, for
+    progress) and ``where(row)`` naming the file and line/row of the unit's ``row``-th
+    row (for errors).
 ``read(unit, options) -> Iterator[pyarrow.RecordBatch]``
-    Runs in a worker process. Yields typed Arrow record batches, the rows in file order;
-    every batch of a unit has the same schema. The shared converter
-    (examplegen.typemap, see the README's type table) turns each column into tf.Example
-    features. A records-as-read source yields ``Records`` instead (serialized payloads and
-    their frames, written unchanged). Bad input is a SourceError naming the file and the
-    line, row or record (``unit.where(row)``). The generator's return value, if any, is
-    handed to ``Plan.review`` in the launcher.
+    Runs in a worker process. Yields typed Arrow record batches (or tables), the rows in
+    file order. The shared converter (examplegen.typemap, see the README's type table)
+    turns each column into tf.Example features. A records-as-read source yields
+    ``Records`` instead (serialized payloads and their frames, written unchanged). Bad
+    input is a SourceError naming the file and the line, row or record
+    (``unit.where(row)``). The generator's return value, if any, is handed to
+    ``Plan.review`` in the launcher.
+
+Optional: ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text
+it would roughly be (default: its size; Parquet files are far smaller than their rows):
+the engine picks the number of workers and of shards from the sum, and units' ``size``
+use the same scale. ``has_rows(path, options) -> bool``: files without rows are left out
+with a warning (``ROWS_NAME``, e.g. "records", names them), and a split with none is an
+error.
 
 A query source (``sql``; see examplegen.sources.query) follows the same contract with
 ``QUERY = True`` and ``connection(url) -> examplegen.sources.query.Connection``; its

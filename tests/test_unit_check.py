@@ -1,0 +1,91 @@
+"""The launcher's check of the work units' results (examplegen.unit_check), case by case,
+on real part files written by the engine's own conversion."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from examplegen import sources, tfrecord
+from examplegen.config import InputConfig, InputSplit, OutputConfig, effective_output_config
+from examplegen.convert import UnitTask, run_unit
+from examplegen.errors import VerificationError
+from examplegen.split import plan_for
+from examplegen.unit_check import check_units
+from examplegen.writer import part_file_name
+from tests.helpers import TAXI_CSV_DIR
+
+
+@pytest.fixture
+def converted(tmp_path):
+    """Three units of the taxi CSV converted into ``parts``: (tasks, results, parts dir)."""
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    source = sources.get("csv")
+    options = source.Options.from_dict(None)
+    in_cfg = InputConfig((InputSplit("single_split", "*"),))
+    (_, plan), = plan_for(effective_output_config(in_cfg, OutputConfig()), ["single_split"])
+    units = list(source.plan("single_split", [os.path.join(TAXI_CSV_DIR, "data.csv")], options, 500_000).units)
+    assert len(units) == 3
+    tasks = [UnitTask("csv", unit, options, 0, i, plan, (0, 1), 2, str(parts)) for i, unit in enumerate(units)]
+    return tasks, [run_unit(task) for task in tasks], str(parts)
+
+
+def test_complete_results_pass_in_task_order(converted):
+    tasks, results, parts = converted
+    shuffled = [results[2], results[0], results[1], results[0]]  # any order, a duplicate
+    assert check_units(tasks, shuffled, parts) == results
+    assert sum(r.rows for r in results) == 10_000
+
+
+def test_a_result_for_a_unit_that_was_not_planned(converted):
+    tasks, results, parts = converted
+    with pytest.raises(VerificationError, match=r"results came back for work units that were not planned: "
+                                                r"\[\(0, 2\)\]"):
+        check_units(tasks[:2], results, parts)
+
+
+def test_duplicates_that_disagree(converted):
+    tasks, results, parts = converted
+    other = dataclasses.replace(results[1], rows=results[1].rows + 1, counts=[results[1].counts[0] + 1,
+                                                                            results[1].counts[1]])
+    with pytest.raises(VerificationError, match=r"work unit 1 of input split 0 .* completed 2 times with "
+                                                r"different results"):
+        check_units(tasks, results + [other], parts)
+
+
+def test_rows_read_must_be_rows_written_plus_rejected(converted):
+    tasks, results, parts = converted
+    results[0] = dataclasses.replace(results[0], rows=results[0].rows + 5)
+    with pytest.raises(VerificationError, match=r"work unit 0 .* read [\d,]+ rows but wrote [\d,]+ and rejected 0"):
+        check_units(tasks, results, parts)
+    rejected = dataclasses.replace(results[0], rejected=5)  # five bad rows skipped: adds up
+    assert check_units(tasks, [rejected] + results[1:], parts)[0].rejected == 5
+
+
+def test_counts_per_split_must_match_the_part_files(converted):
+    tasks, results, parts = converted
+    moved = dataclasses.replace(results[2], counts=[results[2].counts[0] - 1, results[2].counts[1] + 1])
+    with pytest.raises(VerificationError, match=r"work unit 2 .* reported \[[\d, ]+\] rows written per output "
+                                                r"split, its part files hold \[[\d, ]+\]"):
+        check_units(tasks, results[:2] + [moved], parts)
+
+
+def test_a_damaged_part_file(converted):
+    tasks, results, parts = converted
+    name = sorted(results[0].parts)[0]
+    with open(os.path.join(parts, name), "r+b") as f:
+        f.truncate(os.path.getsize(os.path.join(parts, name)) // 2)
+    with pytest.raises(VerificationError, match=rf"work unit 0 .*: its part file is damaged: .*{name}"):
+        check_units(tasks, results, parts)
+
+
+def test_a_stray_part_file_no_unit_wrote(converted):
+    tasks, results, parts = converted
+    stray = part_file_name(0, 7, 0, 0)
+    with open(os.path.join(parts, stray), "wb") as f:
+        f.write(tfrecord.gzip_member(tfrecord.frame_records([b"x"])))
+    with pytest.raises(VerificationError, match=rf"part file {stray} in .* was written by no work unit of this run"):
+        check_units(tasks, results, parts)
