@@ -220,10 +220,13 @@ def connection_without_password(connection: str) -> str:
     value = optional(connection)
     if value is None:
         raise ConfigError("connection: the database URL is required, e.g. postgresql://user@host:5432/db")
-    if urllib.parse.urlsplit(value).password is not None:
-        raise ConfigError(f"connection {redact_url(value)!r} holds a password; parameters are visible in the "
-                          "pipeline spec and the UI: give the URL without it and set EXAMPLEGEN_DB_PASSWORD "
-                          "in the task's environment from a Kubernetes secret (see README, Query sources)")
+    parts = urllib.parse.urlsplit(value)
+    if parts.password is not None or "access_token" in urllib.parse.parse_qs(parts.query):
+        shown = redact_url(urllib.parse.urlunsplit(parts._replace(query="")))
+        raise ConfigError(f"connection {shown!r} holds a password or token; parameters are visible in "
+                          "the pipeline spec and the UI: give the URL without it and set EXAMPLEGEN_DB_PASSWORD "
+                          "(EXAMPLEGEN_DB_TOKEN) in the task's environment from a Kubernetes secret (see README, "
+                          "Query sources)")
     return value
 
 

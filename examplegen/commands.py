@@ -76,10 +76,12 @@ def register(subparsers) -> None:
     p.add_argument("--input-base", default=None,
                    help="directory the input config patterns are relative to (file formats)")
     p.add_argument("--connection", default=None, metavar="URL",
-                   help="query formats (--format sql): the database, postgresql://user@host:5432/db or "
-                        "mysql://user@host:3306/db; each input split's pattern is a query. The password "
-                        "comes from the URL or $EXAMPLEGEN_DB_PASSWORD (or PGPASSWORD / MYSQL_PWD) and is "
-                        "never recorded (see README, Query sources)")
+                   help="query formats: the database; --format sql: postgresql://user@host:5432/db or "
+                        "mysql://user@host:3306/db; --format bigquery: bigquery://PROJECT (Application Default "
+                        "Credentials); --format trino: trino://user@host:8443/catalog/schema or presto://... "
+                        "Each input split's pattern is a query. A password comes from the URL or "
+                        "$EXAMPLEGEN_DB_PASSWORD (or PGPASSWORD / MYSQL_PWD / TRINO_PASSWORD), a Trino JWT from "
+                        "$EXAMPLEGEN_DB_TOKEN; neither is ever recorded (see README, Query sources)")
     p.add_argument("--format", dest="source_format", default="csv", metavar="FORMAT",
                    help="input format: " + ", ".join(_builtin_formats()) + " (default csv), an entry point "
                         "of the 'examplegen.sources' group, or a module path package.module[:attribute] "

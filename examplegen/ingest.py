@@ -275,7 +275,23 @@ def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
              source_format: str, source_options: Any, writer: ExamplesWriter, runner, *,
              chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
+    """_convert_plans, then every source Plan it made closed (Plan.close: a query source drops
+    its temporary tables), whether the conversion succeeded or failed."""
+    opened: list = []
+    try:
+        return _convert_plans(split_files, plans, split_names, source_format, source_options, writer, runner,
+                              chunk_bytes=chunk_bytes, opened=opened)
+    finally:
+        for source_plan in opened:
+            if source_plan.close is not None:
+                source_plan.close()
+
+
+def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
+                   source_format: str, source_options: Any, writer: ExamplesWriter, runner, *,
+                   chunk_bytes: int, opened: list) -> tuple[dict[str, int], int, dict]:
     """Converts every input split into the writer's part files. Returns counts, rows, extras.
+    Every source Plan made is appended to ``opened`` as soon as it exists.
 
     The units of all input splits go to the runner as one batch (one Beam pipeline), and
     their results are verified (examplegen.unit_check) before they count; an input split
@@ -290,6 +306,7 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
     for k, (input_name, plan) in enumerate(plans):
         files = by_name[input_name].files
         source_plan = source.plan(input_name, files, source_options, chunk_bytes)
+        opened.append(source_plan)
         if plan.needs_feature and source_plan.columns is not None and plan.feature not in source_plan.columns:
             raise ConfigError(f"split feature {plan.feature!r} is not a column of {files[0]} "
                               f"(columns: {list(source_plan.columns)})")
@@ -316,6 +333,7 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
             else:
                 writer.discard_parts(k)
                 again[k] = new_plan
+                opened.append(new_plan)
         pending = again
     counts = {name: 0 for name in split_names}
     rows = 0

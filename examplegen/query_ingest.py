@@ -49,7 +49,7 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
     """
     if not _is_query_format(source_format):
         raise ConfigError(f"format {source_format!r} reads files (use --input-base); a connection applies to "
-                          "query formats such as sql")
+                          "query formats (sql, bigquery, trino)")
     check_run_options(num_shards, workers, lock_timeout)
     in_cfg, out_cfg, range_cfg = _load_configs(input_config, output_config, range_config)
     source = sources.get(source_format)

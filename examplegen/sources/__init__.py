@@ -99,6 +99,8 @@ BUILTIN = {
     "images": "examplegen.sources.images",
     "text": "examplegen.sources.text",
     "sql": "examplegen.sources.sql",
+    "bigquery": "examplegen.sources.bigquery",
+    "trino": "examplegen.sources.trino",
 }
 
 _REQUIRED = ("FORMAT", "Options", "plan", "read")
