@@ -157,6 +157,18 @@ def bad_row_options(bad_rows: str, max_bad_rows: int, max_bad_ratio: float) -> d
             "max_bad_ratio": limit(max_bad_ratio)}
 
 
+def artifact_location(artifact: Any, engine: Any) -> str:
+    """Where the engine reads or writes an artifact: its local path (KFP maps a gs:// URI to
+    the Cloud Storage mount or copies the folder), except that with engine "beam" a gs:// or
+    s3:// URI is used as is: Beam workers elsewhere (Dataflow) see neither this task's disk
+    nor its mount, and the engine writes object stores directly (README, Remote input and
+    output)."""
+    uri = getattr(artifact, "uri", "") or ""
+    if str(engine or "").strip() == "beam" and uri.startswith(("gs://", "s3://")):
+        return uri
+    return artifact.path
+
+
 def is_placeholder(value: str) -> bool:
     """True for a KFP runtime placeholder the backend left unresolved (e.g. "{{$.pipeline_root}}")."""
     return value.startswith("{{$") and value.endswith("}}")
@@ -219,10 +231,13 @@ def connection_without_password(connection: str) -> str:
     value = optional(connection)
     if value is None:
         raise ConfigError("connection: the database URL is required, e.g. postgresql://user@host:5432/db")
-    if urllib.parse.urlsplit(value).password is not None:
-        raise ConfigError(f"connection {redact_url(value)!r} holds a password; parameters are visible in the "
-                          "pipeline spec and the UI: give the URL without it and set EXAMPLEGEN_DB_PASSWORD "
-                          "in the task's environment from a Kubernetes secret (see README, Query sources)")
+    parts = urllib.parse.urlsplit(value)
+    if parts.password is not None or "access_token" in urllib.parse.parse_qs(parts.query):
+        shown = redact_url(urllib.parse.urlunsplit(parts._replace(query="")))
+        raise ConfigError(f"connection {shown!r} holds a password or token; parameters are visible in "
+                          "the pipeline spec and the UI: give the URL without it and set EXAMPLEGEN_DB_PASSWORD "
+                          "(EXAMPLEGEN_DB_TOKEN) in the task's environment from a Kubernetes secret (see README, "
+                          "Query sources)")
     return value
 
 

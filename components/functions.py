@@ -125,7 +125,7 @@ def csv_example_gen(
         num_shards=num_shards, force=force, expected_fingerprint=expected_fingerprint,
         engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments,
+    result = ingest(output_uri=_common.artifact_location(examples, engine), **arguments,
                     **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
@@ -195,7 +195,7 @@ def file_example_gen(
         output_config=output_config, range_config=range_config, source_options=source_options or {},
         num_shards=num_shards, force=force, engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments,
+    result = ingest(output_uri=_common.artifact_location(examples, engine), **arguments,
                     **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
@@ -255,7 +255,7 @@ def import_example_gen(
         payload_format=payload_format, num_shards=num_shards, force=force,
         engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))
-    result = ingest(output_uri=examples.path, **arguments,
+    result = ingest(output_uri=_common.artifact_location(examples, engine), **arguments,
                     **_common.bad_row_options(bad_rows, max_bad_rows, max_bad_ratio))
     examples.metadata.update(_common.artifact_metadata(result.metadata()))
 
@@ -278,21 +278,23 @@ def query_example_gen(
     """Run queries (TFX QueryBasedExampleGen: each input split's pattern is a query) into a
     TFX Examples artifact, each query's result digest recorded as its data version.
 
-    The database password is never a parameter: the task reads it from the environment
-    variable EXAMPLEGEN_DB_PASSWORD, set from a Kubernetes secret (see the README, "Query
-    sources").
+    The database password (or Trino JWT) is never a parameter: the task reads it from the
+    environment variable EXAMPLEGEN_DB_PASSWORD (EXAMPLEGEN_DB_TOKEN), set from a Kubernetes
+    secret (see the README, "Query sources"); BigQuery uses Application Default Credentials.
 
     Args:
         examples: The output Examples (system.Dataset; TFX's properties in its metadata).
         connection: Database URL without password, e.g.
-            postgresql://user@host:5432/db or mysql://user@host:3306/db.
+            postgresql://user@host:5432/db, mysql://user@host:3306/db, bigquery://PROJECT,
+            trino://user@host:8443/catalog/schema (or presto://).
         input_config: TFX input config whose split patterns are the queries; they may
             use @span_begin_timestamp, @span_end_timestamp and @span_yyyymmdd_utc.
-        source_format: The query source: sql.
+        source_format: The query source: sql, bigquery or trino.
         output_config: TFX output config; empty for train/eval hash buckets 2:1.
         range_config: TFX range config with a static_range; empty for span 0 (TFX).
-        source_options: The source's options (partition_on, partition_num, digest, schema,
-            batch_rows); empty for the defaults.
+        source_options: The source's options (sql: partition_on, partition_num; bigquery:
+            dataset, location, max_streams; trino: catalog, db_schema, verify, auth; all: digest,
+            schema); empty for the defaults.
         num_shards: Output files per split; 0 for one.
         force: Rewrite even when lineage shows an identical result was ingested already.
         mlmd: Lineage store URL without a password; "" picks KFP's metadata service,
@@ -359,8 +361,8 @@ def split_examples(
     if config is None:
         raise _common.ConfigError("output_config: give the new split_config (it is required)")
     result = resplit(
-        input_examples.path,
-        examples.path,
+        _common.artifact_location(input_examples, engine),
+        _common.artifact_location(examples, engine),
         output_config=_common.named("output_config", _common.parse_output_config, config),
         input_splits=_common.string_list(input_splits, "input_splits"),
         num_shards=_common.integer(num_shards, "num_shards", 0),

@@ -143,10 +143,11 @@ class RowRejects:
         """Writes the rows rejected since the last flush, in row order."""
         if not self._pending:
             return
+        from examplegen import fs
         from examplegen.tfrecord import gzip_member
 
         if self._file is None:
-            self._file = open(self.path, "wb")
+            self._file = fs.open_write(self.path)
             self.wrote = True
         self._pending.sort(key=lambda entry: entry[0])
         self._file.write(gzip_member(b"".join(line for _, line in self._pending)))

@@ -17,10 +17,9 @@ Beam is imported only when this engine is used.
 
 from __future__ import annotations
 
-import os
 from typing import Iterable, Sequence
 
-from examplegen import unit_files
+from examplegen import fs, unit_files
 from examplegen.convert import ChunkResult, UnitTask
 from examplegen.errors import ConfigError, ExampleGenError
 
@@ -69,7 +68,7 @@ class BeamRunner:
 
     def run(self, tasks: Iterable[UnitTask]) -> list[ChunkResult]:
         tasks = list(tasks)
-        pass_dir = os.path.join(self.staging, f"beam-{self.passes}")
+        pass_dir = fs.join(self.staging, f"beam-{self.passes}")
         self.passes += 1
         unit_files.write_units(pass_dir, tasks)
         self._run_pipeline(pass_dir, pipeline_elements(len(tasks)))

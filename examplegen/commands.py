@@ -89,10 +89,12 @@ def register(subparsers) -> None:
     p.add_argument("--input-base", default=None,
                    help="directory the input config patterns are relative to (file formats)")
     p.add_argument("--connection", default=None, metavar="URL",
-                   help="query formats (--format sql): the database, postgresql://user@host:5432/db or "
-                        "mysql://user@host:3306/db; each input split's pattern is a query. The password "
-                        "comes from the URL or $EXAMPLEGEN_DB_PASSWORD (or PGPASSWORD / MYSQL_PWD) and is "
-                        "never recorded (see README, Query sources)")
+                   help="query formats: the database; --format sql: postgresql://user@host:5432/db or "
+                        "mysql://user@host:3306/db; --format bigquery: bigquery://PROJECT (Application Default "
+                        "Credentials); --format trino: trino://user@host:8443/catalog/schema or presto://... "
+                        "Each input split's pattern is a query. A password comes from the URL or "
+                        "$EXAMPLEGEN_DB_PASSWORD (or PGPASSWORD / MYSQL_PWD / TRINO_PASSWORD), a Trino JWT from "
+                        "$EXAMPLEGEN_DB_TOKEN; neither is ever recorded (see README, Query sources)")
     p.add_argument("--format", dest="source_format", default="csv", metavar="FORMAT",
                    help="input format: " + ", ".join(_builtin_formats()) + " (default csv), an entry point "
                         "of the 'examplegen.sources' group, or a module path package.module[:attribute] "
@@ -101,7 +103,8 @@ def register(subparsers) -> None:
                    help="the format's options as JSON text or the path of a .json file, e.g. "
                         '\'{"columns": ["fare", "tips"], "schema": {"ts": "int_ms"}}\' '
                         '(see README, "Parquet, Avro, JSON Lines")')
-    p.add_argument("--output", required=True, help="artifact directory to write (created; replaced atomically)")
+    p.add_argument("--output", required=True,
+                   help="artifact directory to write (created; replaced atomically), or a gs:// or s3:// prefix")
     _add_config_arguments(p)
     p.add_argument("--output-config", default=None,
                    help=f"output splits ({_CONFIG_HELP} Output), e.g. "
@@ -130,8 +133,8 @@ def register(subparsers) -> None:
         "resplit", help="re-split an existing Examples artifact into new splits",
         description="Pool the chosen splits of an Examples artifact and split them again by hash "
                     "buckets, a partition feature or a value split.")
-    p.add_argument("--examples", required=True, help="the Examples artifact directory to read")
-    p.add_argument("--output", required=True, help="artifact directory to write")
+    p.add_argument("--examples", required=True, help="the Examples artifact directory to read, or its gs:// or s3:// prefix")
+    p.add_argument("--output", required=True, help="artifact directory to write, or a gs:// or s3:// prefix")
     p.add_argument("--output-config", required=True, help=f"the new splits ({_CONFIG_HELP} Output)")
     p.add_argument("--input-splits", default=None, help="comma-separated splits to read (default: all)")
     p.add_argument("--payload-format", default=None, help="default: the artifact's payload_format")

@@ -19,14 +19,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import os
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from examplegen import encode, sources, tfrecord, typemap
+from examplegen import encode, fs, sources, tfrecord, typemap
 from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import SourceError
 from examplegen.sources import Records, WorkUnit
@@ -75,15 +74,15 @@ class _PartSink:
         for k, count, data in tfrecord.grouped_frames(framed, key):
             s, sh = divmod(k, self.num_shards)
             self.counts[s] += count
-            f = self._files.get((s, sh))
+            name, f = self._files.get((s, sh)) or (None, None)
             if f is None:
-                f = self._files[(s, sh)] = open(self._path(self._out_index[s], sh), "wb")
-            name = os.path.basename(f.name)
+                path = self._path(self._out_index[s], sh)
+                name, f = self._files[(s, sh)] = path.rsplit("/", 1)[-1], fs.open_write(path)
             self.parts[name] = self.parts.get(name, 0) + count
             f.write(tfrecord.gzip_member(data, GZIP_LEVEL))
 
     def close(self) -> None:
-        for f in self._files.values():
+        for _, f in self._files.values():
             f.close()
         self._files.clear()
 
@@ -121,7 +120,7 @@ def _frame_and_assign_hash(records, plan: SplitPlan) -> tuple[Optional[pa.Array]
 
 
 def _part_path(parts_dir: str, input_split: int, chunk: int) -> Callable[[int, int], str]:
-    return lambda s, sh: os.path.join(parts_dir, part_file_name(input_split, chunk, s, sh))
+    return lambda s, sh: fs.join(parts_dir, part_file_name(input_split, chunk, s, sh))
 
 
 def _no_split_value(plan: SplitPlan, feature: typemap.Feature) -> list[tuple[int, str]]:
@@ -210,7 +209,7 @@ def _takes_rejects(read) -> bool:
 def _rejects(task: UnitTask) -> RowRejects:
     """The work unit's bad-row handler; under skip it writes the unit's quarantine part."""
     skip = task.bad_rows.skip and task.quarantine_dir
-    part = os.path.join(task.quarantine_dir, quarantine_part_name(task.input_split, task.chunk)) if skip else None
+    part = fs.join(task.quarantine_dir, quarantine_part_name(task.input_split, task.chunk)) if skip else None
     return RowRejects(task.bad_rows, part, dict(task.origins))
 
 
@@ -266,7 +265,7 @@ def run_unit(task: UnitTask) -> ChunkResult:
     result.reasons = rejects.reasons
     result.counts = sink.counts
     result.parts = sink.parts
-    result.quarantine = os.path.basename(rejects.path) if rejects.wrote else ""
+    result.quarantine = rejects.path.rsplit("/", 1)[-1] if rejects.wrote else ""
     return result
 
 

@@ -21,8 +21,15 @@ Client errors become SourceError (missing bucket/object, access denied, unreacha
 service) or ConfigError (no or rejected credentials) naming the URL; credentials never
 appear in messages.
 
-The engine's readers need local files, so `localize` downloads remote inputs into a cache
-directory first.
+The built-in sources read remote inputs in place with `open_input` (a seekable file over
+ranged reads: a worker fetches only its byte range or row groups); for a source that needs
+local files, `localize` downloads remote inputs into a cache directory first.
+
+Writing (the Examples artifact on gs:// or s3://) goes through `pyarrow.fs` (Arrow's C++
+GCS and S3 clients, streaming uploads): `open_write`, `listdir`, `move`, `remove`,
+`remove_tree`. Each works on local paths too, with the same results. An object appears
+only when its upload completes, so a reader never sees half an object; a "move" on an
+object store is a copy and a delete.
 """
 
 from __future__ import annotations
@@ -86,7 +93,7 @@ class LocalFileSystem:
 class ObjectStoreFileSystem:
     """What gs:// and s3:// share: URL parsing, glob matching, existence rules.
 
-    Subclasses implement the four primitives (`_list`, `_stat`, `_open`, `_error`) with
+    Subclasses implement the primitives (`_list`, `_stat`, `_version`, `_open`, `_error`) with
     their client library. Paths are full URLs (`scheme://bucket/key`).
     """
 
@@ -101,6 +108,11 @@ class ObjectStoreFileSystem:
 
     def _stat(self, bucket: str, key: str) -> Optional[int]:
         """Size of the object, or None if there is none with this exact name."""
+        raise NotImplementedError
+
+    def _version(self, bucket: str, key: str) -> Optional[str]:
+        """What changes whenever the object is replaced (GCS: generation; S3: ETag), or None
+        if there is no such object."""
         raise NotImplementedError
 
     def _open(self, bucket: str, key: str) -> Optional[BinaryIO]:
@@ -154,12 +166,20 @@ class ObjectStoreFileSystem:
             _copy(stream, out, NETWORK_BLOCK_SIZE)
 
     def size(self, url: str) -> int:
+        return self._of_object(url, self._stat)
+
+    def version(self, url: str) -> str:
+        """What changes whenever the object is replaced (see `_version`)."""
+        return self._of_object(url, self._version)
+
+    def _of_object(self, url: str, primitive):
+        """`primitive(bucket, key)` of the object at `url`; a missing one is a SourceError."""
         bucket, key = self._object(url)
         with self._translated(url, SourceError(f"{url}: no such object")):
-            size = self._stat(bucket, key)
-        if size is None:
+            value = primitive(bucket, key)
+        if value is None:
             raise self._missing(bucket, key, url)
-        return size
+        return value
 
     def exists(self, url: str) -> bool:
         """True for an object, a bucket, or a "directory" (a prefix followed by '/')."""
@@ -303,6 +323,10 @@ class GcsFileSystem(ObjectStoreFileSystem):
         blob = self._client().bucket(bucket).get_blob(key)
         return None if blob is None else blob.size
 
+    def _version(self, bucket: str, key: str) -> Optional[str]:
+        blob = self._client().bucket(bucket).get_blob(key)
+        return None if blob is None else f"generation {blob.generation}"
+
     def _open(self, bucket: str, key: str) -> Optional[BinaryIO]:
         from google.cloud.storage.fileio import BlobReader
 
@@ -400,16 +424,23 @@ class S3FileSystem(ObjectStoreFileSystem):
             for item in page.get("Contents", ()):
                 yield item["Key"]
 
-    def _stat(self, bucket: str, key: str) -> Optional[int]:
+    def _head(self, bucket: str, key: str) -> Optional[dict]:
         from botocore.exceptions import ClientError
 
         try:
-            head = self._client().head_object(Bucket=bucket, Key=key)
+            return self._client().head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if _s3_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return head["ContentLength"]
+
+    def _stat(self, bucket: str, key: str) -> Optional[int]:
+        head = self._head(bucket, key)
+        return None if head is None else head["ContentLength"]
+
+    def _version(self, bucket: str, key: str) -> Optional[str]:
+        head = self._head(bucket, key)
+        return None if head is None else f"ETag {head['ETag']}"
 
     def _open(self, bucket: str, key: str) -> Optional[BinaryIO]:
         from botocore.exceptions import ClientError
@@ -493,6 +524,7 @@ def reset_clients() -> None:
     """Forget the cached GCS/S3 clients (after changing credentials in this process)."""
     _gcs_client.cache_clear()
     _s3_client.cache_clear()
+    _arrow_fs.cache_clear()
 
 
 _LOCAL = LocalFileSystem()
@@ -694,3 +726,171 @@ def _download(url: str, target: str, expected_size: int, expected_digest: Option
         with contextlib.suppress(OSError):
             os.remove(temp)
         raise
+
+
+# ---------------------------------------------------------------- writing (pyarrow.fs)
+
+
+@functools.lru_cache(maxsize=4)
+def _arrow_fs(name: str, endpoint: str):
+    """Arrow's file system for a scheme and endpoint setting ("" = the real service)."""
+    import pyarrow.fs as pafs
+
+    if name == "gs":
+        if endpoint:  # an emulator: STORAGE_EMULATOR_HOST=http://host:port
+            emulated = endpoint.split("://", 1)
+            return pafs.GcsFileSystem(
+                endpoint_override=emulated[-1].rstrip("/"),
+                scheme=emulated[0] if len(emulated) == 2 else "http",
+                anonymous=True,
+            )
+        return pafs.GcsFileSystem()  # Application Default Credentials
+    if name == "s3":
+        return pafs.S3FileSystem(
+            endpoint_override=endpoint or None,
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        )
+    raise ConfigError(f"writing to {name}:// is not supported (only local paths, gs:// and s3://)")
+
+
+def _arrow(url: str):
+    """(pyarrow file system, its "bucket/key" path) for a gs:// or s3:// URL."""
+    name = scheme(url)
+    if name not in ("gs", "s3"):
+        raise ConfigError(f"{url}: writing is supported to local paths, gs:// and s3:// only")
+    backend = _BACKENDS[name]
+    endpoint = os.environ.get("STORAGE_EMULATOR_HOST", "") if name == "gs" else backend._endpoint()
+    bucket, key = backend._split(url)
+    return _arrow_fs(name, endpoint), f"{bucket}/{key}" if key else bucket
+
+
+@contextlib.contextmanager
+def _writing(url: str):
+    """Arrow's errors (OSError with the service's message) as an OutputError naming `url`."""
+    from examplegen.errors import OutputError
+
+    try:
+        yield
+    except ExampleGenError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{url}: cannot write: {_limit(exc)}") from exc
+
+
+def open_write(path: str) -> BinaryIO:
+    """A new file (an object, streamed in parts) for writing bytes; it replaces any file
+    of that name when closed. Local parent folders must exist."""
+    if not is_remote(path):
+        return open(_resolve(path)[1], "wb")
+    arrow, key = _arrow(path)
+    with _writing(path):
+        return arrow.open_output_stream(key, compression=None, metadata={})  # bytes as given, even for .gz
+
+
+def listdir(path: str) -> list[str]:
+    """Names of the files directly in the folder (or under the prefix + '/') `path`, sorted;
+    [] when there is none."""
+    if not is_remote(path):
+        local = _resolve(path)[1]
+        return sorted(n for n in os.listdir(local) if os.path.isfile(os.path.join(local, n))) \
+            if os.path.isdir(local) else []
+    import pyarrow.fs as pafs
+
+    arrow, key = _arrow(path)
+    with _writing(path):
+        infos = arrow.get_file_info(pafs.FileSelector(key, allow_not_found=True))
+    return sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File)
+
+
+def move(source: str, target: str) -> None:
+    """Renames a file (on an object store: a copy, then a delete)."""
+    if not is_remote(source):
+        os.replace(_resolve(source)[1], _resolve(target)[1])
+        return
+    arrow, source_key = _arrow(source)
+    with _writing(target):
+        arrow.move(source_key, _arrow(target)[1])
+
+
+def remove(path: str) -> None:
+    """Deletes a file; nothing when there is none."""
+    if not is_remote(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_resolve(path)[1])
+        return
+    arrow, key = _arrow(path)
+    if is_file(path):
+        with _writing(path):
+            arrow.delete_file(key)
+
+
+def remove_tree(path: str) -> None:
+    """Deletes a folder (every object under the prefix + '/') and all in it; nothing when
+    there is none."""
+    if not is_remote(path):
+        import shutil
+
+        shutil.rmtree(_resolve(path)[1], ignore_errors=True)
+        return
+    import pyarrow.fs as pafs
+
+    arrow, key = _arrow(path)
+    with _writing(path):
+        infos = arrow.get_file_info(pafs.FileSelector(key, recursive=True, allow_not_found=True))
+        for info in infos:
+            if info.type == pafs.FileType.File:
+                with contextlib.suppress(FileNotFoundError):
+                    arrow.delete_file(info.path)
+        with contextlib.suppress(OSError):
+            if arrow.get_file_info(key).type == pafs.FileType.Directory:
+                arrow.delete_dir(key)  # an S3 "directory" marker object, where one was made
+
+
+def makedirs(path: str) -> None:
+    """Creates a local folder and its parents; nothing on object stores (no folders there)."""
+    if not is_remote(path):
+        os.makedirs(_resolve(path)[1], exist_ok=True)
+
+
+# ---------------------------------------------------------------- reading in place (workers)
+
+
+def open_input(path: str) -> BinaryIO:
+    """A seekable binary file for reading `path` where it is: local files are opened, remote
+    objects are read with ranged GETs as the reader seeks (pyarrow.fs), never downloaded
+    whole. Errors are SourceError naming the URL."""
+    if not is_remote(path):
+        return open(_resolve(path)[1], "rb")
+    arrow, key = _arrow(path)
+    try:
+        return arrow.open_input_file(key)
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such object") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read: {_limit(exc)}") from exc
+
+
+def open_gzip(path: str, gzip_file=None) -> BinaryIO:
+    """The decompressed bytes of the gzip file `path` (local or remote, see open_input);
+    `gzip_file`: the GzipFile class to use (default isal's, the fastest)."""
+    if gzip_file is None:
+        from isal.igzip import IGzipFile as gzip_file
+    raw = open_input(path)
+
+    class _Owning(gzip_file):  # closes the file it reads, as gzip.open(path) does
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                raw.close()
+
+    return _Owning(fileobj=raw, mode="rb")
+
+
+def version(path: str) -> Optional[str]:
+    """What changes whenever a remote object is replaced (GCS: its generation; S3: its
+    ETag); None for local files. Errors as in size()."""
+    if not is_remote(path):
+        return None
+    backend, url = _resolve(path)
+    return backend.version(url)

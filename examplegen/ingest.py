@@ -34,6 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from examplegen import __version__, fs, sources
+from examplegen import sources as sources_module
 from examplegen.config import (
     InputConfig,
     InputSplit,
@@ -55,7 +56,7 @@ from examplegen.result import IngestResult
 from examplegen.sources import tfrecord as tfrecord_source
 from examplegen.span import SpanResolution, combined_fingerprint, resolve_spans
 from examplegen.split import SplitPlan, plan_for
-from examplegen.writer import ExamplesWriter, read_metadata, split_dir
+from examplegen.writer import ExamplesWriter, is_complete, read_metadata, split_dir
 
 log = logging.getLogger(__name__)
 
@@ -209,18 +210,20 @@ def _split_files(resolutions: Sequence[SpanResolution]) -> list[_InputSplitFiles
     return list(out.values())
 
 
-def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
+def _local_split_files(resolutions: Sequence[SpanResolution], sources: list, source_format: str,
                        stack: contextlib.ExitStack) -> tuple[list[_InputSplitFiles], dict[str, str]]:
-    """_split_files with remote inputs downloaded (fs.localize) and checked against their
-    digests, and {local path: input URI}.
+    """_split_files with remote inputs made readable by the source, and {path: input URI}.
 
-    Downloads go to $EXAMPLEGEN_INPUT_CACHE when set (kept between runs), else to a
-    temporary directory removed after the run.
+    A source that reads URLs itself (``READS_URLS``, all built-in file formats) gets them as
+    they are: its workers read their ranges, row groups or files from the store. For other
+    sources remote inputs are downloaded (fs.localize) and checked against their digests,
+    to $EXAMPLEGEN_INPUT_CACHE when set (kept between runs), else to a temporary
+    directory removed after the run.
     """
     split_files = _split_files(resolutions)
     paths = [f for s in split_files for f in s.files]
     uris = {p: p for p in paths}
-    if any(fs.is_remote(p) for p in paths):
+    if any(fs.is_remote(p) for p in paths) and not getattr(sources_module.get(source_format), "READS_URLS", False):
         cache_dir = os.environ.get("EXAMPLEGEN_INPUT_CACHE") or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="examplegen-inputs-"))
         local = fs.localize(paths, cache_dir, {s.uri: s.digest for s in sources})
@@ -229,6 +232,21 @@ def _local_split_files(resolutions: Sequence[SpanResolution], sources: list,
             split.origins = {local[f]: f for f in split.files if local[f] != f}
             split.files = [local[f] for f in split.files]
     return split_files, uris
+
+
+def _remote_versions(split_files: list[_InputSplitFiles]) -> dict[str, Optional[str]]:
+    """{URL: version} of the remote inputs the workers read in place (fs.version)."""
+    return {f: fs.version(f) for s in split_files for f in s.files if fs.is_remote(f)}
+
+
+def _check_unchanged(versions: dict[str, Optional[str]]) -> None:
+    """The remote inputs are the objects whose digests were taken: none was replaced while
+    the workers read them (checked before the commit)."""
+    for url, before in versions.items():
+        now = fs.version(url)
+        if now != before:
+            raise SourceError(f"{url}: the object was replaced while it was being converted ({before}, now "
+                              f"{now}); nothing was committed, run again")
 
 
 def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str, str],
@@ -260,8 +278,24 @@ def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
              source_format: str, source_options: Any, writer: ExamplesWriter, runner, tally: RejectTally, *,
              chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
+    """_convert_plans, then every source Plan it made closed (Plan.close: a query source drops
+    its temporary tables), whether the conversion succeeded or failed."""
+    opened: list = []
+    try:
+        return _convert_plans(split_files, plans, split_names, source_format, source_options, writer, runner,
+                              tally, chunk_bytes=chunk_bytes, opened=opened)
+    finally:
+        for source_plan in opened:
+            if source_plan.close is not None:
+                source_plan.close()
+
+
+def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
+                   source_format: str, source_options: Any, writer: ExamplesWriter, runner, tally: RejectTally, *,
+                   chunk_bytes: int, opened: list) -> tuple[dict[str, int], int, dict]:
     """Converts every input split into the writer's part files; ``tally`` counts the rows
-    read and rejected and applies the bad-row limits. Returns counts, rows, extras.
+    read and rejected and applies the bad-row limits. Returns counts, rows, extras. Every
+    source Plan made is appended to ``opened`` as soon as it exists.
 
     The units of all input splits go to the runner as one batch (one Beam pipeline), and
     their results are verified (examplegen.unit_check) before they count; an input split
@@ -276,6 +310,7 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
     for k, (input_name, plan) in enumerate(plans):
         files = by_name[input_name].files
         source_plan = source.plan(input_name, files, source_options, chunk_bytes)
+        opened.append(source_plan)
         if plan.needs_feature and source_plan.columns is not None and plan.feature not in source_plan.columns:
             raise ConfigError(f"split feature {plan.feature!r} is not a column of {files[0]} "
                               f"(columns: {list(source_plan.columns)})")
@@ -308,6 +343,7 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
                 writer.discard_parts(k)
                 tally.restart(k)
                 again[k] = new_plan
+                opened.append(new_plan)
         pending = again
     counts = {name: 0 for name in split_names}
     rows = 0
@@ -374,7 +410,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     split_names = effective_output_splits(input_config, output_config)
     plans = plan_for(effective, [s.name for s in input_config.splits])
     if total_bytes is None:
-        work_bytes = getattr(sources.get(source_format), "work_bytes", None) or (lambda path, _: os.path.getsize(path))
+        work_bytes = getattr(sources.get(source_format), "work_bytes", None) or (lambda path, _: fs.size(path))
         total_bytes = sum(work_bytes(f, source_options) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
@@ -584,7 +620,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             span_md["version"] = last.version
         if len(spans) > 1:
             span_md["spans"] = json.dumps(spans)
-        split_files, uris = _local_split_files(resolutions, sources, stack)
+        split_files, uris = _local_split_files(resolutions, sources, source_format, stack)
+        versions = _remote_versions(split_files)
         without_rows = _drop_files_without_rows(split_files, uris, source_format, opts)
         opts, extra_md = _prepare_source(source_format, opts, split_files)
         span_md.update(extra_md)
@@ -592,12 +629,12 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             split_files, output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
             payload_format=payload_format, num_shards=num_shards,
-            workers=workers, progress=progress, metadata=span_md, bad_rows=policy, engine=engine,
-            beam_pipeline_args=beam_pipeline_args)
+            workers=workers, progress=progress, metadata=lambda _: _check_unchanged(versions) or span_md,
+            bad_rows=policy, engine=engine, beam_pipeline_args=beam_pipeline_args)
         if without_rows:
             extras["files_without_rows"] = without_rows
         result = IngestResult(
-            output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
+            output_uri=fs.absolute(output_uri), split_names=split_names, counts=counts,
             span=last.span, version=last.version, input_fingerprint=fingerprint,
             payload_format=payload_format, spans=spans, rows_read=rows,
             rows_written=sum(counts.values()), rows_rejected=rejected, sources=sources, extra_metadata=extra_md,
@@ -610,25 +647,40 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
 
 def _reuse(cached: IngestResult, output_uri: str) -> IngestResult:
     """An earlier artifact with the same data and config: make ``output_uri`` hold it."""
-    import shutil
-
-    target = os.path.abspath(output_uri)
-    source = os.path.abspath(cached.output_uri)
+    target = fs.absolute(output_uri)
+    source = fs.absolute(cached.output_uri)
     if source != target:
         writer = ExamplesWriter(target, cached.split_names, 1)
         try:
-            for split in cached.split_names:
-                shutil.copytree(split_dir(source, split), os.path.join(writer.staging, f"Split-{split}"))
-            if os.path.isdir(os.path.join(source, QUARANTINE_DIR)):
-                shutil.copytree(os.path.join(source, QUARANTINE_DIR), os.path.join(writer.staging, QUARANTINE_DIR))
-            os.rmdir(writer.parts_dir)
-            os.makedirs(writer.parts_dir)
-            writer._assemble = lambda: None  # the splits are already complete copies
+            if writer.remote or fs.is_remote(source):
+                _copy_splits_as_parts(source, writer)
+            else:
+                import shutil
+
+                for split in cached.split_names:
+                    shutil.copytree(split_dir(source, split), os.path.join(writer.staging, f"Split-{split}"))
+                if os.path.isdir(os.path.join(source, QUARANTINE_DIR)):
+                    shutil.copytree(os.path.join(source, QUARANTINE_DIR), os.path.join(writer.staging, QUARANTINE_DIR))
+                writer._assemble = lambda: None  # the splits are already complete copies
             writer.commit(read_metadata(source))
         except BaseException:
             writer.abort()
             raise
     return dataclasses.replace(cached, output_uri=target, cached=True)
+
+
+def _copy_splits_as_parts(source: str, writer: ExamplesWriter) -> None:
+    """Stages the shard files of the artifact at ``source`` as the writer's part files,
+    one part per shard, so that its commit writes the same files (streamed copies)."""
+    from examplegen.writer import part_file_name
+
+    for s, split in enumerate(writer.split_names):
+        names = fs.listdir(split_dir(source, split))
+        writer.num_shards = max(writer.num_shards, len(names))
+        for shard, name in enumerate(names):
+            with fs.open_read(fs.join(split_dir(source, split), name)) as f, \
+                    fs.open_write(fs.join(writer.parts_dir, part_file_name(0, 0, s, shard))) as out:
+                fs._copy(f, out)
 
 
 class _NoLineage:
@@ -708,14 +760,19 @@ def resolve(input_base: str, input_config: Any = None, range_config: Any = None,
 
 
 def examples_split_files(examples_uri: str, input_splits: Optional[Sequence[str]] = None) -> list[_InputSplitFiles]:
-    """The TFRecord files of each split of an Examples artifact."""
-    if not os.path.isdir(examples_uri):
+    """The TFRecord files of each split of an Examples artifact (a local path, gs:// or
+    s3://). One without examples_metadata.json but with a staging folder is a commit that
+    never finished: a SourceError."""
+    from examplegen.writer import SPLIT_PREFIX, incomplete_message, is_interrupted, split_folders
+
+    if not fs.exists(examples_uri):
         raise SourceError(f"examples artifact {examples_uri!r} does not exist")
-    available = sorted(n[len("Split-"):] for n in os.listdir(examples_uri)
-                       if n.startswith("Split-") and os.path.isdir(os.path.join(examples_uri, n)))
+    available = [name[len(SPLIT_PREFIX):] for name in split_folders(examples_uri)]
     if not available:
         raise SourceError(f"examples artifact {examples_uri!r} has no Split-* directories")
-    if os.path.exists(os.path.join(examples_uri, "examples_metadata.json")):
+    if is_interrupted(examples_uri):
+        raise SourceError(incomplete_message(examples_uri))
+    if is_complete(examples_uri):
         recorded = json.loads(read_metadata(examples_uri).get("split_names", "[]"))
         available.sort(key=lambda n: recorded.index(n) if n in recorded else len(recorded))
     wanted = list(input_splits) if input_splits else available
@@ -724,8 +781,8 @@ def examples_split_files(examples_uri: str, input_splits: Optional[Sequence[str]
         raise SourceError(f"examples artifact {examples_uri!r} has no split(s) {missing}; it has {available}")
     out = []
     for name in wanted:
-        files = sorted(fs.glob(os.path.join(split_dir(examples_uri, name), "*")))
-        out.append(_InputSplitFiles(name, [f for f in files if os.path.isfile(f)]))
+        folder = split_dir(examples_uri, name)
+        out.append(_InputSplitFiles(name, [fs.join(folder, f) for f in fs.listdir(folder)]))
     return out
 
 
@@ -748,18 +805,18 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
     if not out_cfg.splits:
         raise ConfigError("resplit needs output splits in output_config.split_config.splits")
     split_files = examples_split_files(examples_uri, input_splits)
-    md = read_metadata(examples_uri) if os.path.exists(os.path.join(examples_uri, "examples_metadata.json")) else {}
+    md = read_metadata(examples_uri) if is_complete(examples_uri) else {}
     payload_format = normalize_payload_format(payload_format or md.get("payload_format") or "FORMAT_TF_EXAMPLE")
     pooled = [_InputSplitFiles("input", [f for s in split_files for f in s.files])]
     in_cfg = InputConfig((InputSplit("input", "*"),))
-    config = {"examples_uri": os.path.abspath(examples_uri), "input_splits": [s.name for s in split_files],
+    config = {"examples_uri": fs.absolute(examples_uri), "input_splits": [s.name for s in split_files],
               "output_config": out_cfg.to_dict(), "payload_format": payload_format, "num_shards": num_shards}
     if policy.skip:
         config["bad_rows"] = policy.to_dict()
     recorder = _open_recorder(mlmd, record_lineage, "examplegen.Split", pipeline_name, run_name, config)
     started = time.time()
     with lock_output(output_uri, lock_timeout), recorder:
-        recorder.record_input_examples(os.path.abspath(examples_uri), md)
+        recorder.record_input_examples(fs.absolute(examples_uri), md)
         span_md = {k: md[k] for k in ("span", "version", "input_fingerprint", "spans") if k in md}
         split_names, counts, rows, num_shards, _, rejected = convert_files(
             pooled, output_uri, source_format="tfrecord", input_config=in_cfg, output_config=out_cfg,
@@ -769,7 +826,7 @@ def resplit(examples_uri: str, output_uri: str, *, output_config: Any,
             workers=workers, progress=progress, metadata=span_md, bad_rows=policy, engine=engine,
             beam_pipeline_args=beam_pipeline_args)
         result = IngestResult(
-            output_uri=os.path.abspath(output_uri), split_names=split_names, counts=counts,
+            output_uri=fs.absolute(output_uri), split_names=split_names, counts=counts,
             span=int(md.get("span", 0)), version=md.get("version"),
             input_fingerprint=md.get("input_fingerprint", ""), payload_format=payload_format,
             spans=json.loads(md["spans"]) if "spans" in md else [], rows_read=rows,

@@ -9,6 +9,12 @@ the lock of a run that dies, so a killed run never leaves the folder locked.
 
 The lock is effective between runs on one machine, and across machines only on file
 systems with working ``flock`` (e.g. NFSv4; not Cloud Storage FUSE).
+
+On gs:// and s3:// there is no lock: one run at a time per output prefix is the caller's
+duty (a KFP pipeline gives every run its own output URI). ``lock_output`` only checks that
+the prefix is new, empty or an earlier artifact. Two runs committing into one prefix at
+once could interleave their Split-* objects; the metadata object, written last, then
+lists the files of one of them and ``verify_files`` reports the difference.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import socket
 import time
 from typing import Iterator
 
-from examplegen.errors import OutputError, os_error_message
+from examplegen import fs
+from examplegen.errors import OutputError, SourceError, os_error_message
 from examplegen.writer import METADATA_FILE
 
 LOCK_FILE = ".examplegen.lock"
@@ -40,6 +47,10 @@ def lock_output(output_uri: str, timeout: float = 0) -> Iterator[None]:
     """Holds the output folder's lock (creating the folder) for the ``with`` block."""
     if not output_uri:
         raise OutputError("the output path is empty: give the folder to write the Examples artifact to")
+    if fs.is_remote(output_uri):
+        _check_remote_output(output_uri)
+        yield
+        return
     output = os.path.abspath(output_uri)
     fd, created = _acquire(output, timeout)
     try:
@@ -68,6 +79,20 @@ def _make_output_dir(output: str) -> bool:
         raise OutputError(f"cannot create the output folder: {os_error_message(exc, output)}") from exc
 
 
+def _check_remote_output(output: str) -> None:
+    """The checks of ``_make_output_dir`` for a gs:// or s3:// prefix (which needs no creating)."""
+    try:
+        if fs.is_file(output):
+            raise OutputError(f"output {output} is an existing object, not a folder: give the URI of a new "
+                              "prefix or of an earlier Examples artifact")
+        if not fs.exists(output):  # names the output in the error for a missing bucket
+            return
+        names = {path.rstrip("/").rsplit("/", 1)[-1] for path in fs.glob(fs.join(fs.escape_glob(output), "*"))}
+    except SourceError as exc:  # no such bucket, access denied, service unreachable
+        raise OutputError(f"cannot write the Examples artifact: {exc}") from None
+    _check_names(output, sorted(names))
+
+
 def _check_artifact_folder(output: str) -> None:
     """An existing output folder must be empty, an earlier artifact or the leftovers of one
     (a staging folder, Split-* folders): never, say, the current directory by mistake."""
@@ -75,6 +100,10 @@ def _check_artifact_folder(output: str) -> None:
         names = os.listdir(output)
     except OSError as exc:
         raise OutputError(f"cannot read the output folder: {os_error_message(exc, output)}") from exc
+    _check_names(output, names)
+
+
+def _check_names(output: str, names: list[str]) -> None:
     artifact_like = [n for n in names if n == METADATA_FILE or n.startswith(("Split-", ".staging-"))]
     others = sorted(n for n in names if n != LOCK_FILE)
     if others and not artifact_like:

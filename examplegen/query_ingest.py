@@ -52,7 +52,7 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
     """
     if not _is_query_format(source_format):
         raise ConfigError(f"format {source_format!r} reads files (use --input-base); a connection applies to "
-                          "query formats such as sql")
+                          "query formats (sql, bigquery, trino)")
     check_run_options(num_shards, workers, lock_timeout)
     if BadRowPolicy.create(bad_rows, max_bad_rows, max_bad_ratio).skip:
         raise ConfigError("bad_rows='skip' (--bad-rows skip) applies to file formats only: a query's rows are "

@@ -20,7 +20,7 @@ import math
 import os
 from typing import Iterable, Iterator, Optional
 
-from examplegen import protos, report_media
+from examplegen import fs, protos, report_media
 from examplegen.bad_rows import FIRST_REASONS
 from examplegen.errors import ExampleGenError, SourceError
 
@@ -97,11 +97,15 @@ class ExamplesSummary:
 
 def read_metadata(examples_dir: str) -> dict:
     """The artifact's metadata JSON (written by the engine beside the splits), or {}."""
-    path = os.path.join(examples_dir, METADATA_FILE)
-    if not os.path.exists(path):
+    from examplegen.writer import incomplete_message, is_interrupted
+
+    path = fs.join(examples_dir, METADATA_FILE)
+    if not fs.is_file(path):
+        if is_interrupted(examples_dir):
+            raise SourceError(incomplete_message(examples_dir))
         return {}
     try:
-        with open(path, encoding="utf-8") as f:
+        with fs.open_read(path) as f:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as exc:
         raise SourceError(f"{path}: cannot read the Examples metadata: {exc}") from exc
@@ -114,22 +118,18 @@ def list_splits(examples_dir: str, metadata: dict) -> list[str]:
         names = json.loads(names)
     if names:
         return list(names)
-    if not os.path.isdir(examples_dir):
+    from examplegen.writer import split_folders
+
+    if not fs.exists(examples_dir):
         raise SourceError(f"{examples_dir}: Examples directory does not exist")
-    return sorted(
-        entry[len(SPLIT_PREFIX):]
-        for entry in os.listdir(examples_dir)
-        if entry.startswith(SPLIT_PREFIX) and os.path.isdir(os.path.join(examples_dir, entry))
-    )
+    return [entry[len(SPLIT_PREFIX):] for entry in split_folders(examples_dir)]
 
 
 def split_files(examples_dir: str, split: str) -> list[str]:
-    folder = os.path.join(examples_dir, SPLIT_PREFIX + split)
-    if not os.path.isdir(folder):
+    folder = fs.join(examples_dir, SPLIT_PREFIX + split)
+    if not fs.exists(folder):
         raise SourceError(f"{folder}: split folder of split {split!r} does not exist")
-    return sorted(
-        os.path.join(folder, name) for name in os.listdir(folder) if not name.startswith(".")
-    )
+    return [fs.join(folder, name) for name in fs.listdir(folder) if not name.startswith(".")]
 
 
 def summarize(
@@ -607,7 +607,7 @@ def report_with_lineage(
     type examplegen.Report that takes the Examples artifact as input."""
     from examplegen.lineage import Recorder, open_store
 
-    examples_uri = os.path.abspath(examples_dir)
+    examples_uri = fs.absolute(examples_dir)
     store = open_store(mlmd)
     config = {"examples_uri": examples_uri, "max_examples": max_examples, "sample_rows": sample_rows}
     with Recorder(store, REPORT_EXECUTION, pipeline_name=pipeline_name, run_name=run_name,

@@ -252,17 +252,21 @@ def _is_zlib(head: bytes) -> bool:
 
 
 def _open_stream(path: str | os.PathLike) -> tuple[BinaryIO, str]:
-    """Open ``path`` decompressed. A valid first frame header means plain (this wins over
-    magic bytes, which a plain record length could happen to spell); else gzip or zlib."""
-    with open(path, "rb") as probe:
+    """Open ``path`` (a local path, or gs:// and s3:// through examplegen.fs) decompressed.
+    A valid first frame header means plain (this wins over magic bytes, which a plain record
+    length could happen to spell); else gzip or zlib."""
+    from examplegen import fs
+
+    path = os.fspath(path)
+    with fs.open_input(path) as probe:
         head = probe.read(12)
     if not head or _is_plain_tfrecord(head):
-        return open(path, "rb"), "plain"
+        return fs.open_input(path), "plain"
     if head.startswith(_GZIP_MAGIC):
-        return igzip.open(path, "rb"), "gzip"
+        return (fs.open_gzip(path) if fs.is_remote(path) else igzip.open(path, "rb")), "gzip"
     if _is_zlib(head):
-        return _ZlibReader(open(path, "rb")), "zlib"
-    return open(path, "rb"), "plain"  # the reader reports the bad first header
+        return _ZlibReader(fs.open_input(path)), "zlib"
+    return fs.open_input(path), "plain"  # the reader reports the bad first header
 
 
 def is_empty(path: str | os.PathLike) -> bool:

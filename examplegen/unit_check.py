@@ -19,11 +19,10 @@ engine lost, repeated or mangled work fails instead of committing wrong counts.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Sequence
 
-from examplegen import tfrecord
+from examplegen import fs, tfrecord
 from examplegen.convert import ChunkResult, UnitTask
 from examplegen.errors import SourceError, VerificationError
 
@@ -79,8 +78,8 @@ def _check_unit(task: UnitTask, result: ChunkResult, parts_dir: str) -> None:
                                 f"{result.rejected:,}; nothing was committed")
     per_split = [0] * len(result.counts)
     for name, reported in sorted(result.parts.items()):
-        path = os.path.join(parts_dir, name)
-        if not os.path.isfile(path):
+        path = fs.join(parts_dir, name)
+        if not fs.is_file(path):
             raise VerificationError(f"{describe(task)} wrote part file {name} ({reported:,} records), which is "
                                     f"missing from {parts_dir}; nothing was committed")
         try:
@@ -99,7 +98,7 @@ def _check_unit(task: UnitTask, result: ChunkResult, parts_dir: str) -> None:
     if task.bad_rows.skip and bool(result.rejected) != bool(result.quarantine):
         raise VerificationError(f"{describe(task)} rejected {result.rejected:,} rows but listed "
                                 f"{'a' if result.quarantine else 'no'} quarantine part; nothing was committed")
-    if result.quarantine and not os.path.isfile(os.path.join(task.quarantine_dir, result.quarantine)):
+    if result.quarantine and not fs.is_file(fs.join(task.quarantine_dir, result.quarantine)):
         raise VerificationError(f"{describe(task)} wrote quarantine part {result.quarantine}, which is missing "
                                 f"from {task.quarantine_dir}; nothing was committed")
     if per_split != list(result.counts):
@@ -111,7 +110,7 @@ def _check_no_strays(planned: dict[UnitId, UnitTask], results: list[ChunkResult]
     """No part file of these input splits that no verified result lists (it would be committed)."""
     listed = {name for result in results for name in result.parts}
     input_splits = {input_split for input_split, _ in planned}
-    for name in sorted(os.listdir(parts_dir)):
+    for name in fs.listdir(parts_dir):
         match = _PART_FILE.fullmatch(name)
         if match and int(match.group(1)) in input_splits and name not in listed:
             raise VerificationError(f"part file {name} in {parts_dir} was written by no work unit of this run "

@@ -18,6 +18,17 @@ when that file exists: a run that dies earlier leaves no metadata file (an earli
 artifact's is removed before anything is replaced), and the next run into the same output
 clears the leftovers and succeeds.
 
+On gs:// and s3:// (where a rename is a copy) workers write their part files under
+``<output>/.staging-<id>/parts/`` too; ``commit`` removes the old metadata object and
+Split-* objects, streams each shard's parts straight into its final object (the same bytes
+as a local run), writes ``examples_metadata.json`` last and deletes the staging prefix. The
+output-folder lock (examplegen.output_lock) does not apply there: one writer per output
+prefix (see the README); a commit refuses to start when another run committed to the
+prefix since this one started (the metadata object's generation or ETag changed). A
+staging prefix left by a killed run is not cleared automatically (its owner cannot be told
+alive from dead); readers take an artifact without metadata but with a staging prefix as
+incomplete (``is_interrupted``).
+
 The metadata file lists every data file (``files``: relative path, size, SHA-256, hashed
 while the shards are assembled) and ``files_digest``, the SHA-256 of that list, which is
 also recorded on the Examples artifact in ML Metadata. ``verify_files`` checks an
@@ -29,14 +40,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import shutil
 import uuid
 from typing import Iterable, Optional
 
+from examplegen import fs
 from examplegen.bad_rows import QUARANTINE_DIR, QUARANTINE_FILE
+from examplegen.errors import ExampleGenError, OutputError
 from examplegen.liveness import ALIVE, staging_state, write_owner
 from examplegen.tfrecord import gzip_member
+
+log = logging.getLogger(__name__)
 
 METADATA_FILE = "examples_metadata.json"
 FILE_PREFIX = "data_tfrecord"
@@ -61,15 +77,27 @@ def quarantine_part_name(input_split: int, chunk: int) -> str:
 
 
 def split_dir(output_uri: str, split: str) -> str:
-    return os.path.join(output_uri, f"{SPLIT_PREFIX}{split}")
+    return fs.join(output_uri, f"{SPLIT_PREFIX}{split}")
 
 
 def is_complete(output_uri: str) -> bool:
-    return os.path.isfile(os.path.join(output_uri, METADATA_FILE))
+    """Whether the artifact at ``output_uri`` (a local path, gs:// or s3://) was committed."""
+    return fs.is_file(fs.join(output_uri, METADATA_FILE))
+
+
+def is_interrupted(output_uri: str) -> bool:
+    """Whether the artifact at ``output_uri`` is a commit that never finished: no metadata
+    file, and a staging folder (prefix) of a run that wrote there."""
+    return not is_complete(output_uri) and bool(fs.glob(fs.join(fs.escape_glob(output_uri), f"{STAGING_PREFIX}*")))
+
+
+def incomplete_message(output_uri: str) -> str:
+    return (f"examples artifact {output_uri!r} is incomplete: it has no {METADATA_FILE} and holds a staging "
+            "folder (a run was interrupted); run the step that writes it again")
 
 
 def read_metadata(output_uri: str) -> dict:
-    with open(os.path.join(output_uri, METADATA_FILE)) as f:
+    with fs.open_read(fs.join(output_uri, METADATA_FILE)) as f:
         return json.load(f)
 
 
@@ -80,7 +108,7 @@ def files_digest(files: list[dict]) -> str:
 
 
 def _hash_file(path: str) -> str:
-    with open(path, "rb") as f:
+    with fs.open_read(path) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
@@ -88,8 +116,8 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
     """None if the artifact at ``output_uri`` holds exactly the files its metadata lists
     (same sizes and SHA-256) and, when given, that list's digest is ``expected_digest``
     (as recorded in ML Metadata); else what is wrong, naming the file."""
-    marker = os.path.join(output_uri, METADATA_FILE)
-    if expected_digest is None and not os.path.exists(marker):
+    marker = fs.join(output_uri, METADATA_FILE)
+    if expected_digest is None and not fs.is_file(marker):
         return None  # not written by this engine: nothing recorded to compare with
     try:
         metadata = read_metadata(output_uri)
@@ -101,16 +129,16 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
     if expected_digest is not None and files_digest(files) != expected_digest:
         return f"{marker} does not list the files recorded in ML Metadata for this artifact"
     listed = {f["path"] for f in files}
-    for name in sorted(os.listdir(output_uri)):
-        if name.startswith(SPLIT_PREFIX) and os.path.isdir(os.path.join(output_uri, name)):
-            for child in sorted(os.listdir(os.path.join(output_uri, name))):
-                if f"{name}/{child}" not in listed:
-                    return f"{os.path.join(output_uri, name, child)} is not one of the artifact's files"
+    for folder in split_folders(output_uri):
+        name = fs.join(output_uri, folder)
+        for child in sorted(fs.glob(fs.join(fs.escape_glob(name), "*"))):
+            if f"{folder}/{child.rsplit('/', 1)[-1]}" not in listed:
+                return f"{child} is not one of the artifact's files"
     for entry in files:
-        path = os.path.join(output_uri, entry["path"])
-        if not os.path.isfile(path):
+        path = fs.join(output_uri, entry["path"])
+        if not fs.is_file(path):
             return f"{path} is missing"
-        size = os.path.getsize(path)
+        size = fs.size(path)
         if size != entry["size"]:
             return f"{path} has {size:,} bytes, {entry['size']:,} were written"
         if _hash_file(path) != entry["sha256"]:
@@ -118,27 +146,39 @@ def verify_files(output_uri: str, expected_digest: Optional[str] = None) -> Opti
     return None
 
 
+def split_folders(output_uri: str) -> list[str]:
+    """Names of the Split-* folders at ``output_uri`` (for object stores: prefixes)."""
+    found = fs.glob(fs.join(fs.escape_glob(output_uri), f"{SPLIT_PREFIX}*"))
+    return sorted(path.rstrip("/").rsplit("/", 1)[-1] for path in found
+                  if fs.is_remote(path) or os.path.isdir(path))
+
+
 class ExamplesWriter:
     """Stages part files for (chunk, split, shard) and commits them as one artifact."""
 
     def __init__(self, output_uri: str, split_names: Iterable[str], num_shards: int, quarantine: bool = False):
-        self.output_uri = os.path.abspath(output_uri)
+        self.remote = fs.is_remote(output_uri)
+        self.output_uri = fs.absolute(output_uri)
         self.split_names = list(split_names)
         self.num_shards = num_shards
         self.quarantine = quarantine  # the artifact gets a Quarantine/ file (bad_rows="skip")
-        self._created_output = not os.path.exists(self.output_uri)
+        self._created_output = not self.remote and not os.path.exists(self.output_uri)
         self.had_artifact = is_complete(self.output_uri)
         self.replacing = False  # set once commit starts to remove the earlier artifact
-        os.makedirs(self.output_uri, exist_ok=True)
-        self._clear_stale_staging()
-        self.staging = os.path.join(self.output_uri, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
-        self.parts_dir = os.path.join(self.staging, "parts")
-        os.makedirs(self.parts_dir)
-        write_owner(self.staging)  # who is writing here (examplegen.liveness)
+        self.staging = fs.join(self.output_uri, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+        self.parts_dir = fs.join(self.staging, "parts")
+        # Remote: the metadata object's version now; a different one at commit means another
+        # run committed here meanwhile, and this one refuses to overwrite it.
+        self._marker_version = _marker_version(self.output_uri) if self.remote else None
+        if not self.remote:
+            os.makedirs(self.output_uri, exist_ok=True)
+            self._clear_stale_staging()
+            os.makedirs(self.parts_dir)
+            write_owner(self.staging)  # who is writing here (examplegen.liveness)
         self.files: Optional[list[dict]] = None  # set by _assemble: path, size, sha256
         # where workers write the chunks' quarantine parts ("": no quarantine)
-        self.quarantine_parts = os.path.join(self.staging, _QUARANTINE_PARTS) if quarantine else ""
-        if quarantine:
+        self.quarantine_parts = fs.join(self.staging, _QUARANTINE_PARTS) if quarantine else ""
+        if quarantine and not self.remote:
             os.makedirs(self.quarantine_parts)
 
     def _clear_stale_staging(self) -> None:
@@ -153,53 +193,81 @@ class ExamplesWriter:
         """Drops what was written for one input split (to convert it again)."""
         prefix = f"{input_split:03d}-"
         for folder in (self.parts_dir, self.quarantine_parts) if self.quarantine else (self.parts_dir,):
-            for name in os.listdir(folder):
+            for name in fs.listdir(folder):
                 if name.startswith(prefix):
-                    os.remove(os.path.join(folder, name))
+                    fs.remove(fs.join(folder, name))
 
-    def _assemble(self) -> None:
-        """Concatenates part files into staged shard files, in (input split, chunk) order,
-        hashing each shard as it is written; the same for the quarantine parts."""
+    def _assemble(self, into: Optional[str] = None) -> None:
+        """Concatenates part files into shard files under ``into`` (default: the staging
+        folder), in (input split, chunk) order, hashing each shard as it is written; the
+        same for the quarantine parts."""
         by_shard: dict[tuple[int, int], list[str]] = {}
-        for name in sorted(os.listdir(self.parts_dir)):
+        for name in fs.listdir(self.parts_dir):
             _, _, split, shard = name[:-3].split("-")
             by_shard.setdefault((int(split), int(shard)), []).append(name)
         self.files = []
         for s, split in enumerate(self.split_names):
-            target_dir = os.path.join(self.staging, f"{SPLIT_PREFIX}{split}")
-            os.makedirs(target_dir, exist_ok=True)
+            target_dir = fs.join(into or self.staging, f"{SPLIT_PREFIX}{split}")
+            fs.makedirs(target_dir)
             shards = _shards_with_files(s, by_shard, self.num_shards)
             for number, shard in enumerate(shards):
                 file_name = shard_file_name(number, len(shards))
                 parts = by_shard.get((s, shard), [])
-                blocks = _blocks([os.path.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]
-                self._write_file(f"{SPLIT_PREFIX}{split}/{file_name}", blocks)
-        shutil.rmtree(self.parts_dir)
+                blocks = _blocks([fs.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]
+                self._write_file(into or self.staging, f"{SPLIT_PREFIX}{split}/{file_name}", blocks)
+        if not self.remote:  # remote: the staging prefix stays until the metadata is written
+            fs.remove_tree(self.parts_dir)
         if self.quarantine:
-            os.makedirs(os.path.join(self.staging, QUARANTINE_DIR))
-            parts = [os.path.join(self.quarantine_parts, n) for n in sorted(os.listdir(self.quarantine_parts))]
+            fs.makedirs(fs.join(into or self.staging, QUARANTINE_DIR))
+            parts = [fs.join(self.quarantine_parts, n) for n in sorted(fs.listdir(self.quarantine_parts))]
             # an empty gzip member first: an empty quarantine is still a valid gzip file
-            self._write_file(f"{QUARANTINE_DIR}/{QUARANTINE_FILE}", itertools.chain([_EMPTY_GZIP], _blocks(parts)))
-            shutil.rmtree(self.quarantine_parts)
+            self._write_file(into or self.staging, f"{QUARANTINE_DIR}/{QUARANTINE_FILE}",
+                             itertools.chain([_EMPTY_GZIP], _blocks(parts)))
+            if not self.remote:
+                fs.remove_tree(self.quarantine_parts)
 
-    def _write_file(self, path: str, blocks: Iterable[bytes]) -> None:
-        """Writes ``blocks`` to the staged file ``path`` (relative), synced, and lists it
+    def _write_file(self, root: str, path: str, blocks: Iterable[bytes]) -> None:
+        """Writes ``blocks`` to the file ``path`` (relative to ``root``), synced, and lists it
         in ``files`` with its size and SHA-256."""
         digest, size = hashlib.sha256(), 0
-        with open(os.path.join(self.staging, path), "wb") as out:
+        with fs.open_write(fs.join(root, path)) as out:
             for block in blocks:
                 out.write(block)
                 digest.update(block)
                 size += len(block)
-            out.flush()
-            os.fsync(out.fileno())
+            if not self.remote:
+                out.flush()
+                os.fsync(out.fileno())
         self.files.append({"path": path, "size": size, "sha256": digest.hexdigest()})
+
+    def _with_files(self, metadata: dict) -> dict:
+        if self.files is None:
+            return metadata
+        return {**metadata, "files": self.files, "files_digest": files_digest(self.files)}
+
+    def _commit_remote(self, metadata: dict) -> None:
+        """The commit on an object store: no renames, the shards are assembled in place
+        between removing the old metadata object and writing the new one."""
+        if _marker_version(self.output_uri) != self._marker_version:
+            raise OutputError(f"another run committed an Examples artifact to {self.output_uri} while this one "
+                              "ran; nothing was committed (on gs:// and s3:// give each run its own output)")
+        self.replacing = True
+        fs.remove(fs.join(self.output_uri, METADATA_FILE))  # the old artifact is incomplete from here
+        for name in split_folders(self.output_uri):
+            fs.remove_tree(fs.join(self.output_uri, name))
+        self._assemble(self.output_uri)
+        text = json.dumps(self._with_files(metadata), indent=2, sort_keys=True) + "\n"
+        with fs.open_write(fs.join(self.output_uri, METADATA_FILE)) as out:
+            out.write(text.encode())
+        fs.remove_tree(self.staging)
 
     def commit(self, metadata: dict) -> None:
         """Makes the staged splits the artifact's content; metadata file last."""
+        if self.remote:
+            self._commit_remote(metadata)
+            return
         self._assemble()
-        if self.files is not None:
-            metadata = {**metadata, "files": self.files, "files_digest": files_digest(self.files)}
+        metadata = self._with_files(metadata)
         marker = os.path.join(self.output_uri, METADATA_FILE)
         self.replacing = True
         if os.path.exists(marker):
@@ -223,12 +291,23 @@ class ExamplesWriter:
         _fsync_dir(self.output_uri)
 
     def abort(self) -> None:
+        if self.remote:
+            try:
+                fs.remove_tree(self.staging)
+            except ExampleGenError as exc:  # the run's own error matters more
+                log.warning("could not remove the staging objects %s: %s", self.staging, exc)
+            return
         shutil.rmtree(self.staging, ignore_errors=True)
         if self._created_output:  # leave no empty output directory behind
             try:
                 os.rmdir(self.output_uri)
             except OSError:
                 pass
+
+
+def _marker_version(output_uri: str) -> Optional[str]:
+    marker = fs.join(output_uri, METADATA_FILE)
+    return fs.version(marker) if fs.is_file(marker) else None
 
 
 def _shards_with_files(split: int, by_shard: dict, num_shards: int) -> list[int]:
@@ -242,7 +321,7 @@ def _shards_with_files(split: int, by_shard: dict, num_shards: int) -> list[int]
 def _blocks(paths: list[str], size: int = 1 << 20):
     """The bytes of the files at ``paths``, in order, in blocks of ``size``."""
     for path in paths:
-        with open(path, "rb") as f:
+        with fs.open_read(path) as f:
             while block := f.read(size):
                 yield block
 

@@ -237,9 +237,9 @@ def build(image: str | None = None) -> dict:
     @dsl.pipeline(
         name=QUERY_INGEST,
         description=(
-            "Run SQL queries (TFX QueryBasedExampleGen configs: each input split's pattern is a "
-            "query) into a TFX Examples artifact with each result's digest as its data version, "
-            "and write an HTML ingestion report. The database password comes from the "
+            "Run queries on PostgreSQL, MySQL, BigQuery or Trino (TFX QueryBasedExampleGen configs: "
+            "each input split's pattern is a query) into a TFX Examples artifact with each result's "
+            "digest as its data version, and write an HTML ingestion report. The database password comes from the "
             f"Kubernetes secret named by db_password_secret (key 'password') as {DB_PASSWORD_ENV}. "
             + note
         ),
@@ -247,6 +247,7 @@ def build(image: str | None = None) -> dict:
     def query_ingest(
         connection: str,
         input_config: dict,
+        source_format: str = "sql",
         output_config: dict = {},
         range_config: dict = {},
         source_options: dict = {},
@@ -258,11 +259,13 @@ def build(image: str | None = None) -> dict:
         """Run queries into TFX Examples with a report.
 
         Args:
-            connection: Database URL without password (postgresql://user@host:5432/db, mysql://...).
+            connection: Database URL without password (postgresql://user@host:5432/db, mysql://...,
+                bigquery://PROJECT, trino://user@host:8443/catalog/schema).
             input_config: TFX input config; each split's pattern is a query.
+            source_format: The query source: sql, bigquery or trino.
             output_config: TFX output config; empty for train/eval 2:1.
             range_config: TFX range config with a static_range; empty for span 0.
-            source_options: sql options (partition_on, partition_num, digest, schema); empty for the defaults.
+            source_options: The source's options (see the README, Query sources); empty for the defaults.
             db_password_secret: Kubernetes secret whose key "password" is the database password.
             num_shards: Output files per split; 0 for one.
             force: Rewrite even when an identical result was ingested before.
@@ -274,6 +277,7 @@ def build(image: str | None = None) -> dict:
         gen = step(c.query_example_gen(
             connection=connection,
             input_config=input_config,
+            source_format=source_format,
             output_config=output_config,
             range_config=range_config,
             source_options=source_options,

@@ -107,3 +107,43 @@ def check_tfx_compatible(artifact: str, rows: list[dict], kinds: dict[str, str],
         tfx = tfx_reference.dict_to_example(row)
         split = ("train", "eval")[tfx_reference.partition(tfx, [2, 3])]
         assert by_split[split][tfx] > 0, row
+
+
+def plain_values(row: dict) -> dict:
+    """A row of Python values as the examples hold them (for expected_values): dates as days
+    since the epoch, datetimes as microseconds since the epoch (naive ones taken as UTC),
+    times as microseconds since midnight,
+    decimals as floats, a struct (dict) as ``parent.child`` columns."""
+    import datetime
+    import decimal
+
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(plain_values({f"{key}.{k}": v for k, v in value.items()}))
+            continue
+        if isinstance(value, datetime.datetime):
+            aware = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+            value = (aware - epoch) // datetime.timedelta(microseconds=1)
+        elif isinstance(value, datetime.date):
+            value = (value - epoch.date()).days
+        elif isinstance(value, datetime.time):
+            value = ((value.hour * 60 + value.minute) * 60 + value.second) * 10**6 + value.microsecond
+        elif isinstance(value, decimal.Decimal):
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def run_query_pipeline(root, params: list[str], capsys) -> tuple[str, str]:
+    """Runs the query-ingest pipeline locally (``examplegen run``) with ``--param`` s;
+    returns the paths of its Examples artifact and its report page."""
+    import re
+
+    from examplegen.cli import main
+
+    assert main(["run", "query_ingest", "--pipeline-root", str(root), *params]) == 0
+    printed = capsys.readouterr().out
+    examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
+    return examples, re.search(r"^report: (.+)$", printed, re.M).group(1)

@@ -118,8 +118,14 @@ def _worker_pool_stop(server) -> None:
 def portable_args(tmp_path_factory):
     """Beam's local job service and a worker pool (separate processes, free loopback ports);
     yields the pipeline args that run a job there with --environment_type=EXTERNAL."""
+    yield from beam_services(tmp_path_factory)
+
+
+def beam_services(tmp_path_factory, **environ):
+    """The generator behind portable_args; ``environ``: more environment for the workers."""
     env = dict(os.environ, PYTHONPATH=REPO,  # the pool's workers import this checkout's engine
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))  # its `python`
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),  # its `python`
+               **environ)
     servers = start_servers({
         "job_service": lambda port: ["-m", "apache_beam.runners.portability.local_job_service_main",
                                      "--port", str(port)],
@@ -385,8 +391,8 @@ def test_direct_runner_parquet_row_group_units_are_byte_identical(tmp_path, monk
 
 
 def test_inputs_on_gcs_and_s3_servers_give_the_local_bytes(tmp_path, small_units, store):  # noqa: F811
-    """Remote inputs (the GCS emulator, moto's S3): the launcher downloads and checks them,
-    the workers convert them; the examples are the local engine's."""
+    """Remote inputs (the GCS emulator, moto's S3): the workers read their byte ranges from
+    the store and convert them; the examples are the local engine's."""
     bucket = store.bucket()
     with open(os.path.join(TAXI_CSV_DIR, "data.csv"), "rb") as f:
         store.put(bucket, "taxi/data.csv", f.read())

@@ -121,15 +121,13 @@ def committed_files_match(result: IngestResult) -> bool:
 
 
 def _verify_files(uri: str, files_digest: Optional[str]) -> Optional[str]:
-    """What is wrong with the files of the Examples at a local `uri` (None: they are intact)."""
-    from examplegen import fs
+    """What is wrong with the files of the Examples at `uri` (None: they are intact)."""
+    from examplegen.errors import ExampleGenError
     from examplegen.writer import verify_files
 
-    if fs.is_remote(uri):
-        return None  # the engine writes Examples to local (or FUSE-mounted) paths only
     try:
         return verify_files(uri, files_digest)
-    except OSError as exc:
+    except (OSError, ExampleGenError) as exc:
         return f"cannot check the files at {uri}: {exc}"
 
 

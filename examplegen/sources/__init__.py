@@ -50,7 +50,9 @@ it would roughly be (default: its size; Parquet files are far smaller than their
 the engine picks the number of workers and of shards from the sum, and units' ``size``
 use the same scale. ``has_rows(path, options) -> bool``: files without rows are left out
 with a warning (``ROWS_NAME``, e.g. "records", names them), and a split with none is an
-error.
+error. ``READS_URLS = True``: the source reads gs:// and s3:// paths itself (through
+examplegen.fs: ``open_input``, ``size``), so remote inputs reach its workers as URLs and are
+never downloaded first; without it the engine downloads them and passes local paths.
 
 Optional, for sources whose options depend on the whole run (images and text: the label
 map over every split, kept from the previous artifact at the output):
@@ -108,6 +110,8 @@ BUILTIN = {
     "images": "examplegen.sources.images",
     "text": "examplegen.sources.text",
     "sql": "examplegen.sources.sql",
+    "bigquery": "examplegen.sources.bigquery",
+    "trino": "examplegen.sources.trino",
 }
 
 _REQUIRED = ("FORMAT", "Options", "plan", "read")

@@ -20,18 +20,18 @@ sync markers), found by reading the block headers in the launcher.
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from typing import Any, Iterator, Optional, Sequence
 
 import pyarrow as pa
 
-from examplegen import typemap
+from examplegen import fs, typemap
 from examplegen.errors import SourceError
 from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns,
                                      column_types)
 
 FORMAT = "avro"
+READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
 
 _PRIMITIVES = {"null": pa.null(), "boolean": pa.bool_(), "int": pa.int32(), "long": pa.int64(),
                "float": pa.float32(), "double": pa.float64(), "bytes": pa.binary(), "string": pa.string()}
@@ -147,7 +147,7 @@ def _header(path: str, options: Options) -> tuple[pa.Schema, Optional[dict], boo
     import fastavro
 
     try:
-        with open(path, "rb") as f:
+        with fs.open_input(path) as f:
             writer_schema = fastavro.reader(f).writer_schema
     except Exception as exc:  # fastavro raises ValueError, EOFError, ... for a non-Avro file
         raise SourceError(f"{path}: not a readable Avro file: {exc}") from None
@@ -180,7 +180,7 @@ def _block_runs(path: str, chunk_bytes: int) -> list[tuple[int, int, int, int]]:
     (end -1: to the end of the file)."""
     import fastavro
 
-    with open(path, "rb") as f:
+    with fs.open_input(path) as f:
         blocks = [(block.offset, block.num_records, block.size) for block in fastavro.block_reader(f)]
     runs, start, size = [], 0, 0
     record = first = 0
@@ -200,7 +200,7 @@ def has_rows(path: str, options: Options) -> bool:
     import fastavro
 
     _header(path, options)  # a file that is not Avro is named here
-    with open(path, "rb") as f:
+    with fs.open_input(path) as f:
         return any(block.num_records for block in fastavro.block_reader(f))
 
 
@@ -213,7 +213,7 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
             first = (path, arrow_schema)
         else:
             check_same_schema(split_name, first, (path, arrow_schema))
-        size = os.path.getsize(path)
+        size = fs.size(path)
         if size <= chunk_bytes:
             units.append(AvroBlocks(path, size, 0, -1, 0, arrow_schema, reader_schema, has_uuid))
             continue
@@ -247,7 +247,7 @@ def read(unit: AvroBlocks, options: Options) -> Iterator[pa.RecordBatch]:
 
     rows = 0
     records: list[dict] = []
-    with open(unit.path, "rb") as f:
+    with fs.open_input(unit.path) as f:
         try:
             reader = fastavro.block_reader(f, reader_schema=unit.reader_schema)
             if unit.start:

@@ -42,12 +42,15 @@ class Plan:
       sample showed). None: nothing to review.
     info: facts about the split recorded in the run's config (key -> value; e.g.
       ``{"column_types": {...}}``), read after the last review.
+    close: called once when the split is done, converted or failed (a query source drops
+      the temporary tables it made); None: nothing to release.
     """
 
     units: Iterable[WorkUnit]
     columns: Optional[Sequence[str]] = None
     review: Optional[Callable[[list], Optional["Plan"]]] = None
     info: dict = dataclasses.field(default_factory=dict)
+    close: Optional[Callable[[], None]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,3 +173,23 @@ def check_schema_columns(schema: Optional[Sequence[tuple[str, str]]], columns: S
     if unknown:
         raise ConfigError(f"{source} schema names column(s) {unknown} that {path} does not have "
                           f"(features: {list(columns)})")
+
+
+def with_schema(opts, source: str):
+    """``opts`` (an options dataclass with a ``schema`` field and optional ``digest``) checked
+    and normalised: the digest flag a bool, the schema overrides as sorted pairs of a known
+    type (examplegen.typemap)."""
+    from examplegen import typemap
+
+    if not isinstance(getattr(opts, "digest", True), bool):
+        raise ConfigError(f"{source} option digest must be true or false, got {opts.digest!r}")
+    schema = schema_pairs(opts.schema, source)
+    typemap.check_overrides(schema, source)
+    return dataclasses.replace(opts, schema=schema)
+
+
+def options_dict(opts) -> dict:
+    """An options dataclass as JSON-able dict (its schema overrides as an object)."""
+    d = dataclasses.asdict(opts)
+    d["schema"] = dict(opts.schema) if opts.schema else None
+    return d

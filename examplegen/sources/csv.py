@@ -25,7 +25,6 @@ import csv as pycsv
 import dataclasses
 import enum
 import io
-import os
 import sys
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -34,11 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from examplegen import fs
 from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources.base import Plan, WorkUnit
 
 FORMAT = "csv"
+READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -141,7 +142,7 @@ class CsvOptions:
 
 
 def is_gzip_file(path: str) -> bool:
-    with open(path, "rb") as f:
+    with fs.open_input(path) as f:
         return f.read(2) == _GZIP_MAGIC
 
 
@@ -153,7 +154,7 @@ class _GzipReader(io.RawIOBase):
         from isal import igzip
 
         self._path = path
-        self._file = igzip.open(path, "rb")
+        self._file = fs.open_gzip(path) if fs.is_remote(path) else igzip.open(path, "rb")
 
     def readable(self) -> bool:
         return True
@@ -183,7 +184,7 @@ def _open_stream(path: str):
     """A binary stream of the file's (decompressed) bytes."""
     if is_gzip_file(path):
         return io.BufferedReader(_GzipReader(path), 1 << 20)
-    return open(path, "rb")
+    return fs.open_input(path)
 
 
 def _record_end(data: bytes, quote: Optional[int], start: int = 0) -> int:
@@ -288,12 +289,11 @@ def iter_chunks(layout: CsvLayout, options: CsvOptions, chunk_bytes: int) -> Ite
     if layout.gzip:
         yield (layout.data_offset, -1, layout.header_lines + 1)
         return
-    import os
 
-    size = os.path.getsize(layout.path)
+    size = fs.size(layout.path)
     quote = options.quote_byte()
     start, line = layout.data_offset, layout.header_lines + 1
-    with open(layout.path, "rb") as f:
+    with fs.open_input(layout.path) as f:
         parity = 0  # quote parity between `start` and the read position
         while start < size:
             target = start + chunk_bytes
@@ -527,7 +527,7 @@ def _range_blocks(layout: CsvLayout, options: CsvOptions, start: int, end: int, 
     """(bytes, first line) of the range in pieces Arrow parses at once: the whole range of a
     plain file (its ends are record boundaries); a gzip file's records in blocks."""
     if not layout.gzip:
-        with open(layout.path, "rb") as f:
+        with fs.open_input(layout.path) as f:
             f.seek(start)
             yield f.read(end - start), first_line
         return
@@ -963,11 +963,10 @@ def sample_types(layout: CsvLayout, options: CsvOptions, sample_bytes: int = 1 <
     if layout.gzip:
         end = -1
     else:
-        import os
 
-        size = os.path.getsize(layout.path)
+        size = fs.size(layout.path)
         end = min(size, layout.data_offset + sample_bytes)
-        with open(layout.path, "rb") as f:
+        with fs.open_input(layout.path) as f:
             f.seek(layout.data_offset)
             data = f.read(end - layout.data_offset)
         cut = data.rfind(b"\n")
@@ -1052,7 +1051,7 @@ def plan(split_name: str, files: Sequence[str], options: CsvOptions, chunk_bytes
         """The chunks, planned lazily so that conversion starts with the first chunk."""
         for layout in layouts:
             for start, end, line in iter_chunks(layout, options, chunk_bytes):
-                size = (end if end >= 0 else os.path.getsize(layout.path)) - start
+                size = (end if end >= 0 else fs.size(layout.path)) - start
                 yield CsvUnit(layout.path, size, layout, options, start, end, line, types, fixed)
 
     def make(types: tuple[int, ...]) -> Plan:

@@ -20,19 +20,19 @@ import dataclasses
 import gzip
 import io
 import json
-import os
 from typing import Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from examplegen import typemap
+from examplegen import fs, typemap
 from examplegen.errors import SourceError
 from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_schema_columns, column_types,
                                      schema_difference)
 from examplegen.sources.csv import is_gzip_file
 
 FORMAT = "jsonl"
+READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
 class Options(TableOptions):
     SOURCE = FORMAT
 
@@ -63,7 +63,7 @@ class LineRange(WorkUnit):
 
 
 def _open(path: str):
-    return gzip.open(path, "rb") if is_gzip_file(path) else open(path, "rb")
+    return fs.open_gzip(path, gzip.GzipFile) if is_gzip_file(path) else fs.open_input(path)
 
 
 def _no_timestamps(typ: pa.DataType) -> pa.DataType:
@@ -128,9 +128,9 @@ def _read(path: str, data: bytes, first_line: int, schema: Optional[pa.Schema] =
 def _ranges(path: str, chunk_bytes: int) -> list[tuple[int, int, int]]:
     """(start, end, first line) of line-aligned byte ranges of about chunk_bytes (end -1: to
     the end of the file)."""
-    size = os.path.getsize(path)
+    size = fs.size(path)
     out, start, line = [], 0, 1
-    with open(path, "rb") as f:
+    with fs.open_input(path) as f:
         while start < size:
             f.seek(start + chunk_bytes)
             f.readline()
@@ -196,11 +196,11 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
     schema = options.project(pa.schema([f.with_type(_no_timestamps(f.type)) for f in schema]), files[0])
     units = []
     for path in files:
-        if is_gzip_file(path) or os.path.getsize(path) <= chunk_bytes:
-            units.append(LineRange(path, os.path.getsize(path), 0, -1, 1, schema))
+        if is_gzip_file(path) or fs.size(path) <= chunk_bytes:
+            units.append(LineRange(path, fs.size(path), 0, -1, 1, schema))
             continue
         for start, end, line in _ranges(path, chunk_bytes):
-            size = (end if end >= 0 else os.path.getsize(path)) - start
+            size = (end if end >= 0 else fs.size(path)) - start
             units.append(LineRange(path, size, start, end, line, schema))
     columns = typemap.example_names(schema)
     check_schema_columns(options.schema, columns, files[0], FORMAT)

@@ -15,12 +15,13 @@ from typing import Iterator, Optional, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from examplegen import typemap
+from examplegen import fs, typemap
 from examplegen.errors import SourceError
 from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns,
                                      column_types)
 
 FORMAT = "parquet"
+READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
 
 
 class Options(TableOptions):
@@ -40,7 +41,7 @@ class RowGroups(WorkUnit):
 
 def _open(path: str) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(fs.open_input(path) if fs.is_remote(path) else path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"{path}: not a readable Parquet file: {exc}") from None
 

@@ -10,18 +10,18 @@ Framing errors (a bad CRC or length, a truncated file) always fail.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from examplegen import payload, tfrecord
+from examplegen import fs, payload, tfrecord
 from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import ConfigError
 from examplegen.sources.base import Plan, Records, WorkUnit, options_from_dict
 
 FORMAT = "tfrecord"
+READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
 ROWS_NAME = "records"
 BATCH_RECORDS = 65536
 
@@ -56,7 +56,7 @@ def has_rows(path: str, options: Options) -> bool:
 
 
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 0) -> Plan:
-    return Plan([RecordFile(path, os.path.getsize(path)) for path in files])
+    return Plan([RecordFile(path, fs.size(path)) for path in files])
 
 
 def read(unit: RecordFile, options: Options, rejects: Optional[RowRejects] = None) -> Iterator[Records]:
