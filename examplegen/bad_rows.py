@@ -114,9 +114,17 @@ class RowRejects:
         return self._locate is not None
 
     def where(self, row: int) -> str:
-        """``"<file>: line N"`` (or record N) of the current batch's row (needs ``locate``)."""
+        """``"<file>: line N"`` (record N, row N; or ``"<file>"`` when the file is the row)
+        of the current batch's row (needs ``locate``)."""
         file, position, index, _ = self._locate(row)
-        return f"{self.file_names.get(file, file)}: {position} {index}"
+        file = self.file_names.get(file, file)
+        return file if position is None else f"{file}: {position} {index}"
+
+    def narrow(self, keep: np.ndarray) -> None:
+        """The current batch keeps only the rows where ``keep`` is True (the engine left
+        rejected rows out): row i is then the i-th kept row (needs ``locate``)."""
+        located, kept = self._locate, np.flatnonzero(keep)
+        self._locate = lambda i: located(int(kept[i]))
 
     def reject_rows(self, problems: Iterable[tuple[int, str]]) -> None:
         """Rejects rows of the current batch: (row, reason) pairs (needs ``locate``)."""
@@ -124,10 +132,12 @@ class RowRejects:
             file, position, index, raw = self._locate(int(row))
             self.reject(file, position, index, reason, raw)
 
-    def reject(self, file: str, position: str, index: int, reason: str, raw: bytes) -> None:
-        """Row ``index`` (``position`` "line" or "record") of ``file`` is bad for ``reason``."""
+    def reject(self, file: str, position: Optional[str], index: int, reason: str, raw: bytes) -> None:
+        """Row ``index`` (``position`` "line", "record" or "row") of ``file`` is bad for
+        ``reason``. ``position`` None: the whole file is the row (an image); ``index`` then
+        only orders the unit's entries and is not written."""
         file = self.file_names.get(file, file)
-        message = f"{file}: {position} {index}: {reason}"
+        message = f"{file}: {reason}" if position is None else f"{file}: {position} {index}: {reason}"
         if not self.policy.skip:
             raise SourceError(message)
         self.count += 1
@@ -135,8 +145,9 @@ class RowRejects:
             self.reasons.append(message)
         if self.path is None:
             return
-        line = json.dumps({"file": file, position: int(index), "reason": reason,
-                           "raw_base64": base64.b64encode(raw).decode("ascii")}).encode() + b"\n"
+        entry = {"file": file} if position is None else {"file": file, position: int(index)}
+        entry.update(reason=reason, raw_base64=base64.b64encode(raw).decode("ascii"))
+        line = json.dumps(entry).encode() + b"\n"
         self._pending.append((int(index), line))
 
     def flush(self) -> None:

@@ -149,6 +149,16 @@ def _reject(problems: list[tuple[int, str]], rejects: RowRejects, where) -> None
     rejects.reject_rows(problems)
 
 
+def _reject_bad_values(batch: pa.RecordBatch, overrides: dict, rejects: RowRejects) -> pa.RecordBatch:
+    """The batch without the rows holding a value the type map rejects, which go to
+    ``rejects`` (only after the batch failed to convert: the search costs nothing otherwise)."""
+    problems = typemap.bad_rows(batch, overrides)
+    rejects.reject_rows(problems)
+    keep = keep_mask(batch.num_rows, (i for i, _ in problems))
+    rejects.narrow(keep)
+    return batch.filter(pa.array(keep))
+
+
 def _split_of_examples(features: list, examples: pa.Array, plan: SplitPlan, where, path: str,
                        rejects: RowRejects) -> tuple[np.ndarray, Optional[pa.Array], pa.Array]:
     """(split index, frames or None, examples) of a batch of converted rows; rows without
@@ -252,7 +262,15 @@ def run_unit(task: UnitTask) -> ChunkResult:
             if batch is None or batch.num_rows == 0:
                 continue
             rows += batch.num_rows
-            features = typemap.batch_features(batch, where, path, overrides)
+            try:
+                features = typemap.batch_features(batch, where, path, overrides)
+            except typemap.BadValueError:
+                if not (rejects.located and rejects.policy.skip):
+                    raise  # the default policy (or a source that cannot name its rows): the first fails
+                batch = _reject_bad_values(batch, overrides, rejects)
+                if batch.num_rows == 0:
+                    continue
+                features = typemap.batch_features(batch, where, path, overrides)
             examples = encode.example_column([f.name for f in features], [f.feature for f in features])
             split_index, framed, examples = _split_of_examples(features, examples, task.plan, where, path, rejects)
             sink.write(examples, split_index, sum(sink.counts), framed)

@@ -32,7 +32,8 @@ import pyarrow.compute as pc
 from examplegen import encode
 from examplegen.errors import ConfigError, SourceError
 
-__all__ = ["Feature", "OVERRIDES", "batch_features", "check_overrides", "example_names"]
+__all__ = ["BadValueError", "Feature", "OVERRIDES", "bad_rows", "batch_features", "check_overrides",
+           "example_names"]
 
 _INT64_MAX = 2**63 - 1
 _UNIT_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
@@ -51,6 +52,15 @@ class Feature:
     values: pa.Array
     kind: str
     feature: pa.Array
+
+
+class BadValueError(SourceError):
+    """A value of one row that the mapping rejects (the message names file, row, column);
+    ``row`` is the row's index in the batch (see ``bad_rows`` for all of them)."""
+
+    def __init__(self, message: str, row: int):
+        super().__init__(message)
+        self.row = row
 
 
 class _BadValue(Exception):
@@ -269,8 +279,48 @@ def batch_features(batch: pa.RecordBatch, where: Callable[[int], str], origin: s
             try:
                 values, kind = _values(arr, overrides.get(name))
             except _BadValue as exc:
-                raise SourceError(f"{where(exc.index)}: column {name!r}: {exc}") from None
+                raise BadValueError(f"{where(exc.index)}: column {name!r}: {exc}", exc.index) from None
             except _Unsupported as exc:
                 raise SourceError(f"{origin}: column {name!r}: {exc}") from None
             out.append(Feature(name, values, kind, encode.feature_column(values, kind)))
     return out
+
+
+def bad_rows(batch: pa.RecordBatch, overrides: Optional[dict[str, str]] = None) -> list[tuple[int, str]]:
+    """(row, reason) of every row of ``batch`` with a value the mapping rejects, in row
+    order (the reason names the column: that row's first bad column).
+
+    Only for the failure path (after ``batch_features`` raised BadValueError): each column
+    that fails is searched by converting slices of it, a failing slice's first bad row
+    taken out and the rest halved, so k bad rows cost about k * log(rows) conversions.
+    """
+    overrides = overrides or {}
+    found: dict[int, str] = {}
+    for field, column in zip(batch.schema, batch.columns):
+        for name, arr in _expand(field.name, column):
+            override = overrides.get(name)
+            stack = [(0, len(arr))]
+            while stack:
+                start, end = stack.pop()
+                if end <= start:
+                    continue
+                try:
+                    _values(arr.slice(start, end - start), override)
+                    continue
+                except _BadValue as exc:
+                    row, reason = start + exc.index, str(exc)
+                except _Unsupported:  # a whole-column problem: batch_features names it
+                    break
+                try:
+                    _values(arr.slice(row, 1), override)
+                    alone = False
+                except _BadValue as exc:
+                    alone, reason = True, str(exc)
+                if alone:
+                    found.setdefault(row, f"column {name!r}: {reason}")
+                    middle = (row + 1 + end) // 2
+                    stack += [(middle, end), (row + 1, middle)]
+                elif end - start > 1:  # the row converts alone: search both halves
+                    middle = (start + end) // 2
+                    stack += [(middle, end), (start, middle)]
+    return sorted(found.items())

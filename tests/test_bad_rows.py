@@ -484,18 +484,23 @@ def test_a_source_of_your_own_reports_bad_rows_through_its_rejects_argument(tmp_
                record_lineage=False)
 
 
-def test_sources_without_row_rejection_fail_on_the_first_bad_row_under_skip(tmp_path):
-    data = tmp_path / "in" / "a.jsonl"
+def test_sources_without_row_rejection_fail_on_the_first_bad_row_under_skip(tmp_path, monkeypatch):
+    # A source whose read() takes no rejects argument cannot name its rows: the engine's
+    # first bad row (no value-split value) fails the run under skip too.
+    (tmp_path / "pkg").mkdir()
+    name = f"pairs_norejects_{abs(hash(str(tmp_path)))}"
+    source = USER_SOURCE.replace("def read(unit, options, rejects):", "def read(unit, options):").replace(
+        "    rejects.locate(lambda i: (unit.path, \"line\", lines[i], raws[i]))\n", "")
+    assert "rejects" not in source.split("def read", 1)[1].split(":", 1)[0]
+    (tmp_path / "pkg" / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    data = tmp_path / "in" / "d.kv"
     data.parent.mkdir()
-    data.write_text('{"a": 1, "b": 5}\n{"a": 2, "b": null}\n{"a": 3, "b": 7}\n')
+    data.write_bytes(b"a=1\nb=2\nc=\nd=3\n")
     config = {"split_config": {"splits": [{"name": "lo", "hash_buckets": 1}, {"name": "hi", "hash_buckets": 1}],
-                               "value_split": {"feature_name": "b", "boundaries": [6]}}}
-    with pytest.raises(SourceError, match=r"a.jsonl: line 2: value-split feature 'b' has no value"):
-        ingest(str(data.parent), str(tmp_path / "out"), source_format="jsonl", output_config=config,
-               bad_rows="skip", record_lineage=False)
-    data.write_text('{"a": 1, "b": 5}\n{"a": 2,\n')
-    with pytest.raises(SourceError, match=r"a.jsonl: line 2: not valid JSON"):
-        ingest(str(data.parent), str(tmp_path / "out"), source_format="jsonl", output_config=ONE_SPLIT,
+                               "value_split": {"feature_name": "v", "boundaries": ["2"]}}}
+    with pytest.raises(SourceError, match=r"d.kv: row 2: value-split feature 'v' has no value"):
+        ingest(str(data.parent), str(tmp_path / "out"), source_format=name, output_config=config,
                bad_rows="skip", record_lineage=False)
     assert not os.path.exists(tmp_path / "out" / "examples_metadata.json")
 

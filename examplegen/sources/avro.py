@@ -26,9 +26,10 @@ from typing import Any, Iterator, Optional, Sequence
 import pyarrow as pa
 
 from examplegen import fs, typemap
+from examplegen.bad_rows import BadRowPolicy, RowRejects
 from examplegen.errors import SourceError
-from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns,
-                                     column_types)
+from examplegen.sources.base import (Plan, TableOptions, WorkUnit, batch_locator, check_same_schema,
+                                     check_schema_columns, column_types, row_json)
 
 FORMAT = "avro"
 READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
@@ -228,23 +229,42 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
     return Plan(units, columns=columns, info={"column_types": column_types(first[1])})
 
 
-def _batch(records: list[dict], unit: AvroBlocks, first: int) -> pa.RecordBatch:
+def _batch(records: list[dict], unit: AvroBlocks, first: int, rejects: RowRejects) -> Optional[pa.RecordBatch]:
+    """The records (the unit's ``first``-th on) as a batch; a record Arrow cannot take goes
+    to ``rejects`` (None: every record was rejected)."""
     if unit.has_uuid:
         records = [_uuid_text(r) for r in records]
     try:
-        return pa.RecordBatch.from_pylist(records, schema=unit.arrow_schema)
+        batch = pa.RecordBatch.from_pylist(records, schema=unit.arrow_schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-        for i, record in enumerate(records):  # name the record
+        bad = []
+        for i, record in enumerate(records):  # name the records
             try:
                 pa.RecordBatch.from_pylist([record], schema=unit.arrow_schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as one:
-                raise SourceError(f"{unit.where(first + i)}: {one}") from None
-        raise SourceError(f"{unit.path}: {exc}") from None
+                rejects.reject(unit.path, "record", unit.first_record + first + i, str(one), row_json(record))
+                bad.append(i)
+        if not bad:
+            raise SourceError(f"{unit.path}: {exc}") from None
+        keep = set(range(len(records))) - set(bad)
+        if not keep:
+            return None
+        batch = pa.RecordBatch.from_pylist([records[i] for i in sorted(keep)], schema=unit.arrow_schema)
+        numbers = [unit.first_record + first + i for i in sorted(keep)]
+        rejects.locate(lambda i: (unit.path, "record", numbers[i], row_json(batch.slice(i, 1).to_pylist()[0])))
+        return batch
+    rejects.locate(batch_locator(unit.path, "record", unit.first_record + first, batch))
+    return batch
 
 
-def read(unit: AvroBlocks, options: Options) -> Iterator[pa.RecordBatch]:
+def read(unit: AvroBlocks, options: Options, rejects: Optional[RowRejects] = None) -> Iterator[pa.RecordBatch]:
+    """The unit's records. A record whose values Arrow cannot take, or with a value the
+    type map rejects (found by the engine through ``rejects.locate``), is a bad row: the
+    file, its record number and the record as JSON go to ``rejects``. A block that cannot
+    be read (corrupt data, a bad sync marker, a short file) is fatal."""
     import fastavro
 
+    rejects = rejects if rejects is not None else RowRejects(BadRowPolicy())
     rows = 0
     records: list[dict] = []
     with fs.open_input(unit.path) as f:
@@ -257,13 +277,19 @@ def read(unit: AvroBlocks, options: Options) -> Iterator[pa.RecordBatch]:
                     break
                 records.extend(block)
                 if len(records) >= options.batch_rows:
-                    yield _batch(records, unit, rows)
+                    rejects.flush()  # the previous batch's bad records
+                    batch = _batch(records, unit, rows, rejects)
                     rows += len(records)
                     records = []
+                    if batch is not None:
+                        yield batch
         except SourceError:
             raise
         except Exception as exc:  # fastavro: a corrupt block, a bad sync marker, a short file
             raise SourceError(f"{unit.where(rows + len(records))}: the Avro data cannot be read "
                               f"({type(exc).__name__}: {exc})") from None
     if records:
-        yield _batch(records, unit, rows)
+        rejects.flush()
+        batch = _batch(records, unit, rows, rejects)
+        if batch is not None:
+            yield batch

@@ -100,6 +100,25 @@ class TableOptions:
         return pa.schema([schema.field(c) for c in self.columns])
 
 
+def row_json(values: dict) -> bytes:
+    """A row as JSON text (UTF-8), for a quarantine entry of a source without row bytes
+    (Parquet, Avro): values JSON has no type for are written as Python's text of them
+    (bytes as ``b'...'`` literals, timestamps and dates ISO-like, decimals exactly)."""
+    import json
+
+    return json.dumps(values, default=str, ensure_ascii=False).encode("utf-8")
+
+
+def batch_locator(path: str, position: str, first: int, batch: pa.RecordBatch):
+    """``locate`` for RowRejects (examplegen.bad_rows) of a batch whose row i is
+    ``position`` ``first + i`` of ``path``; the raw bytes are the row as JSON (row_json),
+    made only when asked for (an error or a bad row)."""
+    def locate(i: int) -> tuple[str, str, int, bytes]:
+        return path, position, first + i, row_json(batch.slice(i, 1).to_pylist()[0])
+
+    return locate
+
+
 def options_from_dict(cls, d: Optional[dict], source: str):
     """``cls(**d)`` for an options dataclass, with unknown keys a ConfigError naming them."""
     d = dict(d or {})

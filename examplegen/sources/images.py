@@ -19,8 +19,11 @@ Format, size and channels come from the header, read with Pillow. By default eve
 image is also fully decoded once (``verify="decode"``), so a truncated or corrupt file
 is an error naming it instead of a failure in a training job; ``verify="header"`` only
 reads headers. A file Pillow cannot identify, or in a format TensorFlow's
-``decode_image`` does not read (``formats``), is an error naming it. The EXIF
-orientation is not applied (TensorFlow's decoders do not apply it either).
+``decode_image`` does not read (``formats``), is a bad row (examplegen.bad_rows): an
+error naming it, or under ``bad_rows="skip"`` quarantined (the file, the reason, the
+file's bytes) while the other images convert. A file that cannot be read at all is
+always an error. The EXIF orientation is not applied (TensorFlow's decoders do not apply
+it either).
 
 Label ids come from a label map, stable across spans (examplegen.sources.folders).
 """
@@ -30,10 +33,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
 
+from examplegen.bad_rows import BadRowPolicy, RowRejects
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources import folders
 from examplegen.sources.base import Plan
@@ -138,23 +142,43 @@ def schema(options: ImageOptions) -> pa.Schema:
     return pa.schema(list(SCHEMA) + (LABEL_FIELDS if options.labels else []))
 
 
-def read(unit: folders.FileUnit, options: ImageOptions) -> Iterator[pa.RecordBatch]:
-    """Record batches of the unit's images, in file order."""
+def read(unit: folders.FileUnit, options: ImageOptions,
+         rejects: Optional[RowRejects] = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of the unit's images, in file order. A file that is not a decodable
+    image in ``options.formats`` goes to ``rejects`` (the file, the reason, its bytes); one
+    that cannot be read at all is fatal."""
+    rejects = rejects if rejects is not None else RowRejects(BadRowPolicy())
     for start in range(0, len(unit.files), BATCH_FILES):
-        yield read_files(unit.files[start:start + BATCH_FILES], options)
+        rejects.flush()  # the previous batch's bad files
+        paths = unit.files[start:start + BATCH_FILES]
+        batch, kept = read_files(paths, options, rejects, start)
+        if batch.num_rows:
+            rejects.locate(lambda i, _kept=kept: (_kept[i][1], None, _kept[i][0], _kept[i][2]()))
+            yield batch
 
 
-def read_files(paths: Sequence[str], options: ImageOptions) -> pa.RecordBatch:
-    """One record batch of the images at ``paths`` (labels need options.label_map)."""
-    encoded, infos = [], []
-    for path in paths:
+def read_files(paths: Sequence[str], options: ImageOptions, rejects: RowRejects,
+                first: int) -> tuple[pa.RecordBatch, list]:
+    """The batch of the images at ``paths`` that decode, and for each of its rows (index
+    in the unit, path, its bytes as a function); the others go to ``rejects``."""
+    encoded, infos, kept = [], [], []
+    for i, path in enumerate(paths):
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as exc:
             raise SourceError(f"{path}: cannot read ({exc})") from None
+        try:
+            info = image_info(data, path, options)
+        except SourceError as exc:
+            reason = str(exc)
+            rejects.reject(path, None, first + i, reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason,
+                           data)
+            continue
         encoded.append(data)
-        infos.append(image_info(data, path, options))
+        infos.append(info)
+        kept.append((first + i, path, lambda _path=path: open(_path, "rb").read()))
+    paths = [path for _, path, _ in kept]
     columns = [
         pa.array(encoded, pa.binary()),
         pa.array([i.format for i in infos], pa.string()),
@@ -168,7 +192,7 @@ def read_files(paths: Sequence[str], options: ImageOptions) -> pa.RecordBatch:
             raise ConfigError("images: the label map must be resolved before reading (with_label_map)")
         ids, names = folders.label_ids(paths, options.label_map)
         columns += [pa.array(ids, pa.int64()), pa.array(names, pa.string())]
-    return pa.RecordBatch.from_arrays(columns, schema=schema(options))
+    return pa.RecordBatch.from_arrays(columns, schema=schema(options)), kept
 
 
 # Optional hooks of the source contract (examplegen.sources): the label map over all splits.

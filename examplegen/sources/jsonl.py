@@ -20,12 +20,14 @@ import dataclasses
 import gzip
 import io
 import json
+import re
 from typing import Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.json as pajson
 
 from examplegen import fs, typemap
+from examplegen.bad_rows import BadRowPolicy, RowRejects
 from examplegen.errors import SourceError
 from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_schema_columns, column_types,
                                      schema_difference)
@@ -163,9 +165,61 @@ def _blocks(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
             yield rest, line
 
 
+def _arrow_kind(typ: pa.DataType) -> Optional[str]:
+    """The JSON type (as _json_kind names it) a column of ``typ`` was inferred from."""
+    if pa.types.is_null(typ):
+        return None
+    if pa.types.is_boolean(typ):
+        return "a boolean"
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+        return "a number"
+    if pa.types.is_struct(typ):
+        return "an object"
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return "an array"
+    return "text"  # strings, and timestamps inferred from text
+
+
+def _infer(path: str, data: bytes, first_line: int, kinds: dict[str, tuple[str, int]]) -> pa.Schema:
+    """The types of a block's fields. Lines that are bad rows are left out of the
+    inference (``read`` rejects them, or fails on the first under the default policy): a
+    line that is not a JSON object, and a line whose field has another JSON type than on
+    an earlier line of the file (``kinds``: field -> (JSON type, line), the first wins).
+    A conflict inside nested values is an error naming the line."""
+    try:
+        schema = _read(path, data, first_line).schema
+        conflict = any(_arrow_kind(f.type) not in (None, kinds.get(f.name, (None,))[0])
+                       and f.name in kinds for f in schema)
+        if not conflict:
+            for f in schema:
+                if _arrow_kind(f.type) is not None:
+                    kinds.setdefault(f.name, (_arrow_kind(f.type), first_line))
+            return schema
+    except SourceError:
+        pass
+    kept = []
+    for number, line in enumerate(io.BytesIO(data), start=first_line):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if not isinstance(value, dict):
+            continue
+        line_kinds = {key: kind for key, kind in ((k, _json_kind(v)) for k, v in value.items()) if kind}
+        if any(kinds.get(key, (kind,))[0] != kind for key, kind in line_kinds.items()):
+            continue
+        for key, kind in line_kinds.items():
+            kinds.setdefault(key, (kind, number))
+        kept.append(line if line.endswith(b"\n") else line + b"\n")
+    return _read(path, b"".join(kept), first_line).schema if kept else pa.schema([])
+
+
 def _file_schema(path: str, block_bytes: int) -> pa.Schema:
     """The types of a file's fields, inferred over all its lines (a block at a time)."""
-    schemas = [_read(path, data, line).schema for data, line in _blocks(path, block_bytes)]
+    kinds: dict[str, tuple[str, int]] = {}
+    schemas = [_infer(path, data, line, kinds) for data, line in _blocks(path, block_bytes)]
     try:
         return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -207,8 +261,108 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
     return Plan(units, columns=columns, info={"column_types": column_types(schema)})
 
 
-def read(unit: LineRange, options: Options) -> Iterator[pa.RecordBatch]:
-    table = _read(unit.path, unit.data(), unit.first_line, unit.arrow_schema)
+def _line_problem(line: bytes, schema: pa.Schema, exc: Exception) -> str:
+    """Why a line cannot be read with the split's schema, in words."""
+    try:
+        value = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return f"not valid JSON: {err}"
+    if not isinstance(value, dict):
+        return f"expected a JSON object, got {type(value).__name__}"
+    for key, item in value.items():
+        if key in schema.names:
+            kind, expected = _json_kind(item), _arrow_kind(schema.field(key).type)
+            if kind and expected and kind != expected:
+                return (f"field {key!r} is {kind} here but {expected} in the split's other lines "
+                        f"({schema.field(key).type}); a field needs one type")
+    return f"does not match the split's types: {exc}"
+
+
+def _parses(lines: Sequence[bytes], schema: pa.Schema) -> Optional[Exception]:
+    """None when the lines parse with ``schema``, else the error."""
+    try:
+        pajson.read_json(pa.BufferReader(b"".join(lines)), read_options=pajson.ReadOptions(use_threads=False),
+                         parse_options=pajson.ParseOptions(explicit_schema=schema,
+                                                           unexpected_field_behavior="ignore"))
+        return None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        return exc
+
+
+def _bad_lines(lines: Sequence[bytes], schema: pa.Schema) -> list[tuple[int, str]]:
+    """(index, reason) of the lines that do not parse with ``schema``: halves of a failing
+    range are parsed again, so k bad lines cost about k * log(lines) parses."""
+    bad, stack = [], [(0, len(lines))]
+    while stack:
+        start, end = stack.pop()
+        exc = _parses(lines[start:end], schema) if end > start else None
+        if exc is None:
+            continue
+        if end - start == 1:
+            bad.append((start, _line_problem(lines[start], schema, exc)))
+            continue
+        middle = (start + end) // 2
+        stack += [(middle, end), (start, middle)]
+    return sorted(bad)
+
+
+def _numbered_lines(data: bytes, first_line: int) -> list[tuple[int, bytes]]:
+    """(number, bytes with the line break) of the lines that are not blank."""
+    return [(number, line) for number, line in enumerate(io.BytesIO(data), start=first_line) if line.strip()]
+
+
+def read(unit: LineRange, options: Options, rejects: Optional[RowRejects] = None) -> Iterator[pa.RecordBatch]:
+    """The unit's lines as batches with the split's types. A line that is not a JSON
+    object, or whose value contradicts the split's types, goes to ``rejects`` (the file,
+    the line number, the line's bytes); under the default policy the first fails. The
+    engine finds values the schema override rejects through ``rejects.locate``."""
+    rejects = rejects if rejects is not None else RowRejects(BadRowPolicy())
+    data = unit.data()
+    if not data.strip():
+        return
+    schema = unit.arrow_schema
+    lines: Optional[list[tuple[int, bytes]]] = None  # the rows' (number, bytes), once needed
+    pending: list[tuple[int, str, bytes]] = []  # bad lines (number, reason, bytes) not yet rejected
+    try:
+        table = _read(unit.path, data, unit.first_line, schema)
+    except SourceError as exc:
+        lines = _numbered_lines(data, unit.first_line)
+        if not rejects.policy.skip and not re.search(r": lines \d+-: cannot be read", str(exc)):
+            raise  # names the line (and the earlier one a field's type came from)
+        bad = _bad_lines([line for _, line in lines], schema)
+        if not bad:
+            raise
+        if not rejects.policy.skip:
+            i, reason = bad[0]
+            rejects.reject(unit.path, "line", lines[i][0], reason, lines[i][1])  # raises
+        skipped = {i for i, _ in bad}
+        pending = [(lines[i][0], reason, lines[i][1]) for i, reason in bad]
+        lines = [entry for i, entry in enumerate(lines) if i not in skipped]
+        if not lines:
+            for number, reason, raw in pending:
+                rejects.reject(unit.path, "line", number, reason, raw)
+            return
+        table = _read(unit.path, b"".join(line if line.endswith(b"\n") else line + b"\n" for _, line in lines),
+                      lines[0][0], schema)
     # Columns in the split's order (the reader orders them as they appear).
-    table = table.select(unit.arrow_schema.names)
-    yield from table.to_batches(max_chunksize=options.batch_rows)
+    table = table.select(schema.names)
+    row = 0
+    for batch in table.to_batches(max_chunksize=options.batch_rows):
+        rejects.flush()
+        # The bad lines before this batch's last row join the rows the engine rejects from
+        # it, so that the quarantine is in line order.
+        end = lines[row + batch.num_rows][0] if pending and row + batch.num_rows < len(lines) else None
+        while pending and (end is None or pending[0][0] < end):
+            number, reason, raw = pending.pop(0)
+            rejects.reject(unit.path, "line", number, reason, raw)
+
+        def locate(i: int, _offset=row) -> tuple[str, str, int, bytes]:
+            nonlocal lines
+            if lines is None:
+                lines = _numbered_lines(data, unit.first_line)
+            number, line = lines[_offset + i]
+            return unit.path, "line", number, line
+
+        rejects.locate(locate)
+        yield batch
+        row += batch.num_rows

@@ -16,9 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from examplegen import fs, typemap
+from examplegen.bad_rows import RowRejects
 from examplegen.errors import SourceError
-from examplegen.sources.base import (Plan, TableOptions, WorkUnit, check_same_schema, check_schema_columns,
-                                     column_types)
+from examplegen.sources.base import (Plan, TableOptions, WorkUnit, batch_locator, check_same_schema,
+                                     check_schema_columns, column_types)
 
 FORMAT = "parquet"
 READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
@@ -96,12 +97,20 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
     return Plan(units, columns=columns, info={"column_types": column_types(first[1])})
 
 
-def read(unit: RowGroups, options: Options) -> Iterator[pa.RecordBatch]:
+def read(unit: RowGroups, options: Options, rejects: Optional[RowRejects] = None) -> Iterator[pa.RecordBatch]:
+    """The row groups' rows. Rows with a value the type map rejects are found by the
+    engine, which names them through ``rejects.locate`` (file row, and the row as JSON)."""
     pf = _open(unit.path)
+    row = unit.first_row
     try:
-        yield from pf.iter_batches(batch_size=options.batch_rows, row_groups=list(unit.row_groups),
-                                   columns=list(options.columns) if options.columns else None,
-                                   use_threads=False)
+        for batch in pf.iter_batches(batch_size=options.batch_rows, row_groups=list(unit.row_groups),
+                                     columns=list(options.columns) if options.columns else None,
+                                     use_threads=False):
+            if rejects is not None:
+                rejects.flush()  # the previous batch's bad rows
+                rejects.locate(batch_locator(unit.path, "row", row, batch))
+            yield batch
+            row += batch.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"{unit.path}: row groups {list(unit.row_groups)}: cannot be read: {exc}") from None
     finally:
