@@ -126,6 +126,9 @@ def image_info(data: bytes, path: str, options: ImageOptions = ImageOptions()) -
         raise
     except Image.DecompressionBombError as exc:
         raise SourceError(f"{path}: {exc}") from None
+    except Image.UnidentifiedImageError:  # its message holds an object address: not deterministic
+        raise SourceError(f"{path}: not a decodable image (Pillow cannot identify its format); remove the file "
+                          f"or narrow the input pattern (e.g. '*/*.jpg')") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error ...
         raise SourceError(f"{path}: not a decodable image ({type(exc).__name__}: {exc}); remove the "
                           f"file or narrow the input pattern (e.g. '*/*.jpg')") from None

@@ -49,10 +49,13 @@ class LineRange(WorkUnit):
     arrow_schema: pa.Schema  # the split's schema
 
     def data(self) -> bytes:
-        with _open(self.path) as f:
-            if self.start:
-                f.seek(self.start)
-            return f.read() if self.end < 0 else f.read(self.end - self.start)
+        try:
+            with _open(self.path) as f:
+                if self.start:
+                    f.seek(self.start)
+                return f.read() if self.end < 0 else f.read(self.end - self.start)
+        except (OSError, EOFError) as exc:  # a corrupt or truncated gzip file: never a bad row
+            raise SourceError(f"{self.path}: cannot read ({exc})") from None
 
     def where(self, row: int) -> str:
         seen = 0
@@ -149,6 +152,13 @@ def _ranges(path: str, chunk_bytes: int) -> list[tuple[int, int, int]]:
 
 def _blocks(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
     """(whole lines, number of the first) of about block_bytes each, gzip decompressed."""
+    try:
+        yield from _whole_line_blocks(path, block_bytes)
+    except (OSError, EOFError) as exc:  # a corrupt or truncated gzip file: never a bad row
+        raise SourceError(f"{path}: cannot read ({exc})") from None
+
+
+def _whole_line_blocks(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
     with _open(path) as f:
         line, rest = 1, b""
         while True:
