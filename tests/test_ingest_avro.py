@@ -113,6 +113,28 @@ def test_block_units_give_the_same_examples(tmp_path, monkeypatch):
         assert read_split(str(tmp_path / "blocks"), split) == read_split(str(tmp_path / "whole"), split)
 
 
+def test_work_bytes_are_decoded_rows_not_the_compressed_file(tmp_path):
+    # A deflate file of repetitive records is far smaller than its rows: the work (worker
+    # and shard counts, unit sizes, progress) is counted in decoded rows, as for Parquet.
+    from examplegen.sources.base import row_bytes
+
+    path = str(tmp_path / "in" / "a.avro")
+    _write(path, [_record(i % 7) for i in range(20_000)], codec="deflate", sync_interval=4000)
+    options = avro_source.Options.from_dict(None)
+    schema, _, _ = avro_source._header(path, options)
+    work = avro_source.work_bytes(path, options)
+    assert work == 20_000 * row_bytes(schema) > 10 * os.path.getsize(path)
+    units = list(avro_source.plan("s", [path], options, work // 4).units)
+    assert 4 <= len(units) <= 5 and sum(u.size for u in units) == work
+    with open(path, "rb") as f:  # the units' first records are the blocks' own record numbers
+        counts = [block.num_records for block in fastavro.block_reader(f)]
+    assert {u.first_record for u in units} <= {sum(counts[:i]) for i in range(len(counts))}
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) - 100])  # a block cut short
+    with pytest.raises(SourceError, match=r"a.avro: a block cannot be read: the block at byte \d+ claims"):
+        avro_source.plan("s", [path], options, 1 << 20)
+
+
 def test_union_of_unrelated_types_names_field(tmp_path):
     schema = {"type": "record", "name": "R", "fields": [{"name": "v", "type": ["null", "int", "string"]}]}
     _write(str(tmp_path / "in" / "a.avro"), [{"v": 1}], schema)

@@ -13,8 +13,10 @@ time32/time64, timestamp-millis/micros (UTC) and local-timestamp-millis/micros (
 UTC) -> timestamp; see examplegen.typemap for the features they give.
 
 ``columns`` reads only those top-level fields (a reader schema: the others are skipped).
-Work units: a file, or for a file larger than ``chunk_bytes`` runs of its blocks (between
-sync markers), found by reading the block headers in the launcher.
+Work units: a file, or for a file of more than ``chunk_bytes`` runs of its blocks (between
+sync markers), found by reading the block headers in the launcher. Sizes are in decoded
+bytes (``work_bytes``: records times a row's rough size, as for Parquet), not the file's
+compressed size.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from examplegen import fs, typemap
 from examplegen.bad_rows import BadRowPolicy, RowRejects
 from examplegen.errors import SourceError
 from examplegen.sources.base import (Plan, TableOptions, WorkUnit, batch_locator, check_same_schema,
-                                     check_schema_columns, column_types, row_json)
+                                     check_schema_columns, column_types, row_bytes, row_json)
 
 FORMAT = "avro"
 READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
@@ -176,19 +178,49 @@ def _uuid_text(value: Any) -> Any:
     return value
 
 
-def _block_runs(path: str, chunk_bytes: int) -> list[tuple[int, int, int, int]]:
-    """(start, end, first record, bytes) of runs of whole blocks of about chunk_bytes each
-    (end -1: to the end of the file)."""
+def _blocks(path: str) -> list[tuple[int, int, int]]:
+    """(offset, records, bytes) of every block of the file, from the block headers alone
+    (each block's record count and length; the data is skipped, never decompressed)."""
     import fastavro
+    from fastavro.io.binary_decoder import BinaryDecoder
 
+    size = fs.size(path)
+    blocks = []
     with fs.open_input(path) as f:
-        blocks = [(block.offset, block.num_records, block.size) for block in fastavro.block_reader(f)]
+        fastavro.reader(f)  # reads the header, up to the first block
+        decoder = BinaryDecoder(f)
+        while True:
+            offset = f.tell()
+            if offset >= size:
+                break
+            count, length = decoder.read_long(), decoder.read_long()
+            if count < 0 or length < 0 or offset + length + 16 > size:
+                raise ValueError(f"the block at byte {offset} claims {count} records in {length} bytes, "
+                                 f"past the end of the file ({size} bytes)")
+            f.seek(length + 16, 1)  # the data and the sync marker
+            blocks.append((offset, count, f.tell() - offset))
+    return blocks
+
+
+def _file_blocks(path: str) -> list[tuple[int, int, int]]:
+    try:
+        return _blocks(path)
+    except SourceError:
+        raise
+    except Exception as exc:  # fastavro: not Avro; a short file
+        raise SourceError(f"{path}: a block cannot be read: {exc}") from None
+
+
+def _block_runs(blocks: list[tuple[int, int, int]], record_bytes: int,
+                chunk_bytes: int) -> list[tuple[int, int, int, int]]:
+    """(start, end, first record, work bytes) of runs of whole blocks of about chunk_bytes
+    of decoded rows each (end -1: to the end of the file)."""
     runs, start, size = [], 0, 0
     record = first = 0
-    for i, (offset, count, block_size) in enumerate(blocks):
+    for i, (offset, count, _) in enumerate(blocks):
         if size == 0:
             start, first = offset, record
-        size += block_size
+        size += count * record_bytes
         record += count
         if size >= chunk_bytes or i == len(blocks) - 1:
             runs.append((start, blocks[i + 1][0] if i + 1 < len(blocks) else -1, first, size))
@@ -196,13 +228,18 @@ def _block_runs(path: str, chunk_bytes: int) -> list[tuple[int, int, int, int]]:
     return runs
 
 
+def work_bytes(path: str, options: Options) -> int:
+    """Records times a decoded row's rough size (examplegen.sources.base.row_bytes), as
+    for Parquet: an Avro file is binary and usually compressed (deflate, snappy, ...), so
+    its size says little about the work; the record counts come from the block headers."""
+    schema, _, _ = _header(path, options)
+    return sum(count for _, count, _ in _file_blocks(path)) * row_bytes(schema)
+
+
 def has_rows(path: str, options: Options) -> bool:
     """Whether a block of the file holds a record."""
-    import fastavro
-
     _header(path, options)  # a file that is not Avro is named here
-    with fs.open_input(path) as f:
-        return any(block.num_records for block in fastavro.block_reader(f))
+    return any(count for _, count, _ in _file_blocks(path))
 
 
 def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: int = 64 << 20) -> Plan:
@@ -214,14 +251,11 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
             first = (path, arrow_schema)
         else:
             check_same_schema(split_name, first, (path, arrow_schema))
-        size = fs.size(path)
-        if size <= chunk_bytes:
+        runs = _block_runs(_file_blocks(path), row_bytes(arrow_schema), chunk_bytes)
+        if len(runs) <= 1:
+            size = runs[0][3] if runs else 0
             units.append(AvroBlocks(path, size, 0, -1, 0, arrow_schema, reader_schema, has_uuid))
             continue
-        try:
-            runs = _block_runs(path, chunk_bytes)
-        except Exception as exc:
-            raise SourceError(f"{path}: a block cannot be read: {exc}") from None
         units.extend(AvroBlocks(path, run_bytes, start, end, first_record, arrow_schema, reader_schema, has_uuid)
                      for start, end, first_record, run_bytes in runs)
     columns = typemap.example_names(first[1])

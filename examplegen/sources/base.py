@@ -100,6 +100,22 @@ class TableOptions:
         return pa.schema([schema.field(c) for c in self.columns])
 
 
+def row_bytes(schema: pa.Schema) -> int:
+    """Rough bytes of one decoded row: 8 a fixed-width value, 16 a variable-width one (the
+    ``work_bytes`` scale of sources whose files are far smaller than their rows)."""
+    def width(typ: pa.DataType) -> int:
+        if pa.types.is_struct(typ):
+            return sum(width(f.type) for f in typ)
+        if pa.types.is_nested(typ):
+            return 16
+        try:
+            return max(1, typ.bit_width // 8)
+        except ValueError:  # variable width (string, binary)
+            return 16
+
+    return max(1, sum(width(f.type) for f in schema))
+
+
 def row_json(values: dict) -> bytes:
     """A row as JSON text (UTF-8), for a quarantine entry of a source without row bytes
     (Parquet, Avro): values JSON has no type for are written as Python's text of them

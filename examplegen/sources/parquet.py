@@ -19,7 +19,7 @@ from examplegen import fs, typemap
 from examplegen.bad_rows import RowRejects
 from examplegen.errors import SourceError
 from examplegen.sources.base import (Plan, TableOptions, WorkUnit, batch_locator, check_same_schema,
-                                     check_schema_columns, column_types)
+                                     check_schema_columns, column_types, row_bytes)
 
 FORMAT = "parquet"
 READS_URLS = True  # reads gs:// and s3:// in place (examplegen.fs)
@@ -47,25 +47,10 @@ def _open(path: str) -> pq.ParquetFile:
         raise SourceError(f"{path}: not a readable Parquet file: {exc}") from None
 
 
-def _row_bytes(schema: pa.Schema) -> int:
-    """Rough bytes of one decoded row: 8 a fixed-width value, 16 a variable-width one."""
-    def width(typ: pa.DataType) -> int:
-        if pa.types.is_struct(typ):
-            return sum(width(f.type) for f in typ)
-        if pa.types.is_nested(typ):
-            return 16
-        try:
-            return max(1, typ.bit_width // 8)
-        except ValueError:  # variable width (string, binary)
-            return 16
-
-    return max(1, sum(width(f.type) for f in schema))
-
-
 def work_bytes(path: str, options: Options) -> int:
     """Rows times a decoded row's rough size: the work a file holds (it is compressed)."""
     pf = _open(path)
-    return pf.metadata.num_rows * _row_bytes(options.project(pf.schema_arrow, path))
+    return pf.metadata.num_rows * row_bytes(options.project(pf.schema_arrow, path))
 
 
 def has_rows(path: str, options: Options) -> bool:
@@ -83,13 +68,13 @@ def plan(split_name: str, files: Sequence[str], options: Options, chunk_bytes: i
         else:
             check_same_schema(split_name, first, (path, schema))
         meta = pf.metadata
-        row_bytes = _row_bytes(schema)
+        width = row_bytes(schema)
         group, group_rows, start_row = [], 0, 0
         for i in range(meta.num_row_groups):
             group.append(i)
             group_rows += meta.row_group(i).num_rows
-            if group_rows * row_bytes >= chunk_bytes or i == meta.num_row_groups - 1:
-                units.append(RowGroups(path, group_rows * row_bytes, tuple(group), start_row))
+            if group_rows * width >= chunk_bytes or i == meta.num_row_groups - 1:
+                units.append(RowGroups(path, group_rows * width, tuple(group), start_row))
                 start_row += group_rows
                 group, group_rows = [], 0
     columns = typemap.example_names(first[1])
