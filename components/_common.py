@@ -349,9 +349,18 @@ def resolve_and_record(
     mlmd: Optional[str],
     pipeline_name: str,
     run_name: Optional[str],
+    source_format: str = "csv",
+    source_options: Any = None,
 ):
-    """The engine's resolve(): spans to ingest, recorded as an examplegen.ResolveSpan execution."""
+    """The engine's resolve(): spans to ingest, recorded as an examplegen.ResolveSpan
+    execution (input_config None: the format's default pattern)."""
     from examplegen.ingest import resolve
 
-    return resolve(input_base, input_config, range_config, mlmd=mlmd, pipeline_name=pipeline_name,
-                   run_name=run_name)
+    return resolve(input_base, input_config, range_config, source_format=source_format,
+                   source_options=source_options, mlmd=mlmd, pipeline_name=pipeline_name, run_name=run_name)
+
+
+def sample_for(source_format: str) -> str:
+    """The bundled sample data set of a format (input_base "")."""
+    samples = {"csv": "taxi", "tfrecord": "taxi_tfrecord", "images": "images", "text": "text_corpus"}
+    return samples.get(source_format, f"taxi_{source_format}")

@@ -20,6 +20,8 @@ def resolve_span(
     input_base: str = "",
     input_config: dict = {},
     range_config: dict = {},
+    source_format: str = "csv",
+    source_options: dict = {},
     mlmd: str = "",
     pipeline_name: str = "examplegen",
     run_name: str = "",
@@ -30,11 +32,16 @@ def resolve_span(
 
     Args:
         input_base: Folder (local, gs:// or s3://) holding the input files; "" means the
-            bundled taxi CSV sample.
+            bundled sample of the format (the taxi CSV for csv).
         input_config: TFX input config ({"splits": [{"name", "pattern"}]}); empty for
-            TFX's default (one split, pattern "*").
+            one split with the format's pattern, as the ingest step uses ("*"; "*/*" for
+            labels from folders: images, text with labels).
         range_config: TFX range config (static_range or rolling_range); empty for the
             latest span.
+        source_format: The format the ingest step reads (csv, parquet, images, ...): its
+            default pattern applies when input_config is empty.
+        source_options: The format's options (images/text: labels decides the default
+            pattern); empty for the defaults.
         mlmd: Lineage store URL (sqlite:///, mysql://, postgresql://, grpc://) without a
             password (see EXAMPLEGEN_MLMD_PASSWORD); "" picks KFP's metadata service when
             present, else SQLite under the pipeline root.
@@ -56,10 +63,12 @@ def resolve_span(
     from kfp_examplegen.components import _common
 
     config = _common.struct(input_config, "input_config")
+    source_format = source_format.strip() or "csv"
     resolutions, fingerprint = _common.resolve_and_record(
-        _common.input_base_or_sample(input_base, "taxi"),
-        _common.named("input_config", _common.parse_input_config, config),
+        _common.input_base_or_sample(input_base, _common.sample_for(source_format)),
+        _common.optional_config("input_config", _common.parse_input_config, config),
         _common.named("range_config", _common.parse_range_config, _common.struct(range_config, "range_config")),
+        source_format=source_format, source_options=source_options or {},
         **_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root),
     )
     latest = resolutions[-1]
@@ -170,8 +179,9 @@ def file_example_gen(
             encoding, labels, label_map, ...); empty for the defaults.
         num_shards: Output files per split; 0 chooses by size.
         bad_rows: "fail" (default): the first bad row fails the step; "skip": bad rows
-            are left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz (CSV and
-            TFRecord; other formats fail on their first bad row either way).
+            (a row with a value the type map rejects, a JSON Lines line that does not
+            parse, an image that does not decode, text invalid in the encoding, ...) are
+            left out and listed in the artifact's Quarantine/bad_rows.jsonl.gz.
         max_bad_rows: With "skip", fail when more rows than this are bad; -1: no limit.
         max_bad_ratio: With "skip", fail when more than this share (0-1) of the rows read
             are bad; -1: no limit.
@@ -188,10 +198,8 @@ def file_example_gen(
     from kfp_examplegen.components import _common
 
     source_format = source_format.strip()
-    samples = {"csv": "taxi", "tfrecord": "taxi_tfrecord", "images": "images", "text": "text_corpus"}
-    sample = samples.get(source_format, f"taxi_{source_format}")
     arguments = _common.ingest_arguments(
-        input_base=input_base, sample=sample, source_format=source_format, input_config=input_config,
+        input_base=input_base, sample=_common.sample_for(source_format), source_format=source_format, input_config=input_config,
         output_config=output_config, range_config=range_config, source_options=source_options or {},
         num_shards=num_shards, force=force, engine=engine, beam_pipeline_args=beam_pipeline_args,
         lineage=_common.lineage_arguments(mlmd, pipeline_name, run_name, pipeline_root))

@@ -148,6 +148,12 @@ def register(subparsers) -> None:
                     "with a static range over several spans, a JSON list of those. Exits 1 with the "
                     "error on stderr when the patterns do not resolve.")
     p.add_argument("--input-base", required=True, help="directory the input config patterns are relative to")
+    p.add_argument("--format", dest="source_format", default="csv", metavar="FORMAT",
+                   help="input format (default csv): without --input-config its default pattern is resolved, "
+                        "as ingest does ('*'; images, and text with labels: '*/*')")
+    p.add_argument("--source-options", default=None,
+                   help="the format's options as JSON text or a .json path (e.g. '{\"labels\": false}' "
+                        "for images in one folder)")
     _add_config_arguments(p)
     p.add_argument("--no-lineage", action="store_true", help="do not record the resolution in ML Metadata")
     p.add_argument("--pipeline-name", default="examplegen", help="pipeline context name for the lineage records")
@@ -272,7 +278,8 @@ def _resplit(args) -> int:
 def _resolve(args) -> int:
     from examplegen.ingest import resolve
 
-    resolutions, _ = resolve(args.input_base, args.input_config, args.range_config, mlmd=args.mlmd,
+    resolutions, _ = resolve(args.input_base, args.input_config, args.range_config,
+                             source_format=args.source_format, source_options=args.source_options, mlmd=args.mlmd,
                              record_lineage=not args.no_lineage, pipeline_name=args.pipeline_name,
                              run_name=args.run_name)
     payload = resolutions[0].to_json() if len(resolutions) == 1 else [r.to_json() for r in resolutions]

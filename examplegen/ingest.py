@@ -698,7 +698,7 @@ class _NoLineage:
     def record_inputs(self, sources):
         pass
 
-    def complete(self, result):
+    def complete(self, result=None, **_):
         pass
 
     def complete_cached(self, result):
@@ -737,13 +737,21 @@ def _open_recorder(mlmd, record_lineage, execution_type, pipeline_name, run_name
 
 
 def resolve(input_base: str, input_config: Any = None, range_config: Any = None, *,
+            source_format: str = "csv", source_options: Any = None,
             mlmd: Optional[str] = None, record_lineage: bool = True, pipeline_name: str = "examplegen",
             run_name: Optional[str] = None) -> tuple[list[SpanResolution], str]:
     """Resolves the spans to ingest, recorded as an examplegen.ResolveSpan execution.
 
-    Returns the resolutions (ascending spans) and the input fingerprint that ``ingest``
-    computes for the same files.
+    Without an input config the format's default pattern applies, as in ``ingest``
+    (``source_format`` and ``source_options``: e.g. images read ``*/*``, labels from
+    folders). Returns the resolutions (ascending spans) and the input fingerprint that
+    ``ingest`` computes for the same files.
     """
+    if _is_query_format(source_format):
+        raise ConfigError(f"format {source_format!r} runs queries: there are no files to resolve")
+    if input_config in (None, "", {}):
+        opts = _source_options(source_format, None, source_options, "FORMAT_TF_EXAMPLE", "structure")
+        input_config = _default_input_config(source_format, opts, None)
     in_cfg, _, range_cfg = _load_configs(input_config, None, range_config)
     config = {"input_base": os.path.abspath(input_base) if not fs.is_remote(input_base) else input_base,
               "input_config": in_cfg.to_dict(), "range_config": range_cfg.to_dict() if range_cfg else None}

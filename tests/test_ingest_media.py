@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from examplegen import cli
-from examplegen.errors import SourceError
+from examplegen.errors import SourceError, SpanResolutionError
 from examplegen.ingest import ingest
 from tests.helpers import REPO, read_split
 
@@ -258,3 +258,37 @@ def test_the_beam_engine_writes_the_same_image_examples(tmp_path):
     assert beam.counts == local.counts and beam.extra_metadata == local.extra_metadata
     for split in ("train", "eval"):
         assert read_split(str(tmp_path / "beam"), split) == read_split(str(tmp_path / "local"), split)
+
+
+def test_resolve_uses_the_default_pattern_of_the_format(tmp_path, capsys):
+    # Images (and labelled text) read '*/*' when no input config is given: resolving with
+    # the format must find the same files, and the fingerprint ingest checks.
+    from examplegen.ingest import resolve
+    from kfp_examplegen.components.functions import resolve_span
+
+    files = sorted(os.path.join(IMAGES, label, name) for label in os.listdir(IMAGES)
+                   for name in os.listdir(os.path.join(IMAGES, label)))
+    [resolution], fingerprint = resolve(IMAGES, source_format="images", record_lineage=False)
+    assert [s.name for s in resolution.splits] == ["single_split"]
+    assert resolution.splits[0].pattern == "*/*"
+    assert sorted(resolution.splits[0].files) == files
+    result = ingest(IMAGES, str(tmp_path / "out"), source_format="images", record_lineage=False,
+                    expected_fingerprint=fingerprint)
+    assert result.rows_read == len(files) and metadata(str(tmp_path / "out"))["input_fingerprint"] == fingerprint
+    # the CSV default '*' matches the label folders only (a directory is not a file)
+    with pytest.raises(SpanResolutionError, match=r"no file matches pattern '\*'"):
+        resolve(IMAGES, record_lineage=False)
+
+    assert cli.main(["resolve", "--input-base", IMAGES, "--format", "images", "--no-lineage"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["splits"] == [{"name": "single_split", "pattern": "*/*"}]
+    assert printed["fingerprint"] == fingerprint
+    store = f"sqlite:///{tmp_path}/m.sqlite"
+    outputs = resolve_span(input_base=IMAGES, source_format="images", mlmd=store)
+    assert outputs[2] == {"splits": [{"name": "single_split", "pattern": "*/*"}]}
+    assert (sorted(outputs[5]), outputs[4]) == (files, fingerprint)
+    # text without labels reads '*', with labels '*/*'
+    [plain], _ = resolve(CORPUS, source_format="text", record_lineage=False)
+    assert plain.splits[0].pattern == "*"
+    [labelled], _ = resolve(TEXT, source_format="text", source_options={"labels": True}, record_lineage=False)
+    assert labelled.splits[0].pattern == "*/*"
