@@ -8,10 +8,15 @@
       {"file": "/in/data.csv", "line": 7, "reason": "expected 3 fields, got 2: '7,8'",
        "raw_base64": "Nyw4Cg=="}
 
-  (``"record"``, the 0-based record index, instead of ``"line"`` for TFRecord input;
-  ``raw_base64`` is the row's bytes exactly as in the file, line break included, or the
-  record's payload.) ``max_bad_rows`` / ``max_bad_ratio`` bound the skipped rows:
-  exceeding either fails the run and nothing is committed.
+  The position and ``raw_base64`` by source: CSV, JSON Lines, text lines: ``"line"`` (1-based)
+  and the line's bytes exactly as in the file (decompressed), line break included;
+  TFRecord: ``"record"`` (0-based) and the record's payload; Avro: ``"record"`` (0-based
+  in its file) and Parquet: ``"row"`` (0-based in its file), with the row as JSON text
+  (base.row_json: the values as read, which these binary formats have no text of); images:
+  no position (the file is the row) and the file's bytes; text files (``unit="file"``):
+  ``"line"`` of the first invalid text and the file's bytes. ``max_bad_rows`` /
+  ``max_bad_ratio`` bound the skipped rows: exceeding either fails the run and nothing is
+  committed.
 
 A source that takes a ``rejects`` argument in ``read`` (see examplegen.sources) reports
 each row-level problem to its work unit's ``RowRejects`` (made by the engine, which gives it
@@ -21,8 +26,9 @@ calls ``rejects.locate(fn)`` before yielding a batch (``fn(i)`` -> (file, "line"
 "record", index, raw bytes) of the batch's row i, so that the engine can reject rows too:
 no value in the split feature) and ``rejects.flush()`` after each block of rows; the
 engine adds up the units' counts in a ``RejectTally`` that applies the limits. Framing errors
-(a bad TFRecord CRC or length, a truncated file) are not row-level and always fail: after
-a bad length the record boundaries are unknown.
+(a bad TFRecord CRC or length, a truncated or corrupt gzip file, a corrupt Avro block, an
+unreadable Parquet file) are not row-level and always fail: after a bad length the record
+boundaries are unknown.
 """
 
 from __future__ import annotations

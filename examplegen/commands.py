@@ -59,11 +59,13 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
                              "not at all")
     bad = parser.add_argument_group("Bad rows")
     bad.add_argument("--bad-rows", choices=["fail", "skip"], default="fail",
-                     help="a row that cannot become an example (wrong number of fields, bytes not valid in "
-                          "the encoding, a value contradicting --schema, no value in the split feature; "
-                          "a TFRecord record that is not the payload type): fail the run (default), or "
-                          "skip it and list it in <output>/Quarantine/bad_rows.jsonl.gz (CSV and TFRecord; other "
-                          "formats fail on their first bad row, queries refuse skip)")
+                     help="a row that cannot become an example (CSV: wrong number of fields, bytes not valid "
+                          "in the encoding, a value contradicting --schema; a value the type map rejects, e.g. "
+                          "uint64 above int64 or a null in a list; a JSON Lines line that does not parse or "
+                          "contradicts the types; an image that does not decode; text not valid in the "
+                          "encoding; a TFRecord record that is not the payload type; no value in the split "
+                          "feature): fail the run (default), or skip it and list it in "
+                          "<output>/Quarantine/bad_rows.jsonl.gz (queries refuse skip)")
     bad.add_argument("--max-bad-rows", type=int, default=None, metavar="N",
                      help="with --bad-rows skip: fail when more than N rows are bad (default: no limit)")
     bad.add_argument("--max-bad-ratio", type=float, default=None, metavar="R",

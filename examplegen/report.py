@@ -441,8 +441,8 @@ def render_html(summary: ExamplesSummary, lineage: Optional[dict] = None, title:
                      f"listed in <code>{_esc(md.get('quarantine_file', ''))}</code>; the first "
                      f"{len(summary.rejected_rows)}:</p>")
         parts.append(_table(
-            ["File", "Line / record", "Reason"],
-            ((f"<code>{_esc(e.get('file', ''))}</code>", _esc(e.get("line", e.get("record", ""))),
+            ["File", "Line / record / row", "Reason"],
+            ((f"<code>{_esc(e.get('file', ''))}</code>", _esc(e.get("line", e.get("record", e.get("row", "")))),
               _esc(e.get("reason", ""))) for e in summary.rejected_rows),
             numeric=(1,),
         ))

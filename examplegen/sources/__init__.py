@@ -36,14 +36,14 @@ The contract: a source is a module (or any object) with
 
     Row-level rejection (the bad-row policy, examplegen.bad_rows) is optional: a ``read``
     with a ``rejects`` parameter receives the unit's ``RowRejects``. It hands each bad row
-    to ``rejects.reject(file, "line" | "record", index, reason, raw_bytes)`` (which raises
-    the SourceError under the default ``fail`` policy) and leaves it out, calls
-    ``rejects.locate(fn)`` before yielding a batch (``fn(i)`` -> (file, "line" | "record",
-    index, raw bytes) of the batch's row i: the engine rejects rows without a split value
-    through it, and names rows in errors with it) and ``rejects.flush()`` at the start of
-    each block of rows (the quarantine is written in row order per block). A ``read``
-    without it fails on the first bad row under every policy (Parquet, Avro, JSON Lines, images,
-    text).
+    to ``rejects.reject(file, "line" | "record" | "row" | None, index, reason, raw_bytes)``
+    (which raises the SourceError under the default ``fail`` policy; None: the file is the
+    row) and leaves it out, calls ``rejects.locate(fn)`` before yielding a batch (``fn(i)``
+    -> (file, position, index, raw bytes) of the batch's row i: the engine rejects rows
+    through it, those with a value the type map rejects and those without a split value,
+    and names rows in errors with it) and ``rejects.flush()`` at the start of each block of
+    rows (the quarantine is written in row order per block). Every built-in file format
+    takes it. A ``read`` without it fails on the first bad row under every policy.
 
 Optional: ``work_bytes(path, options) -> int``, how much work a file is, in bytes of text
 it would roughly be (default: its size; Parquet files are far smaller than their rows):

@@ -9,8 +9,11 @@ that inference is undone). ``schema`` overrides a feature's mapping (examplegen.
 e.g. ``{"id": "string"}``; ``columns`` keeps only those top-level fields.
 
 A line that is not a JSON object, or whose field has another JSON type than the same field
-on an earlier line (a number, then text), is an error naming the file and line. Blank
-lines are skipped. Work units: a file, or for a plain file larger than ``chunk_bytes``
+on an earlier line of its file (a number, then text: the first type wins), is a bad row
+(examplegen.bad_rows): an error naming the file and line, or under ``bad_rows="skip"``
+quarantined with the line's bytes. The inference leaves such lines out. A field whose type
+differs between files of a split, or inside nested values, stays an error. Blank lines
+are skipped. Work units: a file, or for a plain file larger than ``chunk_bytes``
 line-aligned byte ranges; a gzip file is one unit.
 """
 

@@ -4,7 +4,9 @@ Work units are runs of whole row groups (about ``chunk_bytes`` of decoded rows e
 ``work_bytes``), so a large file is converted by several workers. ``columns`` projects the columns to read
 (top-level names); ``schema`` overrides a column's mapping (examplegen.typemap). Every
 file of a split must have the same schema (after projection): a difference is an error
-naming both files.
+naming both files. A row with a value the type map rejects (a uint64 above the int64
+range, a null inside a list) is a bad row, named by its 0-based row in the file; the
+engine only looks for such rows after a batch fails to convert.
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ examplegen.sources.folders) and ``label_text`` (bytes, the label).
 - ``unit="line"``: every line is one example, without its line ending (``\\n`` or
   ``\\r\\n``), as ``tf.data.TextLineDataset`` reads them; empty lines are examples too
   unless ``skip_empty_lines``;
-- ``encoding``: any codec Python knows (default utf-8); text that is invalid in it is an
-  error naming the file and line;
+- ``encoding``: any codec Python knows (default utf-8); text that is invalid in it is a
+  bad row (examplegen.bad_rows): an error naming the file and line, or under
+  ``bad_rows="skip"`` the line (``unit="line"``) or the file (``unit="file"``)
+  quarantined. In an encoding whose line break is not the byte ``\n`` (UTF-16, UTF-32)
+  invalid text always fails: lines cannot be found in it;
 - gzip files (detected from their first bytes, whatever their name) are decompressed.
 
 Labels default to off for text (an unlabelled corpus); ``labels=true`` takes them from
