@@ -244,6 +244,15 @@ def test_json_lines_that_do_not_parse_or_contradict_the_types_are_quarantined(tm
                record_lineage=False)
 
 
+def test_json_lines_with_nested_values_of_different_types_stay_an_error_under_skip(tmp_path):
+    # Which line is bad is not known when only values inside objects disagree.
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text('{"o": {"x": 1}}\n{"o": {"x": 2}}\n{"o": {"x": "t"}}\n')
+    with pytest.raises(SourceError, match=r"a.jsonl: lines 1-3: nested values of different types"):
+        ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="jsonl", bad_rows="skip",
+               record_lineage=False)
+
+
 def test_a_truncated_gzip_json_lines_file_stays_fatal_under_skip(tmp_path):
     (tmp_path / "in").mkdir()
     data = gzip.compress(b"".join(json.dumps({"n": i}).encode() + b"\n" for i in range(5000)))

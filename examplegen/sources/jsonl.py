@@ -108,6 +108,9 @@ def _explain(path: str, lines: Iterable[bytes], first_line: int, exc: Exception)
     return SourceError(f"{path}: lines {first_line}-: cannot be read as JSON Lines: {exc}")
 
 
+_GENERIC = re.compile(r": lines \d+-: cannot be read")  # _explain found no line at fault
+
+
 def _json_kind(value) -> Optional[str]:
     if value is None:
         return None
@@ -226,7 +229,17 @@ def _infer(path: str, data: bytes, first_line: int, kinds: dict[str, tuple[str, 
         for key, kind in line_kinds.items():
             kinds.setdefault(key, (kind, number))
         kept.append(line if line.endswith(b"\n") else line + b"\n")
-    return _read(path, b"".join(kept), first_line).schema if kept else pa.schema([])
+    if not kept:
+        return pa.schema([])
+    try:
+        return _read(path, b"".join(kept), first_line).schema
+    except SourceError as exc:  # the top-level types agree: values inside them do not
+        first = _explain(path, io.BytesIO(data), first_line, exc)  # the error a line-by-line read gives first
+        if not _GENERIC.search(str(first)):
+            raise first from None
+        last = first_line + data.rstrip(b"\n").count(b"\n")
+        raise SourceError(f"{path}: lines {first_line}-{last}: nested values of different types cannot share one "
+                          "schema; a field needs one type (or a schema override)") from None
 
 
 def _file_schema(path: str, block_bytes: int) -> pa.Schema:
@@ -340,7 +353,7 @@ def read(unit: LineRange, options: Options, rejects: Optional[RowRejects] = None
         table = _read(unit.path, data, unit.first_line, schema)
     except SourceError as exc:
         lines = _numbered_lines(data, unit.first_line)
-        if not rejects.policy.skip and not re.search(r": lines \d+-: cannot be read", str(exc)):
+        if not rejects.policy.skip and not _GENERIC.search(str(exc)):
             raise  # names the line (and the earlier one a field's type came from)
         bad = _bad_lines([line for _, line in lines], schema)
         if not bad:
