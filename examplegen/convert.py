@@ -85,14 +85,14 @@ class _PartSink:
                 name, f, digest = self._files[(s, sh)] = path.rsplit("/", 1)[-1], fs.open_write(path), hashlib.sha256()
             self.parts[name] = self.parts.get(name, 0) + count
             member = tfrecord.gzip_member(data, GZIP_LEVEL)
-            f.write(member)
             digest.update(member)
             self._sizes[name] = self._sizes.get(name, 0) + len(member)
+            f.write(member)
 
     @property
     def digests(self) -> dict[str, tuple[int, str]]:
         """Part file name -> (size, SHA-256 hex) of the bytes written to it."""
-        return {name: (self._sizes[name], digest.hexdigest()) for name, _, digest in self._files.values()}
+        return {name: (self._sizes.get(name, 0), digest.hexdigest()) for name, _, digest in self._files.values()}
 
     def close(self) -> dict[str, tuple[int, str]]:
         """Closes the part files; returns their ``digests``."""
