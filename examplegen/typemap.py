@@ -62,6 +62,9 @@ class BadValueError(SourceError):
         super().__init__(message)
         self.row = row
 
+    def __reduce__(self):  # pickled from worker processes to the launcher
+        return type(self), (str(self), self.row)
+
 
 class _BadValue(Exception):
     """A value that cannot be mapped; ``index`` is its position in the array converted."""

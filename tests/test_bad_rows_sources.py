@@ -101,6 +101,19 @@ def test_bad_rows_finds_every_row_the_type_map_rejects():
     assert typemap.bad_rows(batch.filter(pa.array([not fails(i) for i in range(n)]))) == []
 
 
+def test_the_errors_of_bad_rows_cross_process_boundaries():
+    # A worker's error reaches the launcher pickled: an exception that cannot be rebuilt
+    # there would break the worker pool instead of naming the row.
+    import pickle
+
+    from examplegen.sources.text import InvalidText
+
+    for exc in (typemap.BadValueError("a.parquet: row 5: column 'u': bad", 5),
+                InvalidText("a.txt", 3, "not valid utf-16 text")):
+        again = pickle.loads(pickle.dumps(exc))
+        assert (type(again), str(again), vars(again)) == (type(exc), str(exc), vars(exc))
+
+
 # --------------------------------------------------------------------------- Parquet
 def _parquet_table(n, bad):
     u = [i * 3 for i in range(n)]
@@ -141,7 +154,7 @@ def test_parquet_rows_the_type_map_rejects_are_quarantined(tmp_path, monkeypatch
     # as before row-level rejection: the first bad value of the first column that has one
     with pytest.raises(SourceError, match=r"a.parquet: row 5: column 'u': uint64 value 9223372036854775813 does"):
         ingest(str(tmp_path / "in"), str(tmp_path / "fail"), source_format="parquet", source_options=options,
-               record_lineage=False)
+               workers=workers, record_lineage=False)
     assert not os.path.exists(tmp_path / "fail" / "examples_metadata.json")
     with pytest.raises(TooManyBadRows, match=r"more than max_bad_rows=6"):
         ingest(str(tmp_path / "in"), str(tmp_path / "limit"), source_format="parquet", bad_rows="skip",
@@ -371,7 +384,7 @@ def test_text_in_an_encoding_without_byte_lines_fails_under_skip(tmp_path):
     (tmp_path / "in" / "a.txt").write_bytes("one\ntwo\n".encode("utf-16") + b"\x00\xd8")  # a lone surrogate
     with pytest.raises(SourceError, match=r"a.txt: line 3: not valid utf-16 text"):
         ingest(str(tmp_path / "in"), str(tmp_path / "out"), source_format="text", bad_rows="skip",
-               source_options={"unit": "line", "encoding": "utf-16"}, record_lineage=False)
+               source_options={"unit": "line", "encoding": "utf-16"}, workers=2, record_lineage=False)
 
 
 # --------------------------------------------------------------------------- both engines

@@ -102,7 +102,10 @@ class InvalidText(SourceError):
 
     def __init__(self, path: str, line: int, reason: str):
         super().__init__(f"{path}: line {line}: {reason}" if line else f"{path}: {reason}")
-        self.line, self.reason = line, reason
+        self.path, self.line, self.reason = path, line, reason
+
+    def __reduce__(self):  # pickled from worker processes to the launcher
+        return type(self), (self.path, self.line, self.reason)
 
 
 def _invalid(options: TextOptions, exc: UnicodeDecodeError) -> str:
