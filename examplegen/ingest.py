@@ -24,7 +24,6 @@ import errno
 import json
 import logging
 import math
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from examplegen import __version__, fs, sources
+from examplegen import __version__, fs, sources, worker_pool
 from examplegen import sources as sources_module
 from examplegen.config import (
     InputConfig,
@@ -97,44 +96,6 @@ def check_run_options(num_shards: Any, workers: Any, lock_timeout: Any) -> None:
                           f"seconds to wait, got {lock_timeout!r}")
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this worker as soon as the process that started it is gone
-    (killed with SIGKILL, it cannot shut the pool down), instead of converting on for
-    minutes. Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a
-    watchdog thread that polls the parent pid covers other systems and the moment before
-    prctl took effect."""
-    import ctypes
-    import signal
-    import threading
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    if os.getppid() != parent_pid:  # the parent died before prctl
-        os._exit(1)
-    threading.Thread(target=watch, name="examplegen-parent-watchdog", daemon=True).start()
-
-
-def _warm_up() -> None:
-    """Runs in a fresh worker: the import of the conversion code is the slow part."""
-    import examplegen.convert  # noqa: F401
-
-
 class _Runner:
     """Runs work units inline or on a process pool, results in submission order."""
 
@@ -143,14 +104,12 @@ class _Runner:
         self._pool: Optional[ProcessPoolExecutor] = None
         self._bar = None
         if workers > 1:
-            # spawn: workers must not inherit a forked TensorFlow/gRPC state from the caller.
-            # Started now so that they import the engine while this process reads headers
-            # and samples types.
-            self._pool = ProcessPoolExecutor(max_workers=workers,
-                                             mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
-            for _ in range(workers):
-                self._pool.submit(_warm_up)
+            # Spawned (examplegen.worker_pool); started now, so that they import the engine
+            # while this process reads headers and samples types, unless the command started
+            # them even earlier.
+            self._pool = worker_pool.take(workers) or worker_pool.start(workers)
+        else:
+            worker_pool.discard()
         if progress:
             from tqdm import tqdm
 
@@ -414,7 +373,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
         total_bytes = sum(work_bytes(f, source_options) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
-        workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
+        workers = worker_pool.default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
     writer = ExamplesWriter(output_uri, split_names, num_shards, quarantine=bad_rows.skip)
     runner = None
     tally = RejectTally(bad_rows)
