@@ -35,6 +35,7 @@ object store is a copy and a delete.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fnmatch
 import functools
 import glob as _glob
@@ -858,20 +859,116 @@ def makedirs(path: str) -> None:
 def open_input(path: str) -> BinaryIO:
     """A seekable binary file for reading `path` where it is: local files are opened, remote
     objects are read with ranged GETs as the reader seeks (pyarrow.fs), never downloaded
-    whole. Errors are SourceError naming the URL."""
+    whole. Errors are SourceError naming the URL.
+
+    Inside ``expect_digests`` a file with an expected digest is read through a hashing
+    layer that checks its bytes when the reader reaches the end (see there)."""
+    expected = _EXPECTED_DIGESTS.get().get(path)
     if not is_remote(path):
-        return open(_resolve(path)[1], "rb")
+        local = _resolve(path)[1]
+        if expected is None:
+            return open(local, "rb")
+        return io.BufferedReader(_DigestCheckingReader(open(local, "rb", buffering=0), path, expected), BLOCK_SIZE)
     arrow, key = _arrow(path)
     try:
-        return arrow.open_input_file(key)
+        stream = arrow.open_input_file(key)
     except FileNotFoundError:
         raise SourceError(f"{path}: no such object") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {_limit(exc)}") from exc
+    if expected is None:
+        return stream
+    return io.BufferedReader(_DigestCheckingReader(stream, path, expected), NETWORK_BLOCK_SIZE)
+
+
+# {path as the worker opens it: "sha256:<hex>"} of the work unit running in this thread
+_EXPECTED_DIGESTS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "examplegen_expected_digests", default={})
+
+
+@contextlib.contextmanager
+def expect_digests(digests: Mapping[str, str]) -> Iterator[None]:
+    """For the ``with`` block (in this thread): ``open_input`` of a path in ``digests``
+    ({path: "sha256:<hex>"}, the digests taken when the span was resolved) hashes the
+    bytes as they are read, and when the reader reaches the end of the file having read
+    it from its first byte without gaps, compares the digest: a difference is a
+    SourceError naming the file ("changed since it was resolved"). A reader that reads
+    part of a file (a byte range, Parquet row groups) or skips ahead is not checked and
+    stops hashing at the first gap; seeking back over bytes already hashed is fine."""
+    token = _EXPECTED_DIGESTS.set(dict(digests))
+    try:
+        yield
+    finally:
+        _EXPECTED_DIGESTS.reset(token)
+
+
+class _DigestCheckingReader(io.RawIOBase):
+    """A raw stream over a file that hashes the bytes read from offset 0 on, in order, and
+    checks the digest when a read at the end of the hashed bytes finds the end of the file."""
+
+    def __init__(self, stream, path: str, expected: str):
+        self._stream, self._path, self._expected = stream, path, expected
+        self._sha = hashlib.sha256()
+        self._pos = 0  # where the next read starts
+        self._hashed = 0  # bytes [0, _hashed) are in the hash
+        self._gap = False  # a read started beyond _hashed: the file cannot be checked
+        self.verified = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._pos = self._stream.seek(offset, whence)
+        if self._pos is None:  # a stream whose seek returns nothing
+            self._pos = self._stream.tell()
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer)
+        start, self._pos = self._pos, self._pos + n
+        if self._gap or self.verified:
+            return n
+        if start > self._hashed:
+            self._gap = True
+        elif self._pos > self._hashed:
+            with memoryview(buffer) as view:
+                self._sha.update(view[self._hashed - start:n])
+            self._hashed = self._pos
+        elif n == 0 and len(buffer) and start == self._hashed:
+            self._check()
+        return n
+
+    def readall(self) -> bytes:
+        out = bytearray()
+        while block := self.read(BLOCK_SIZE):
+            out += block
+        return bytes(out)
+
+    def _check(self) -> None:
+        self.verified = True
+        digest = "sha256:" + self._sha.hexdigest()
+        if digest != self._expected:
+            raise SourceError(
+                f"{self._path}: the file changed since it was resolved (its bytes now have "
+                f"{digest}, {self._expected} when the span was resolved); nothing was committed, run again")
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._stream.close()
+            finally:
+                super().close()
 
 
 def open_gzip(path: str, gzip_file=None) -> BinaryIO:
-    """The decompressed bytes of the gzip file `path` (local or remote, see open_input);
+    """The decompressed bytes of the gzip file `path` (local or remote, see open_input:
+    inside ``expect_digests`` the compressed bytes are checked);
     `gzip_file`: the GzipFile class to use (default isal's, the fastest)."""
     if gzip_file is None:
         from isal.igzip import IGzipFile as gzip_file
