@@ -825,9 +825,10 @@ def remove(path: str) -> None:
             arrow.delete_file(key)
 
 
-def remove_tree(path: str) -> None:
+def remove_tree(path: str, last: str = "") -> None:
     """Deletes a folder (every object under the prefix + '/') and all in it; nothing when
-    there is none."""
+    there is none. ``last``: the name of a file directly in it to delete after all others
+    (a staging prefix's owner.json)."""
     if not is_remote(path):
         import shutil
 
@@ -838,7 +839,8 @@ def remove_tree(path: str) -> None:
     arrow, key = _arrow(path)
     with _writing(path):
         infos = arrow.get_file_info(pafs.FileSelector(key, recursive=True, allow_not_found=True))
-        for info in infos:
+        final = f"{key.rstrip('/')}/{last}" if last else None
+        for info in sorted(infos, key=lambda i: i.path == final):  # stable: ``last`` moves to the end
             if info.type == pafs.FileType.File:
                 with contextlib.suppress(FileNotFoundError):
                     arrow.delete_file(info.path)
