@@ -526,6 +526,7 @@ def reset_clients() -> None:
     _gcs_client.cache_clear()
     _s3_client.cache_clear()
     _arrow_fs.cache_clear()
+    _S3_REGIONS.clear()
 
 
 _LOCAL = LocalFileSystem()
@@ -732,9 +733,10 @@ def _download(url: str, target: str, expected_size: int, expected_digest: Option
 # ---------------------------------------------------------------- writing (pyarrow.fs)
 
 
-@functools.lru_cache(maxsize=4)
-def _arrow_fs(name: str, endpoint: str):
-    """Arrow's file system for a scheme and endpoint setting ("" = the real service)."""
+@functools.lru_cache(maxsize=16)
+def _arrow_fs(name: str, endpoint: str, region: str = ""):
+    """Arrow's file system for a scheme, endpoint setting ("" = the real service) and, for
+    S3, region (see _s3_region)."""
     import pyarrow.fs as pafs
 
     if name == "gs":
@@ -747,11 +749,36 @@ def _arrow_fs(name: str, endpoint: str):
             )
         return pafs.GcsFileSystem()  # Application Default Credentials
     if name == "s3":
-        return pafs.S3FileSystem(
-            endpoint_override=endpoint or None,
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
-        )
+        return pafs.S3FileSystem(endpoint_override=endpoint or None, region=region or None)
     raise ConfigError(f"writing to {name}:// is not supported (only local paths, gs:// and s3://)")
+
+
+_S3_REGIONS: dict[tuple[str, str], str] = {}  # (endpoint, bucket) -> the bucket's region, once found
+
+
+def _s3_region(endpoint: str, bucket: str) -> str:
+    """The region of an S3 bucket, for Arrow's S3 client (which, unlike boto3, does not
+    follow a request to a bucket of another region): the ``x-amz-bucket-region`` of a
+    HeadBucket made with boto3 (the same credentials and endpoint; AWS sends the header
+    with a redirect or an access-denied answer too), as pyarrow.fs.resolve_s3_region does
+    on AWS itself. Where the store names none (an unreachable service, a missing bucket):
+    $AWS_REGION, else $AWS_DEFAULT_REGION, else "" (Arrow's default, us-east-1)."""
+    cached = _S3_REGIONS.get((endpoint, bucket))
+    if cached:
+        return cached
+    region = ""
+    try:
+        head = _s3_client(endpoint).head_bucket(Bucket=bucket)
+        region = head.get("BucketRegion") or head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region", "")
+    except ExampleGenError:  # a malformed endpoint setting
+        raise
+    except Exception as exc:  # the header may come with an error answer; else Arrow's own call reports the error
+        response = getattr(exc, "response", None) or {}
+        region = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region", "")
+    if region:
+        _S3_REGIONS[(endpoint, bucket)] = region
+        return region
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
 
 
 def _arrow(url: str):
@@ -762,7 +789,8 @@ def _arrow(url: str):
     backend = _BACKENDS[name]
     endpoint = os.environ.get("STORAGE_EMULATOR_HOST", "") if name == "gs" else backend._endpoint()
     bucket, key = backend._split(url)
-    return _arrow_fs(name, endpoint), f"{bucket}/{key}" if key else bucket
+    region = _s3_region(endpoint, bucket) if name == "s3" else ""
+    return _arrow_fs(name, endpoint, region), f"{bucket}/{key}" if key else bucket
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from examplegen import fs, liveness, writer
 from examplegen.errors import ConfigError, OutputError
 from examplegen.ingest import ingest
 from tests.cloud_servers import cloud_servers, gcs_server, s3_server  # noqa: F401 (fixtures)
-from tests.test_fs_remote import remote_env, store, stores  # noqa: F401 (fixtures)
+from tests.test_fs_remote import fresh_clients, remote_env, store, stores  # noqa: F401 (fixtures)
 from tests.test_remote_output import remote_tree
 
 ONE_SPLIT = {"split_config": {"splits": [{"name": "all", "hash_buckets": 1}]}}
@@ -184,3 +184,47 @@ def test_the_heartbeat_thread_rewrites_owner_json_until_stopped(tmp_path):
 ])
 def test_remote_staging_verdict(owner, keep):
     assert (liveness.remote_staging_verdict(owner, now=2000.0, limit=900.0) is None) == keep
+
+
+# ------------------------------------------------------------------ Arrow's S3 region
+
+
+def _bucket_in(stores, region: str) -> str:  # noqa: F811
+    name = f"eg-{region}-{time.time_ns() % 10**9}"
+    stores["s3"]._client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    return name
+
+
+def test_arrow_writes_to_an_s3_bucket_with_the_buckets_own_region(fresh_clients, stores, csv_dir,  # noqa: F811
+                                                                 monkeypatch):
+    """AWS_REGION names another region (as on a machine in us-east-1 writing to a bucket in
+    eu-west-1): Arrow's client gets the bucket's region, found with HeadBucket."""
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    bucket = _bucket_in(stores, "eu-west-1")
+    url = f"s3://{bucket}/out"
+    assert fs._arrow(url)[0].region == "eu-west-1"
+    assert fs._arrow("s3://" + stores["s3"].bucket())[0].region == "us-east-1"
+    result = _ingest(csv_dir, url)
+    assert result.counts == {"all": 100} and writer.verify_files(url, result.files_digest) is None
+
+
+def test_s3_region_from_an_error_answer_then_the_environment(fresh_clients, stores, monkeypatch):  # noqa: F811
+    """AWS sends x-amz-bucket-region with a 403 or 301 too; where no answer names a region
+    (a missing bucket here), AWS_REGION, then AWS_DEFAULT_REGION, then Arrow's default."""
+    from botocore.stub import Stubber
+
+    endpoint = fs._BACKENDS["s3"]._endpoint()
+    client = fs._s3_client(endpoint)
+    with Stubber(client) as stub:
+        stub.add_client_error("head_bucket", "403", "Forbidden", 403, expected_params={"Bucket": "locked"},
+                              response_meta={"HTTPHeaders": {"x-amz-bucket-region": "eu-central-1"}})
+        assert fs._s3_region(endpoint, "locked") == "eu-central-1"
+        stub.assert_no_pending_responses()
+    assert fs._s3_region(endpoint, "locked") == "eu-central-1"  # found once, kept
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    assert fs._s3_region(endpoint, "no-such-bucket-here") == "ap-south-1"
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "sa-east-1")
+    assert fs._s3_region(endpoint, "no-such-bucket-here") == "sa-east-1"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert fs._s3_region(endpoint, "no-such-bucket-here") == ""
