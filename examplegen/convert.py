@@ -121,7 +121,7 @@ class UnitTask:
     origins: tuple[tuple[str, str], ...] = ()  # (downloaded file, its URI): bad rows are named by the URI
     # (file the unit reads, "sha256:<hex>" taken when the span was resolved): a file the unit
     # reads from its first byte to its end is checked against it (fs.expect_digests)
-    digests: tuple[tuple[str, str], ...] = ()
+    input_digests: tuple[tuple[str, str], ...] = ()
 
     @property
     def size(self) -> int:
@@ -236,8 +236,8 @@ def run_unit(task: UnitTask) -> ChunkResult:
     """Converts one work unit: the source reads it, every batch is converted (typed
     columns) or taken as read (records), assigned to splits and appended to part files.
     A file the unit reads whole must still have the digest it had when the span was
-    resolved (``task.digests``), else the unit fails naming it."""
-    with fs.expect_digests(dict(task.digests)):
+    resolved (``task.input_digests``), else the unit fails naming it."""
+    with fs.expect_digests(dict(task.input_digests)):
         return _convert_unit(task)
 
 
