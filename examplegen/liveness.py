@@ -190,8 +190,11 @@ class Heartbeat:
         with self._lock:
             if self._stop.is_set():
                 return
-            with fs.open_write(self.path) as out:
+            remote = fs.is_remote(self.path)  # an object appears whole; a local file is renamed into place
+            with fs.open_write(self.path if remote else self.path + ".tmp") as out:
                 out.write(json.dumps(record, sort_keys=True).encode())
+            if not remote:
+                os.replace(self.path + ".tmp", self.path)
 
     def start(self) -> None:
         self.beat()
