@@ -23,11 +23,14 @@ appear in messages.
 
 The built-in sources read remote inputs in place with `open_input` (a seekable file over
 ranged reads: a worker fetches only its byte range or row groups); for a source that needs
-local files, `localize` downloads remote inputs into a cache directory first.
+local files, `localize` downloads remote inputs into a cache directory first. Within
+`expect_digests` (a work unit, examplegen.convert), a file that `open_input` serves from
+its first byte to its end is checked against the digest taken when it was resolved.
 
 Writing (the Examples artifact on gs:// or s3://) goes through `pyarrow.fs` (Arrow's C++
 GCS and S3 clients, streaming uploads): `open_write`, `listdir`, `move`, `remove`,
-`remove_tree`. Each works on local paths too, with the same results. An object appears
+`remove_tree`. Arrow's S3 client is made for each bucket's own region (`_s3_region`:
+found with a boto3 HeadBucket, else AWS_REGION / AWS_DEFAULT_REGION). Each works on local paths too, with the same results. An object appears
 only when its upload completes, so a reader never sees half an object; a "move" on an
 object store is a copy and a delete.
 """
