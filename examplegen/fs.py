@@ -29,10 +29,10 @@ its first byte to its end is checked against the digest taken when it was resolv
 
 Writing (the Examples artifact on gs:// or s3://) goes through `pyarrow.fs` (Arrow's C++
 GCS and S3 clients, streaming uploads): `open_write`, `listdir`, `move`, `remove`,
-`remove_tree`. Arrow's S3 client is made for each bucket's own region (`_s3_region`:
-found with a boto3 HeadBucket, else AWS_REGION / AWS_DEFAULT_REGION). Each works on local paths too, with the same results. An object appears
+`remove_tree`. Each works on local paths too, with the same results. An object appears
 only when its upload completes, so a reader never sees half an object; a "move" on an
-object store is a copy and a delete.
+object store is a copy and a delete. Arrow's S3 client is made for each bucket's own
+region (`_s3_region`: found with a boto3 HeadBucket, else AWS_REGION / AWS_DEFAULT_REGION).
 """
 
 from __future__ import annotations
