@@ -193,6 +193,19 @@ def _local_split_files(resolutions: Sequence[SpanResolution], sources: list, sou
     return split_files, uris
 
 
+def _worker_digests(split_files: list[_InputSplitFiles], sources: list) -> dict[str, str]:
+    """{path a worker reads: the digest its input had when the span was resolved} (a
+    downloaded copy gets its URI's digest)."""
+    by_uri = {s.uri: s.digest for s in sources}
+    out = {}
+    for split in split_files:
+        for path in split.files:
+            digest = by_uri.get(split.origins.get(path, path))
+            if digest:
+                out[path] = digest
+    return out
+
+
 def _remote_versions(split_files: list[_InputSplitFiles]) -> dict[str, Optional[str]]:
     """{URL: version} of the remote inputs the workers read in place (fs.version)."""
     return {f: fs.version(f) for s in split_files for f in s.files if fs.is_remote(f)}
@@ -236,13 +249,13 @@ def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str
 
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
              source_format: str, source_options: Any, writer: ExamplesWriter, runner, tally: RejectTally, *,
-             chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
+             chunk_bytes: int, digests: Optional[dict[str, str]] = None) -> tuple[dict[str, int], int, dict]:
     """_convert_plans, then every source Plan it made closed (Plan.close: a query source drops
     its temporary tables), whether the conversion succeeded or failed."""
     opened: list = []
     try:
         return _convert_plans(split_files, plans, split_names, source_format, source_options, writer, runner,
-                              tally, chunk_bytes=chunk_bytes, opened=opened)
+                              tally, chunk_bytes=chunk_bytes, opened=opened, digests=digests or {})
     finally:
         for source_plan in opened:
             if source_plan.close is not None:
@@ -251,10 +264,12 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
 
 def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
                    source_format: str, source_options: Any, writer: ExamplesWriter, runner, tally: RejectTally, *,
-                   chunk_bytes: int, opened: list) -> tuple[dict[str, int], int, dict]:
+                   chunk_bytes: int, opened: list, digests: dict[str, str]) -> tuple[dict[str, int], int, dict]:
     """Converts every input split into the writer's part files; ``tally`` counts the rows
     read and rejected and applies the bad-row limits. Returns counts, rows, extras. Every
-    source Plan made is appended to ``opened`` as soon as it exists.
+    source Plan made is appended to ``opened`` as soon as it exists. ``digests`` ({path:
+    "sha256:<hex>"}): each unit gets those of the files it names (its path, and ``files``
+    for units of several files), checked by the worker when it reads a file whole.
 
     The units of all input splits go to the runner as one batch (one Beam pipeline), and
     their results are verified (examplegen.unit_check) before they count; an input split
@@ -285,7 +300,7 @@ def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, S
                 for i, unit in enumerate(source_plan.units):
                     task = UnitTask(source_format, unit, source_options, k, i, plans[k][1], out_index[k],
                                     writer.num_shards, writer.parts_dir, tally.policy, writer.quarantine_parts,
-                                    origins[k])
+                                    origins[k], _unit_digests(unit, digests))
                     planned.append(task)
                     yield task
 
@@ -316,6 +331,14 @@ def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, S
             for local, count in enumerate(r.counts):
                 counts[split_names[out_index[k][local]]] += count
     return counts, rows, extras
+
+
+def _unit_digests(unit, digests: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """(path, digest) of the files a work unit names that have a recorded digest."""
+    if not digests:
+        return ()
+    paths = dict.fromkeys((unit.path, *getattr(unit, "files", ())))
+    return tuple((p, digests[p]) for p in paths if p in digests)
 
 
 def _open_runner(engine: str, beam_pipeline_args: Optional[Sequence[str]], workers: int, progress: bool,
@@ -350,7 +373,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                   progress: bool = False, metadata: Optional[dict | Callable[[dict], dict]] = None,
                   chunk_bytes: Optional[int] = None, total_bytes: Optional[int] = None,
                   bad_rows: BadRowPolicy = BadRowPolicy(), engine: str = "local",
-                  beam_pipeline_args: Optional[Sequence[str]] = None):
+                  beam_pipeline_args: Optional[Sequence[str]] = None, digests: Optional[dict[str, str]] = None):
     """Converts resolved input files into a committed Examples artifact at ``output_uri``.
     Returns split names, counts, rows read, shard count, extras and the rows rejected.
 
@@ -361,6 +384,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     ``bad_rows``: the bad-row policy (examplegen.bad_rows).
     ``engine``: "local" (worker processes on this machine) or "beam" (an Apache Beam
     pipeline with ``beam_pipeline_args``); both give the same artifact.
+    ``digests``: {input path: "sha256:<hex>"} taken when the files were resolved; a file a
+    work unit reads from its first byte to its end is checked against it by the worker.
     """
     beam_pipeline_args = check_engine(engine, beam_pipeline_args, workers)
     if source_options is None:
@@ -381,7 +406,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
         runner = _open_runner(engine, beam_pipeline_args, workers, progress and sys.stderr.isatty(), total_bytes,
                               writer)
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, source_options, writer,
-                                        runner, tally, chunk_bytes=chunk_bytes or CHUNK_BYTES)
+                                        runner, tally, chunk_bytes=chunk_bytes or CHUNK_BYTES, digests=digests)
         tally.finish()
         md = dict((metadata(extras) if callable(metadata) else metadata) or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
@@ -589,7 +614,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
             payload_format=payload_format, num_shards=num_shards,
             workers=workers, progress=progress, metadata=lambda _: _check_unchanged(versions) or span_md,
-            bad_rows=policy, engine=engine, beam_pipeline_args=beam_pipeline_args)
+            bad_rows=policy, engine=engine, beam_pipeline_args=beam_pipeline_args,
+            digests=_worker_digests(split_files, sources))
         if without_rows:
             extras["files_without_rows"] = without_rows
         result = IngestResult(
