@@ -37,6 +37,7 @@ from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
 
+from examplegen import fs
 from examplegen.bad_rows import BadRowPolicy, RowRejects
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources import folders
@@ -160,6 +161,11 @@ def read(unit: folders.FileUnit, options: ImageOptions,
             yield batch
 
 
+def _read_bytes(path: str) -> bytes:
+    with fs.open_input(path) as f:
+        return f.read()
+
+
 def read_files(paths: Sequence[str], options: ImageOptions, rejects: RowRejects,
                 first: int) -> tuple[pa.RecordBatch, list]:
     """The batch of the images at ``paths`` that decode, and for each of its rows (index
@@ -167,7 +173,7 @@ def read_files(paths: Sequence[str], options: ImageOptions, rejects: RowRejects,
     encoded, infos, kept = [], [], []
     for i, path in enumerate(paths):
         try:
-            with open(path, "rb") as f:
+            with fs.open_input(path) as f:  # checked against its digest (examplegen.fs)
                 data = f.read()
         except OSError as exc:
             raise SourceError(f"{path}: cannot read ({exc})") from None
@@ -180,7 +186,7 @@ def read_files(paths: Sequence[str], options: ImageOptions, rejects: RowRejects,
             continue
         encoded.append(data)
         infos.append(info)
-        kept.append((first + i, path, lambda _path=path: open(_path, "rb").read()))
+        kept.append((first + i, path, lambda _path=path: _read_bytes(_path)))
     paths = [path for _, path, _ in kept]
     columns = [
         pa.array(encoded, pa.binary()),

@@ -32,6 +32,7 @@ from typing import IO, Iterator, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
+from examplegen import fs
 from examplegen.bad_rows import BadRowPolicy, RowRejects
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources import folders
@@ -83,7 +84,7 @@ def schema(options: TextOptions) -> pa.Schema:
 
 
 def _open_binary(path: str) -> IO[bytes]:
-    raw = open(path, "rb")
+    raw = fs.open_input(path)  # checked against its digest when read whole (examplegen.fs)
     if raw.read(2) == _GZIP_MAGIC:
         raw.seek(0)
         return gzip.GzipFile(fileobj=raw, mode="rb")
