@@ -267,6 +267,25 @@ def test_container_contract(image_env, gcs_server, stores, tmp_path, mount):  # 
     assert workdir_store.is_file()
 
 
+def test_engine_beam_in_the_default_image_names_the_beam_image(image_env, tmp_path):
+    """The default image has no Beam: a component asked for engine="beam" fails and says
+    which image has it."""
+    spec = _spec("csv_example_gen")
+    [executor] = spec["deploymentSpec"]["executors"].values()
+    executor_input = {"inputs": {"parameterValues": {"input_base": "", "engine": "beam",
+                                                     "mlmd": f"sqlite:///{tmp_path}/m.sqlite"}},
+                      "outputs": {"artifacts": {"examples": {"artifacts": [{
+                          "name": "examples", "type": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"},
+                          "uri": str(tmp_path / "examples"), "metadata": {}}]}},
+                          "outputFile": str(tmp_path / "output_metadata.json")}}
+    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in executor["container"]["args"]]
+    proc = subprocess.run(executor["container"]["command"] + args, env=image_env["environ"],
+                          cwd=image_env["workdir"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "engine='beam' needs Apache Beam" in proc.stderr and "`make image-beam`" in proc.stderr
+    assert not (tmp_path / "examples").exists() or not os.listdir(tmp_path / "examples")
+
+
 def test_import_example_gen_contract_on_the_bundled_sample(image_env, tmp_path):
     launcher = Launcher(image_env, tmp_path, image_env["environ"])
     output = launcher.run("import_example_gen", {"input_base": "", "num_shards": 1,
