@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import inspect
 from typing import Any, Callable, Optional, Sequence
 
@@ -43,13 +44,16 @@ class ChunkResult:
     counts: list[int] = dataclasses.field(default_factory=list)
     rejected: int = 0  # bad rows skipped (counted in rows)
     parts: dict[str, int] = dataclasses.field(default_factory=dict)  # part file name -> records in it
+    # part file name -> (size, SHA-256 hex) of the bytes written to it (see examplegen.unit_check)
+    digests: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
     note: Any = None  # what the source's read() returned (see examplegen.sources.Plan.review)
     quarantine: str = ""  # name of the quarantine part written (in the task's quarantine_dir), if any
     reasons: list[str] = dataclasses.field(default_factory=list)  # the first few bad rows' errors
 
 
 class _PartSink:
-    """Appends gzip members to the part files of one chunk."""
+    """Appends gzip members to the part files of one chunk, counting the records and
+    hashing the bytes that go into each (the launcher checks both before it commits)."""
 
     def __init__(self, part_path: Callable[[int, int], str], out_index: Sequence[int], num_shards: int):
         self._path = part_path
@@ -58,7 +62,8 @@ class _PartSink:
         self.num_shards = num_shards
         self.counts = [0] * num_splits
         self.parts: dict[str, int] = {}  # part file name -> records written to it
-        self._files: dict[tuple[int, int], object] = {}
+        self._files: dict[tuple[int, int], tuple[str, object, object]] = {}  # (name, file, sha256)
+        self._sizes: dict[str, int] = {}
 
     def write(self, records: pa.Array, split_index: np.ndarray, row_offset: int,
               framed: Optional[pa.Array] = None) -> None:
@@ -74,17 +79,28 @@ class _PartSink:
         for k, count, data in tfrecord.grouped_frames(framed, key):
             s, sh = divmod(k, self.num_shards)
             self.counts[s] += count
-            name, f = self._files.get((s, sh)) or (None, None)
+            name, f, digest = self._files.get((s, sh)) or (None, None, None)
             if f is None:
                 path = self._path(self._out_index[s], sh)
-                name, f = self._files[(s, sh)] = path.rsplit("/", 1)[-1], fs.open_write(path)
+                name, f, digest = self._files[(s, sh)] = path.rsplit("/", 1)[-1], fs.open_write(path), hashlib.sha256()
             self.parts[name] = self.parts.get(name, 0) + count
-            f.write(tfrecord.gzip_member(data, GZIP_LEVEL))
+            member = tfrecord.gzip_member(data, GZIP_LEVEL)
+            digest.update(member)
+            self._sizes[name] = self._sizes.get(name, 0) + len(member)
+            f.write(member)
 
-    def close(self) -> None:
-        for _, f in self._files.values():
+    @property
+    def digests(self) -> dict[str, tuple[int, str]]:
+        """Part file name -> (size, SHA-256 hex) of the bytes written to it."""
+        return {name: (self._sizes.get(name, 0), digest.hexdigest()) for name, _, digest in self._files.values()}
+
+    def close(self) -> dict[str, tuple[int, str]]:
+        """Closes the part files; returns their ``digests``."""
+        digests = self.digests
+        for _, f, _ in self._files.values():
             f.close()
         self._files.clear()
+        return digests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,18 +239,23 @@ def run_unit(task: UnitTask) -> ChunkResult:
     path = task.unit.path
     rejects = _rejects(task)
     rows = 0  # rows the source yielded
+    rejected_by_reader = 0  # rows the source itself rejected (never yielded)
     if _takes_rejects(source.read):
         reader = source.read(task.unit, task.options, rejects=rejects)
     else:
         reader = source.read(task.unit, task.options)
+    digests: dict[str, tuple[int, str]] = {}
     try:
         while True:
             rejects.locate(None)
+            before = rejects.count
             try:
                 batch = next(reader)
             except StopIteration as stop:
                 result.note = stop.value
                 break
+            finally:
+                rejected_by_reader += rejects.count - before
 
             def where(i: int, _offset=rows) -> str:
                 return rejects.where(i) if rejects.located else task.unit.where(_offset + i)
@@ -258,13 +279,15 @@ def run_unit(task: UnitTask) -> ChunkResult:
             sink.write(examples, split_index, sum(sink.counts), framed)
     finally:
         reader.close()
-        sink.close()
+        digests = sink.close()
         rejects.close()
-    result.rows = sum(sink.counts) + rejects.count
+    # Rows read, counted apart from the sink: the launcher checks read = written + rejected.
+    result.rows = rows + rejected_by_reader
     result.rejected = rejects.count
     result.reasons = rejects.reasons
     result.counts = sink.counts
     result.parts = sink.parts
+    result.digests = digests
     result.quarantine = rejects.path.rsplit("/", 1)[-1] if rejects.wrote else ""
     return result
 

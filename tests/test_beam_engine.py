@@ -279,8 +279,9 @@ def test_local_engine_verifies_the_same_way(tmp_path, small_units, monkeypatch):
         return result
 
     monkeypatch.setattr(ingest_module, "run_task", truncates_a_part)
-    with pytest.raises(VerificationError, match=r"work unit 1 .* reported [\d,]+ records in part file "
-                                                r"000-0000001-\S+, the file holds 1; nothing was committed"):
+    with pytest.raises(VerificationError, match=r"work unit 1 .* wrote part file 000-0000001-\S+ \([\d,]+ "
+                                                r"records, .*\), the file now holds [\d,]+ bytes instead of "
+                                                r"[\d,]+; nothing was committed"):
         _ingest(tmp_path / "out")
     _assert_nothing_committed(tmp_path / "out")
 

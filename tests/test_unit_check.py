@@ -73,13 +73,65 @@ def test_counts_per_split_must_match_the_part_files(converted):
         check_units(tasks, results[:2] + [moved], parts)
 
 
-def test_a_damaged_part_file(converted):
+def test_a_truncated_part_file(converted):
     tasks, results, parts = converted
     name = sorted(results[0].parts)[0]
+    size = os.path.getsize(os.path.join(parts, name))
     with open(os.path.join(parts, name), "r+b") as f:
-        f.truncate(os.path.getsize(os.path.join(parts, name)) // 2)
-    with pytest.raises(VerificationError, match=rf"work unit 0 .*: its part file is damaged: .*{name}"):
+        f.truncate(size // 2)
+    with pytest.raises(VerificationError, match=rf"work unit 0 .* wrote part file {name} \([\d,]+ records, "
+                                                rf"{size:,} bytes, SHA-256 \w+…\), the file now holds "
+                                                rf"{size // 2:,} bytes instead of {size:,}; nothing was committed"):
         check_units(tasks, results, parts)
+
+
+def test_a_part_file_with_other_bytes_of_the_same_size(converted):
+    """A part whose bytes changed in place (one byte flipped) is caught by its digest."""
+    tasks, results, parts = converted
+    name = sorted(results[1].parts)[-1]
+    with open(os.path.join(parts, name), "r+b") as f:
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(VerificationError, match=rf"work unit 1 .* wrote part file {name} .* the file now holds "
+                                                r"other bytes of the same size"):
+        check_units(tasks, results, parts)
+
+
+def test_a_missing_part_file(converted):
+    tasks, results, parts = converted
+    name = sorted(results[2].parts)[0]
+    os.remove(os.path.join(parts, name))
+    with pytest.raises(VerificationError, match=rf"work unit 2 .* wrote part file {name} \([\d,]+ records\), "
+                                                r"which is missing from"):
+        check_units(tasks, results, parts)
+
+
+def test_a_result_without_digests_is_refused(converted):
+    tasks, results, parts = converted
+    results[0] = dataclasses.replace(results[0], digests={})
+    with pytest.raises(VerificationError, match=r"work unit 0 .* reported part files \[.+\] but digests of \[\]"):
+        check_units(tasks, results, parts)
+
+
+def test_records_lost_between_reading_and_writing_fail_the_check(tmp_path, monkeypatch, converted):
+    """Rows read are counted apart from the records the part files receive: a conversion
+    that loses records on the way (here: the grouping drops the last group of a batch)
+    reports fewer rows written than read, and the check refuses it."""
+    tasks, _, _ = converted
+    from examplegen import convert
+
+    real = tfrecord.grouped_frames
+    monkeypatch.setattr(convert.tfrecord, "grouped_frames", lambda framed, key: real(framed, key)[:-1])
+    parts = tmp_path / "lossy"
+    parts.mkdir()
+    lossy = [dataclasses.replace(task, parts_dir=str(parts)) for task in tasks]
+    results = [run_unit(task) for task in lossy]
+    assert all(r.rows > sum(r.counts) for r in results)
+    with pytest.raises(VerificationError, match=r"work unit 0 .* read [\d,]+ rows but wrote [\d,]+ and "
+                                                r"rejected 0; nothing was committed"):
+        check_units(lossy, results, str(parts))
 
 
 def test_a_stray_part_file_no_unit_wrote(converted):
