@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-from examplegen import __version__
+from examplegen import __version__, worker_pool
 from examplegen.errors import ExampleGenError, os_error_message
 
 DEBUG_ENV = "EXAMPLEGEN_DEBUG"
@@ -92,5 +92,45 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+class _Peek(argparse.ArgumentParser):
+    def error(self, message):  # never print or exit: the real parser reports it
+        raise ValueError(message)
+
+
+def _local_workers_wanted(argv: list[str]) -> int:
+    """How many worker processes a command line will convert with on this machine, as far
+    as can be told before parsing it properly (0: none, or not sure): ingest and resplit of
+    files on the local engine, with one per core unless --workers says otherwise."""
+    peek = _Peek(add_help=False)
+    peek.add_argument("command", nargs="?")
+    for option in ("--workers", "--engine", "--connection"):
+        peek.add_argument(option)
+    peek.add_argument("-h", "--help", action="store_true")
+    try:
+        known, _ = peek.parse_known_args(argv)
+        workers = int(known.workers or 0)
+    except ValueError:
+        return 0
+    if known.command not in ("ingest", "resplit") or known.help or known.connection is not None \
+            or (known.engine or "local") != "local" or workers < 0:
+        return 0
+    return workers or worker_pool.default_workers()
+
+
+def run() -> int:
+    """The ``examplegen`` command: ``main`` with sys.argv, the worker processes of a local
+    conversion started first, so that their start-up overlaps this process's own
+    (examplegen.worker_pool). The run takes them when it converts with that many workers
+    (inputs of 64 MiB and more, or --workers) and shuts them down otherwise."""
+    argv = sys.argv[1:]
+    workers = _local_workers_wanted(argv)
+    if workers > 1:
+        worker_pool.prestart(workers)
+    try:
+        return main(argv)
+    finally:
+        worker_pool.discard()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(run())

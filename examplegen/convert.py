@@ -119,6 +119,9 @@ class UnitTask:
     bad_rows: BadRowPolicy = BadRowPolicy()
     quarantine_dir: str = ""  # where the unit's quarantine part goes (bad_rows="skip")
     origins: tuple[tuple[str, str], ...] = ()  # (downloaded file, its URI): bad rows are named by the URI
+    # (file the unit reads, "sha256:<hex>" taken when the span was resolved): a file the unit
+    # reads from its first byte to its end is checked against it (fs.expect_digests)
+    input_digests: tuple[tuple[str, str], ...] = ()
 
     @property
     def size(self) -> int:
@@ -231,7 +234,14 @@ def _rejects(task: UnitTask) -> RowRejects:
 
 def run_unit(task: UnitTask) -> ChunkResult:
     """Converts one work unit: the source reads it, every batch is converted (typed
-    columns) or taken as read (records), assigned to splits and appended to part files."""
+    columns) or taken as read (records), assigned to splits and appended to part files.
+    A file the unit reads whole must still have the digest it had when the span was
+    resolved (``task.input_digests``), else the unit fails naming it."""
+    with fs.expect_digests(dict(task.input_digests)):
+        return _convert_unit(task)
+
+
+def _convert_unit(task: UnitTask) -> ChunkResult:
     source = sources.get(task.source)
     result = ChunkResult(task.input_split, task.chunk)
     sink = _PartSink(_part_path(task.parts_dir, task.input_split, task.chunk), task.out_index, task.num_shards)

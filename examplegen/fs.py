@@ -23,18 +23,22 @@ appear in messages.
 
 The built-in sources read remote inputs in place with `open_input` (a seekable file over
 ranged reads: a worker fetches only its byte range or row groups); for a source that needs
-local files, `localize` downloads remote inputs into a cache directory first.
+local files, `localize` downloads remote inputs into a cache directory first. Within
+`expect_digests` (a work unit, examplegen.convert), a file that `open_input` serves from
+its first byte to its end is checked against the digest taken when it was resolved.
 
 Writing (the Examples artifact on gs:// or s3://) goes through `pyarrow.fs` (Arrow's C++
 GCS and S3 clients, streaming uploads): `open_write`, `listdir`, `move`, `remove`,
 `remove_tree`. Each works on local paths too, with the same results. An object appears
 only when its upload completes, so a reader never sees half an object; a "move" on an
-object store is a copy and a delete.
+object store is a copy and a delete. Arrow's S3 client is made for each bucket's own
+region (`_s3_region`: found with a boto3 HeadBucket, else AWS_REGION / AWS_DEFAULT_REGION).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fnmatch
 import functools
 import glob as _glob
@@ -525,6 +529,7 @@ def reset_clients() -> None:
     _gcs_client.cache_clear()
     _s3_client.cache_clear()
     _arrow_fs.cache_clear()
+    _S3_REGIONS.clear()
 
 
 _LOCAL = LocalFileSystem()
@@ -731,9 +736,10 @@ def _download(url: str, target: str, expected_size: int, expected_digest: Option
 # ---------------------------------------------------------------- writing (pyarrow.fs)
 
 
-@functools.lru_cache(maxsize=4)
-def _arrow_fs(name: str, endpoint: str):
-    """Arrow's file system for a scheme and endpoint setting ("" = the real service)."""
+@functools.lru_cache(maxsize=16)
+def _arrow_fs(name: str, endpoint: str, region: str = ""):
+    """Arrow's file system for a scheme, endpoint setting ("" = the real service) and, for
+    S3, region (see _s3_region)."""
     import pyarrow.fs as pafs
 
     if name == "gs":
@@ -746,11 +752,36 @@ def _arrow_fs(name: str, endpoint: str):
             )
         return pafs.GcsFileSystem()  # Application Default Credentials
     if name == "s3":
-        return pafs.S3FileSystem(
-            endpoint_override=endpoint or None,
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
-        )
+        return pafs.S3FileSystem(endpoint_override=endpoint or None, region=region or None)
     raise ConfigError(f"writing to {name}:// is not supported (only local paths, gs:// and s3://)")
+
+
+_S3_REGIONS: dict[tuple[str, str], str] = {}  # (endpoint, bucket) -> the bucket's region, once found
+
+
+def _s3_region(endpoint: str, bucket: str) -> str:
+    """The region of an S3 bucket, for Arrow's S3 client (which, unlike boto3, does not
+    follow a request to a bucket of another region): the ``x-amz-bucket-region`` of a
+    HeadBucket made with boto3 (the same credentials and endpoint; AWS sends the header
+    with a redirect or an access-denied answer too), as pyarrow.fs.resolve_s3_region does
+    on AWS itself. Where the store names none (an unreachable service, a missing bucket):
+    $AWS_REGION, else $AWS_DEFAULT_REGION, else "" (Arrow's default, us-east-1)."""
+    cached = _S3_REGIONS.get((endpoint, bucket))
+    if cached:
+        return cached
+    region = ""
+    try:
+        head = _s3_client(endpoint).head_bucket(Bucket=bucket)
+        region = head.get("BucketRegion") or head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region", "")
+    except ExampleGenError:  # a malformed endpoint setting
+        raise
+    except Exception as exc:  # the header may come with an error answer; else Arrow's own call reports the error
+        response = getattr(exc, "response", None) or {}
+        region = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region", "")
+    if region:
+        _S3_REGIONS[(endpoint, bucket)] = region
+        return region
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
 
 
 def _arrow(url: str):
@@ -761,7 +792,8 @@ def _arrow(url: str):
     backend = _BACKENDS[name]
     endpoint = os.environ.get("STORAGE_EMULATOR_HOST", "") if name == "gs" else backend._endpoint()
     bucket, key = backend._split(url)
-    return _arrow_fs(name, endpoint), f"{bucket}/{key}" if key else bucket
+    region = _s3_region(endpoint, bucket) if name == "s3" else ""
+    return _arrow_fs(name, endpoint, region), f"{bucket}/{key}" if key else bucket
 
 
 @contextlib.contextmanager
@@ -824,9 +856,10 @@ def remove(path: str) -> None:
             arrow.delete_file(key)
 
 
-def remove_tree(path: str) -> None:
+def remove_tree(path: str, last: str = "") -> None:
     """Deletes a folder (every object under the prefix + '/') and all in it; nothing when
-    there is none."""
+    there is none. ``last``: the name of a file directly in it to delete after all others
+    (a staging prefix's owner.json)."""
     if not is_remote(path):
         import shutil
 
@@ -837,7 +870,8 @@ def remove_tree(path: str) -> None:
     arrow, key = _arrow(path)
     with _writing(path):
         infos = arrow.get_file_info(pafs.FileSelector(key, recursive=True, allow_not_found=True))
-        for info in infos:
+        final = f"{key.rstrip('/')}/{last}" if last else None
+        for info in sorted(infos, key=lambda i: i.path == final):  # stable: ``last`` moves to the end
             if info.type == pafs.FileType.File:
                 with contextlib.suppress(FileNotFoundError):
                     arrow.delete_file(info.path)
@@ -858,20 +892,116 @@ def makedirs(path: str) -> None:
 def open_input(path: str) -> BinaryIO:
     """A seekable binary file for reading `path` where it is: local files are opened, remote
     objects are read with ranged GETs as the reader seeks (pyarrow.fs), never downloaded
-    whole. Errors are SourceError naming the URL."""
+    whole. Errors are SourceError naming the URL.
+
+    Inside ``expect_digests`` a file with an expected digest is read through a hashing
+    layer that checks its bytes when the reader reaches the end (see there)."""
+    expected = _EXPECTED_DIGESTS.get().get(path)
     if not is_remote(path):
-        return open(_resolve(path)[1], "rb")
+        local = _resolve(path)[1]
+        if expected is None:
+            return open(local, "rb")
+        return io.BufferedReader(_DigestCheckingReader(open(local, "rb", buffering=0), path, expected), BLOCK_SIZE)
     arrow, key = _arrow(path)
     try:
-        return arrow.open_input_file(key)
+        stream = arrow.open_input_file(key)
     except FileNotFoundError:
         raise SourceError(f"{path}: no such object") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {_limit(exc)}") from exc
+    if expected is None:
+        return stream
+    return io.BufferedReader(_DigestCheckingReader(stream, path, expected), NETWORK_BLOCK_SIZE)
+
+
+# {path as the worker opens it: "sha256:<hex>"} of the work unit running in this thread
+_EXPECTED_DIGESTS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "examplegen_expected_digests", default={})
+
+
+@contextlib.contextmanager
+def expect_digests(digests: Mapping[str, str]) -> Iterator[None]:
+    """For the ``with`` block (in this thread): ``open_input`` of a path in ``digests``
+    ({path: "sha256:<hex>"}, the digests taken when the span was resolved) hashes the
+    bytes as they are read, and when the reader reaches the end of the file having read
+    it from its first byte without gaps, compares the digest: a difference is a
+    SourceError naming the file ("changed since it was resolved"). A reader that reads
+    part of a file (a byte range, Parquet row groups) or skips ahead is not checked and
+    stops hashing at the first gap; seeking back over bytes already hashed is fine."""
+    token = _EXPECTED_DIGESTS.set(dict(digests))
+    try:
+        yield
+    finally:
+        _EXPECTED_DIGESTS.reset(token)
+
+
+class _DigestCheckingReader(io.RawIOBase):
+    """A raw stream over a file that hashes the bytes read from offset 0 on, in order, and
+    checks the digest when a read at the end of the hashed bytes finds the end of the file."""
+
+    def __init__(self, stream, path: str, expected: str):
+        self._stream, self._path, self._expected = stream, path, expected
+        self._sha = hashlib.sha256()
+        self._pos = 0  # where the next read starts
+        self._hashed = 0  # bytes [0, _hashed) are in the hash
+        self._gap = False  # a read started beyond _hashed: the file cannot be checked
+        self.verified = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._pos = self._stream.seek(offset, whence)
+        if self._pos is None:  # a stream whose seek returns nothing
+            self._pos = self._stream.tell()
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer)
+        start, self._pos = self._pos, self._pos + n
+        if self._gap or self.verified:
+            return n
+        if start > self._hashed:
+            self._gap = True
+        elif self._pos > self._hashed:
+            with memoryview(buffer) as view:
+                self._sha.update(view[self._hashed - start:n])
+            self._hashed = self._pos
+        elif n == 0 and len(buffer) and start == self._hashed:
+            self._check()
+        return n
+
+    def readall(self) -> bytes:
+        out = bytearray()
+        while block := self.read(BLOCK_SIZE):
+            out += block
+        return bytes(out)
+
+    def _check(self) -> None:
+        self.verified = True
+        digest = "sha256:" + self._sha.hexdigest()
+        if digest != self._expected:
+            raise SourceError(
+                f"{self._path}: the file changed since it was resolved (its bytes now have "
+                f"{digest}, {self._expected} when the span was resolved); nothing was committed, run again")
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._stream.close()
+            finally:
+                super().close()
 
 
 def open_gzip(path: str, gzip_file=None) -> BinaryIO:
-    """The decompressed bytes of the gzip file `path` (local or remote, see open_input);
+    """The decompressed bytes of the gzip file `path` (local or remote, see open_input:
+    inside ``expect_digests`` the compressed bytes are checked);
     `gzip_file`: the GzipFile class to use (default isal's, the fastest)."""
     if gzip_file is None:
         from isal.igzip import IGzipFile as gzip_file

@@ -24,7 +24,6 @@ import errno
 import json
 import logging
 import math
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from examplegen import __version__, fs, sources
+from examplegen import __version__, fs, sources, worker_pool
 from examplegen import sources as sources_module
 from examplegen.config import (
     InputConfig,
@@ -97,44 +96,6 @@ def check_run_options(num_shards: Any, workers: Any, lock_timeout: Any) -> None:
                           f"seconds to wait, got {lock_timeout!r}")
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this worker as soon as the process that started it is gone
-    (killed with SIGKILL, it cannot shut the pool down), instead of converting on for
-    minutes. Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a
-    watchdog thread that polls the parent pid covers other systems and the moment before
-    prctl took effect."""
-    import ctypes
-    import signal
-    import threading
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    if os.getppid() != parent_pid:  # the parent died before prctl
-        os._exit(1)
-    threading.Thread(target=watch, name="examplegen-parent-watchdog", daemon=True).start()
-
-
-def _warm_up() -> None:
-    """Runs in a fresh worker: the import of the conversion code is the slow part."""
-    import examplegen.convert  # noqa: F401
-
-
 class _Runner:
     """Runs work units inline or on a process pool, results in submission order."""
 
@@ -143,14 +104,12 @@ class _Runner:
         self._pool: Optional[ProcessPoolExecutor] = None
         self._bar = None
         if workers > 1:
-            # spawn: workers must not inherit a forked TensorFlow/gRPC state from the caller.
-            # Started now so that they import the engine while this process reads headers
-            # and samples types.
-            self._pool = ProcessPoolExecutor(max_workers=workers,
-                                             mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
-            for _ in range(workers):
-                self._pool.submit(_warm_up)
+            # Spawned (examplegen.worker_pool); started now, so that they import the engine
+            # while this process reads headers and samples types, unless the command started
+            # them even earlier.
+            self._pool = worker_pool.take(workers) or worker_pool.start(workers)
+        else:
+            worker_pool.discard()
         if progress:
             from tqdm import tqdm
 
@@ -234,6 +193,19 @@ def _local_split_files(resolutions: Sequence[SpanResolution], sources: list, sou
     return split_files, uris
 
 
+def _worker_digests(split_files: list[_InputSplitFiles], sources: list) -> dict[str, str]:
+    """{path a worker reads: the digest its input had when the span was resolved} (a
+    downloaded copy gets its URI's digest)."""
+    by_uri = {s.uri: s.digest for s in sources}
+    out = {}
+    for split in split_files:
+        for path in split.files:
+            digest = by_uri.get(split.origins.get(path, path))
+            if digest:
+                out[path] = digest
+    return out
+
+
 def _remote_versions(split_files: list[_InputSplitFiles]) -> dict[str, Optional[str]]:
     """{URL: version} of the remote inputs the workers read in place (fs.version)."""
     return {f: fs.version(f) for s in split_files for f in s.files if fs.is_remote(f)}
@@ -277,13 +249,13 @@ def _drop_files_without_rows(split_files: list[_InputSplitFiles], uris: dict[str
 
 def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
              source_format: str, source_options: Any, writer: ExamplesWriter, runner, tally: RejectTally, *,
-             chunk_bytes: int) -> tuple[dict[str, int], int, dict]:
+             chunk_bytes: int, digests: Optional[dict[str, str]] = None) -> tuple[dict[str, int], int, dict]:
     """_convert_plans, then every source Plan it made closed (Plan.close: a query source drops
     its temporary tables), whether the conversion succeeded or failed."""
     opened: list = []
     try:
         return _convert_plans(split_files, plans, split_names, source_format, source_options, writer, runner,
-                              tally, chunk_bytes=chunk_bytes, opened=opened)
+                              tally, chunk_bytes=chunk_bytes, opened=opened, digests=digests or {})
     finally:
         for source_plan in opened:
             if source_plan.close is not None:
@@ -292,10 +264,12 @@ def _convert(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPl
 
 def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, SplitPlan]], split_names: list[str],
                    source_format: str, source_options: Any, writer: ExamplesWriter, runner, tally: RejectTally, *,
-                   chunk_bytes: int, opened: list) -> tuple[dict[str, int], int, dict]:
+                   chunk_bytes: int, opened: list, digests: dict[str, str]) -> tuple[dict[str, int], int, dict]:
     """Converts every input split into the writer's part files; ``tally`` counts the rows
     read and rejected and applies the bad-row limits. Returns counts, rows, extras. Every
-    source Plan made is appended to ``opened`` as soon as it exists.
+    source Plan made is appended to ``opened`` as soon as it exists. ``digests`` ({path:
+    "sha256:<hex>"}): each unit gets those of the files it names (its path, and ``files``
+    for units of several files), checked by the worker when it reads a file whole.
 
     The units of all input splits go to the runner as one batch (one Beam pipeline), and
     their results are verified (examplegen.unit_check) before they count; an input split
@@ -326,7 +300,7 @@ def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, S
                 for i, unit in enumerate(source_plan.units):
                     task = UnitTask(source_format, unit, source_options, k, i, plans[k][1], out_index[k],
                                     writer.num_shards, writer.parts_dir, tally.policy, writer.quarantine_parts,
-                                    origins[k])
+                                    origins[k], _unit_digests(unit, digests))
                     planned.append(task)
                     yield task
 
@@ -357,6 +331,14 @@ def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, S
             for local, count in enumerate(r.counts):
                 counts[split_names[out_index[k][local]]] += count
     return counts, rows, extras
+
+
+def _unit_digests(unit, digests: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """(path, digest) of the files a work unit names that have a recorded digest."""
+    if not digests:
+        return ()
+    paths = dict.fromkeys((unit.path, *getattr(unit, "files", ())))
+    return tuple((p, digests[p]) for p in paths if p in digests)
 
 
 def _open_runner(engine: str, beam_pipeline_args: Optional[Sequence[str]], workers: int, progress: bool,
@@ -391,7 +373,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                   progress: bool = False, metadata: Optional[dict | Callable[[dict], dict]] = None,
                   chunk_bytes: Optional[int] = None, total_bytes: Optional[int] = None,
                   bad_rows: BadRowPolicy = BadRowPolicy(), engine: str = "local",
-                  beam_pipeline_args: Optional[Sequence[str]] = None):
+                  beam_pipeline_args: Optional[Sequence[str]] = None, digests: Optional[dict[str, str]] = None):
     """Converts resolved input files into a committed Examples artifact at ``output_uri``.
     Returns split names, counts, rows read, shard count, extras and the rows rejected.
 
@@ -402,6 +384,8 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
     ``bad_rows``: the bad-row policy (examplegen.bad_rows).
     ``engine``: "local" (worker processes on this machine) or "beam" (an Apache Beam
     pipeline with ``beam_pipeline_args``); both give the same artifact.
+    ``digests``: {input path: "sha256:<hex>"} taken when the files were resolved; a file a
+    work unit reads from its first byte to its end is checked against it by the worker.
     """
     beam_pipeline_args = check_engine(engine, beam_pipeline_args, workers)
     if source_options is None:
@@ -414,7 +398,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
         total_bytes = sum(work_bytes(f, source_options) for s in split_files for f in s.files)
     num_shards = num_shards or _auto_shards(total_bytes)
     if not workers:
-        workers = _default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
+        workers = worker_pool.default_workers() if total_bytes >= PARALLEL_MIN_BYTES else 1
     writer = ExamplesWriter(output_uri, split_names, num_shards, quarantine=bad_rows.skip)
     runner = None
     tally = RejectTally(bad_rows)
@@ -422,7 +406,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
         runner = _open_runner(engine, beam_pipeline_args, workers, progress and sys.stderr.isatty(), total_bytes,
                               writer)
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, source_options, writer,
-                                        runner, tally, chunk_bytes=chunk_bytes or CHUNK_BYTES)
+                                        runner, tally, chunk_bytes=chunk_bytes or CHUNK_BYTES, digests=digests)
         tally.finish()
         md = dict((metadata(extras) if callable(metadata) else metadata) or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
@@ -630,7 +614,8 @@ def ingest(input_base: str, output_uri: str, *, source_format: str = "csv",
             input_config=in_cfg, output_config=out_cfg, source_options=opts,
             payload_format=payload_format, num_shards=num_shards,
             workers=workers, progress=progress, metadata=lambda _: _check_unchanged(versions) or span_md,
-            bad_rows=policy, engine=engine, beam_pipeline_args=beam_pipeline_args)
+            bad_rows=policy, engine=engine, beam_pipeline_args=beam_pipeline_args,
+            digests=_worker_digests(split_files, sources))
         if without_rows:
             extras["files_without_rows"] = without_rows
         result = IngestResult(

@@ -24,11 +24,11 @@ import time
 import uuid
 from typing import Any, Optional
 
-from examplegen import sources
+from examplegen import sources, worker_pool
 from examplegen.bad_rows import BadRowPolicy
 from examplegen.config import effective_output_config, load_object
 from examplegen.errors import ConfigError
-from examplegen.ingest import (_InputSplitFiles, _default_workers, _is_query_format, _load_configs, _open_recorder,
+from examplegen.ingest import (_InputSplitFiles, _is_query_format, _load_configs, _open_recorder,
                                check_run_options, convert_files)
 from examplegen.output_lock import lock_output
 from examplegen.result import IngestResult, SourceFile
@@ -92,7 +92,7 @@ def ingest_query(connection: str, output_uri: str, *, source_format: str = "sql"
             return md
 
         if not workers:
-            workers = min(opts.workers, _default_workers()) if opts.workers > 1 else 1
+            workers = min(opts.workers, worker_pool.default_workers()) if opts.workers > 1 else 1
         split_names, counts, rows, num_shards, extras, _ = convert_files(
             [_InputSplitFiles(qs[0].split, qs) for qs in queries], output_uri, source_format=source_format,
             input_config=in_cfg, output_config=out_cfg, source_options=opts, num_shards=num_shards or 1,

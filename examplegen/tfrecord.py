@@ -222,6 +222,7 @@ class _ZlibReader(io.RawIOBase):
     def __init__(self, raw: BinaryIO):
         self._raw = raw
         self._inflate = isal_zlib.decompressobj()
+        self._drained = False
 
     def readable(self) -> bool:
         return True
@@ -233,6 +234,12 @@ class _ZlibReader(io.RawIOBase):
             if not data:
                 raise EOFError("zlib stream ended before its end marker")
             out += self._inflate.decompress(data, 0 if size < 0 else size - len(out))
+        if self._inflate.eof and not self._drained:
+            # read the file to its end (bytes after the end marker are ignored, as before),
+            # so that a digest check of the file (examplegen.fs.expect_digests) takes place
+            self._drained = True
+            while self._raw.read(1 << 16):
+                pass
         return bytes(out)
 
     def close(self) -> None:
@@ -263,7 +270,7 @@ def _open_stream(path: str | os.PathLike) -> tuple[BinaryIO, str]:
     if not head or _is_plain_tfrecord(head):
         return fs.open_input(path), "plain"
     if head.startswith(_GZIP_MAGIC):
-        return (fs.open_gzip(path) if fs.is_remote(path) else igzip.open(path, "rb")), "gzip"
+        return fs.open_gzip(path), "gzip"
     if _is_zlib(head):
         return _ZlibReader(fs.open_input(path)), "zlib"
     return fs.open_input(path), "plain"  # the reader reports the bad first header

@@ -24,10 +24,13 @@ Split-* objects, streams each shard's parts straight into its final object (the 
 as a local run), writes ``examples_metadata.json`` last and deletes the staging prefix. The
 output-folder lock (examplegen.output_lock) does not apply there: one writer per output
 prefix (see the README); a commit refuses to start when another run committed to the
-prefix since this one started (the metadata object's generation or ETag changed). A
-staging prefix left by a killed run is not cleared automatically (its owner cannot be told
-alive from dead); readers take an artifact without metadata but with a staging prefix as
-incomplete (``is_interrupted``).
+prefix since this one started (the metadata object's generation or ETag changed). The
+staging prefix's ``owner.json`` is its first object and its last removed; the launcher
+rewrites it every minute (a heartbeat, examplegen.liveness.Heartbeat), and a later run
+into the same output removes the staging prefixes of runs that are provably dead or whose
+heartbeat stopped longer ago than the limit (examplegen.liveness.remote_staging_verdict);
+a run whose own staging prefix was removed that way refuses to commit. Readers take an
+artifact without metadata but with a staging prefix as incomplete (``is_interrupted``).
 
 The metadata file lists every data file (``files``: relative path, size, SHA-256, hashed
 while the shards are assembled) and ``files_digest``, the SHA-256 of that list, which is
@@ -43,13 +46,15 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from typing import Iterable, Optional
 
 from examplegen import fs
 from examplegen.bad_rows import QUARANTINE_DIR, QUARANTINE_FILE
 from examplegen.errors import ExampleGenError, OutputError
-from examplegen.liveness import ALIVE, staging_state, write_owner
+from examplegen.liveness import (ALIVE, OWNER_FILE, Heartbeat, read_owner, remote_staging_verdict, stale_after,
+                                 staging_state, write_owner)
 from examplegen.tfrecord import gzip_member
 
 log = logging.getLogger(__name__)
@@ -170,7 +175,15 @@ class ExamplesWriter:
         # Remote: the metadata object's version now; a different one at commit means another
         # run committed here meanwhile, and this one refuses to overwrite it.
         self._marker_version = _marker_version(self.output_uri) if self.remote else None
-        if not self.remote:
+        self._heartbeat: Optional[Heartbeat] = None
+        if self.remote:
+            limit = stale_after()
+            self._clear_stale_remote_staging(limit)
+            self._stale_after = limit
+            # owner.json first: a staging prefix is never without one while its run lasts
+            self._heartbeat = Heartbeat(fs.join(self.staging, OWNER_FILE))
+            self._heartbeat.start()
+        else:
             os.makedirs(self.output_uri, exist_ok=True)
             self._clear_stale_staging()
             os.makedirs(self.parts_dir)
@@ -188,6 +201,30 @@ class ExamplesWriter:
             path = os.path.join(self.output_uri, name)
             if name.startswith(STAGING_PREFIX) and staging_state(path) != ALIVE:
                 shutil.rmtree(path, ignore_errors=True)
+
+    def _clear_stale_remote_staging(self, limit: float) -> None:
+        """Removes the staging prefixes of runs that are over (remote_staging_verdict); a
+        prefix whose owner is alive, whose heartbeat is fresh or that has no owner.json
+        stays. A prefix that cannot be removed is a warning: this run goes on."""
+        now = time.time()
+        for path in fs.glob(fs.join(fs.escape_glob(self.output_uri), f"{STAGING_PREFIX}*")):
+            path = path.rstrip("/")
+            owner = read_owner(path)
+            why = remote_staging_verdict(owner, now, limit)
+            if why is None:
+                if owner is None:
+                    log.warning("%s has no %s (written by an older version?); it is left alone: delete it "
+                                "once no run writes there", path, OWNER_FILE)
+                continue
+            log.warning("removing the staging prefix %s: %s", path, why)
+            try:
+                fs.remove_tree(path, last=OWNER_FILE)
+            except ExampleGenError as exc:
+                log.warning("could not remove the staging prefix %s: %s", path, exc)
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
 
     def discard_parts(self, input_split: int) -> None:
         """Drops what was written for one input split (to convert it again)."""
@@ -251,6 +288,10 @@ class ExamplesWriter:
         if _marker_version(self.output_uri) != self._marker_version:
             raise OutputError(f"another run committed an Examples artifact to {self.output_uri} while this one "
                               "ran; nothing was committed (on gs:// and s3:// give each run its own output)")
+        if not fs.is_file(fs.join(self.staging, OWNER_FILE)):
+            raise OutputError(f"the staging prefix {self.staging} of this run was removed while it ran (by another "
+                              f"run, when this run's heartbeat had stopped for over {self._stale_after:g} s, "
+                              "or by hand); nothing was committed, run again")
         self.replacing = True
         fs.remove(fs.join(self.output_uri, METADATA_FILE))  # the old artifact is incomplete from here
         for name in split_folders(self.output_uri):
@@ -259,7 +300,8 @@ class ExamplesWriter:
         text = json.dumps(self._with_files(metadata), indent=2, sort_keys=True) + "\n"
         with fs.open_write(fs.join(self.output_uri, METADATA_FILE)) as out:
             out.write(text.encode())
-        fs.remove_tree(self.staging)
+        self._stop_heartbeat()
+        fs.remove_tree(self.staging, last=OWNER_FILE)
 
     def commit(self, metadata: dict) -> None:
         """Makes the staged splits the artifact's content; metadata file last."""
@@ -292,8 +334,9 @@ class ExamplesWriter:
 
     def abort(self) -> None:
         if self.remote:
+            self._stop_heartbeat()
             try:
-                fs.remove_tree(self.staging)
+                fs.remove_tree(self.staging, last=OWNER_FILE)
             except ExampleGenError as exc:  # the run's own error matters more
                 log.warning("could not remove the staging objects %s: %s", self.staging, exc)
             return

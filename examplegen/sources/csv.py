@@ -151,10 +151,8 @@ class _GzipReader(io.RawIOBase):
     naming it."""
 
     def __init__(self, path: str):
-        from isal import igzip
-
         self._path = path
-        self._file = fs.open_gzip(path) if fs.is_remote(path) else igzip.open(path, "rb")
+        self._file = fs.open_gzip(path)
 
     def readable(self) -> bool:
         return True

@@ -34,6 +34,7 @@ from typing import Iterator, Sequence
 
 import pyarrow as pa
 
+from examplegen import fs
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources import folders
 from examplegen.sources.base import Plan
@@ -149,7 +150,7 @@ def read_files(paths: Sequence[str], options: ImageOptions) -> pa.RecordBatch:
     encoded, infos = [], []
     for path in paths:
         try:
-            with open(path, "rb") as f:
+            with fs.open_input(path) as f:  # checked against its digest (examplegen.fs)
                 data = f.read()
         except OSError as exc:
             raise SourceError(f"{path}: cannot read ({exc})") from None

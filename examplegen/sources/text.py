@@ -28,6 +28,7 @@ from typing import IO, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+from examplegen import fs
 from examplegen.errors import ConfigError, SourceError
 from examplegen.sources import folders
 from examplegen.sources.base import Plan
@@ -78,7 +79,7 @@ def schema(options: TextOptions) -> pa.Schema:
 
 
 def _open_binary(path: str) -> IO[bytes]:
-    raw = open(path, "rb")
+    raw = fs.open_input(path)  # checked against its digest when read whole (examplegen.fs)
     if raw.read(2) == _GZIP_MAGIC:
         raw.seek(0)
         return gzip.GzipFile(fileobj=raw, mode="rb")

@@ -1,0 +1,81 @@
+"""Worker processes started by the command before it parses and plans
+(examplegen.worker_pool, examplegen.cli.run): which command lines start them, and that a
+run converts with the started pool (no second pool) and gives the same artifact."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from examplegen import cli, worker_pool
+from tests.helpers import TAXI_CSV_DIR, tree_bytes
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    (["ingest", "--input-base", "in", "--output", "out"], "cores"),
+    (["--debug", "ingest", "--input-base", "in", "--output", "out"], "cores"),
+    (["resplit", "--examples", "e", "--output", "out"], "cores"),
+    (["ingest", "--input-base", "in", "--output", "out", "--workers", "3"], 3),
+    (["ingest", "--input-base", "in", "--output", "out", "--workers=3"], 3),
+    (["ingest", "--input-base", "in", "--output", "out", "--workers", "1"], 1),
+    (["ingest", "--input-base", "in", "--output", "out", "--engine", "beam"], 0),
+    (["ingest", "--input-base", "in", "--output", "out", "--engine=beam"], 0),
+    (["ingest", "--format", "sql", "--connection", "postgresql://h/db", "--output", "out"], 0),
+    (["ingest", "--help"], 0),
+    (["ingest", "--workers", "many"], 0),  # the real parser reports it
+    (["resolve", "--input-base", "in"], 0),
+    (["versions"], 0),
+    ([], 0),
+])
+def test_which_command_lines_start_workers_early(argv, wanted):
+    expected = worker_pool.default_workers() if wanted == "cores" else wanted
+    assert cli._local_workers_wanted(argv) == expected
+
+
+@pytest.fixture
+def counted_starts(monkeypatch):
+    starts = []
+    real = worker_pool.start
+
+    def start(workers):
+        starts.append(workers)
+        return real(workers)
+
+    monkeypatch.setattr(worker_pool, "start", start)
+    yield starts
+    worker_pool.discard()
+
+
+def test_a_run_takes_the_prestarted_pool(tmp_path, monkeypatch, counted_starts):
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["examplegen", "ingest", "--input-base", TAXI_CSV_DIR, "--output", str(out),
+                                      "--no-lineage", "--workers", "2"])
+    assert cli.run() == 0
+    assert counted_starts == [2]  # started once, before parsing; the run started no other pool
+    assert worker_pool.prestarted() == 0
+    reference = tmp_path / "reference"
+    assert cli.main(["ingest", "--input-base", TAXI_CSV_DIR, "--output", str(reference), "--no-lineage",
+                     "--workers", "1"]) == 0
+    assert tree_bytes(str(out)) == tree_bytes(str(reference))
+
+
+def test_a_pool_of_another_size_is_shut_down_not_used(counted_starts):
+    worker_pool.prestart(2)
+    pool = worker_pool._prestarted[1]
+    assert worker_pool.take(3) is None
+    assert worker_pool.prestarted() == 0 and pool._shutdown_thread
+    worker_pool.prestart(2)
+    assert worker_pool.take(2) is not None and worker_pool.take(2) is None
+    assert counted_starts == [2, 2]
+
+
+def test_a_small_input_converts_inline_and_discards_the_pool(tmp_path, monkeypatch, counted_starts):
+    """Below 64 MiB the run converts in the launcher (faster than waiting for a worker): the
+    prestarted pool is shut down, and nothing is left for a later run."""
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["examplegen", "ingest", "--input-base", TAXI_CSV_DIR, "--output", str(out),
+                                      "--no-lineage"])
+    assert cli.run() == 0
+    assert len(counted_starts) == (1 if worker_pool.default_workers() > 1 else 0)
+    assert worker_pool.prestarted() == 0
