@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= output
 
-.PHONY: venv run test bench compile image clean
+.PHONY: venv run test bench compile image image-beam lock-beam clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,18 @@ compile: venv
 image: venv
 	tag=$$(EXAMPLEGEN_IMAGE="$(or $(IMAGE),$(EXAMPLEGEN_IMAGE))" $(BIN)/python -c 'from kfp_examplegen import components; print(components.image())') && \
 	docker build --platform linux/amd64 -f images/Dockerfile -t "$$tag" . && echo "built $$tag"
+
+# The Beam flavour (target beam: apache-beam and Beam's worker boot entrypoint), named after
+# the component image with -beam appended to its tag (components.beam_image()), e.g.
+# kfp-examplegen:0.1.0-beam. BEAM_USER=0:0 builds it to run as root (Dataflow, see README).
+image-beam: venv
+	tag=$$(EXAMPLEGEN_IMAGE="$(or $(IMAGE),$(EXAMPLEGEN_IMAGE))" $(BIN)/python -c 'from kfp_examplegen import components; print(components.beam_image())') && \
+	docker build --platform linux/amd64 -f images/Dockerfile --target beam \
+	    $(if $(BEAM_USER),--build-arg BEAM_USER=$(BEAM_USER)) -t "$$tag" . && echo "built $$tag"
+
+# requirements-beam.lock from the installed metadata of the `beam` extra (images/beam_lock.py).
+lock-beam: venv
+	$(BIN)/python images/beam_lock.py > requirements-beam.lock.new && mv requirements-beam.lock.new requirements-beam.lock
 
 clean:
 	rm -rf $(OUT) local_outputs .pytest_cache

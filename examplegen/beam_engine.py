@@ -24,8 +24,9 @@ from examplegen.convert import ChunkResult, UnitTask
 from examplegen.errors import ConfigError, ExampleGenError
 
 INSTALL_HINT = ("engine='beam' needs Apache Beam, which is not installed here: pip install 'kfp-examplegen[beam]' "
-                "(apache-beam[gcp]==2.66.0, the version this engine is tested with; the component image leaves "
-                "it out), or use engine='local'")
+                "(apache-beam[gcp]==2.66.0, the version this engine is tested with); components need the Beam "
+                "image for it (`make image-beam`, the component image's tag + '-beam'; the default image leaves "
+                "Beam out), or use engine='local'")
 
 
 def pipeline_elements(num_units: int) -> list[int]:

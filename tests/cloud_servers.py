@@ -66,16 +66,18 @@ def _log_tail(path: str) -> str:
     return ""
 
 
-def _launch(name: str, args_for_port, log_dir: str, attempt: int, env=None) -> ServerProcess:
+def _launch(name: str, args_for_port, log_dir: str, attempt: int, env=None, python=None,
+            cwd=None) -> ServerProcess:
     port = _free_port()
     log_path = os.path.join(log_dir, f"{name}-{attempt}.log")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *args_for_port(port)],
+            [python or sys.executable, *args_for_port(port)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
         )
     return ServerProcess(name, process, port, log_path)
 
@@ -90,11 +92,13 @@ def _wait_ready(server: ServerProcess) -> bool:
     return False
 
 
-def start_servers(specs: dict, log_dir: str, env=None) -> dict[str, ServerProcess]:
+def start_servers(specs: dict, log_dir: str, env=None, python=None, cwd=None) -> dict[str, ServerProcess]:
     """Start `python <args_for_port(port)>` for each {name: args_for_port}, all at once
-    (``env``: their environment, default this process's), and wait until each port accepts
+    (``env``: their environment, default this process's; ``python``: the interpreter, default
+    this one; ``cwd``: their working directory), and wait until each port accepts
     connections. Retries a server on a new port."""
-    servers = {name: _launch(name, args, log_dir, 0, env) for name, args in specs.items()}
+    launch = {"env": env, "python": python, "cwd": cwd}
+    servers = {name: _launch(name, args, log_dir, 0, **launch) for name, args in specs.items()}
     failures: dict[str, list[str]] = {name: [] for name in specs}
     try:
         for name, args in specs.items():
@@ -108,7 +112,7 @@ def start_servers(specs: dict, log_dir: str, env=None) -> dict[str, ServerProces
                 )
                 if attempt == START_ATTEMPTS:
                     raise RuntimeError(f"{name} did not start:\n" + "\n".join(failures[name]))
-                servers[name] = _launch(name, args, log_dir, attempt, env)
+                servers[name] = _launch(name, args, log_dir, attempt, **launch)
     except BaseException:
         for server in servers.values():
             server.stop()

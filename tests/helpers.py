@@ -147,3 +147,30 @@ def run_query_pipeline(root, params: list[str], capsys) -> tuple[str, str]:
     printed = capsys.readouterr().out
     examples = re.search(r"query-example-gen/examples \(system.Dataset\): (\S+)", printed).group(1)
     return examples, re.search(r"^report: (.+)$", printed, re.M).group(1)
+
+
+def dockerfile_stages(path: str) -> dict[str, dict]:
+    """The build stages of a Dockerfile, in order: {name: {"from": image or stage,
+    "platform": --platform or None, "lines": [instruction, ...]}}, each instruction on one
+    line (continuations joined, comments and blank lines left out). An unnamed stage is
+    named by its index. Instructions before the first FROM are under the name ""."""
+    stages: dict[str, dict] = {"": {"from": None, "platform": None, "lines": []}}
+    current, pending = stages[""], ""
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            line = raw.strip()
+            if line.startswith("#") or not (line or pending):
+                continue
+            if line.endswith("\\"):
+                pending += line[:-1].strip() + " "
+                continue
+            line, pending = pending + line, ""
+            words = line.split()
+            if words[0].upper() == "FROM":
+                platform = next((w.split("=", 1)[1] for w in words[1:] if w.startswith("--platform=")), None)
+                rest = [w for w in words[1:] if not w.startswith("--")]
+                name = rest[2] if len(rest) == 3 and rest[1].upper() == "AS" else str(len(stages) - 1)
+                current = stages[name] = {"from": rest[0], "platform": platform, "lines": []}
+            else:
+                current["lines"].append(line)
+    return stages

@@ -24,6 +24,20 @@ def test_image_setting_precedence(monkeypatch):
     assert components.image("cli.example/eg:2") == "cli.example/eg:2"
 
 
+def test_beam_image_is_named_after_the_component_image(monkeypatch):
+    """`make image-beam` tags the beam target so: the component image's tag plus -beam."""
+    monkeypatch.delenv(components.IMAGE_ENV, raising=False)
+    version = __import__("examplegen").__version__
+    assert components.beam_image() == f"kfp-examplegen:{version}-beam"
+    monkeypatch.setenv(components.IMAGE_ENV, "registry.example:5000/team/eg:1")
+    assert components.beam_image() == "registry.example:5000/team/eg:1-beam"
+    assert components.beam_image("cli.example/eg:2") == "cli.example/eg:2-beam"
+    assert components.beam_image("cli.example/eg:2-beam") == "cli.example/eg:2-beam"  # already the Beam image
+    for ref in ("registry.example:5000/team/eg", "eg", "eg@sha256:" + "0" * 64):
+        with pytest.raises(ValueError, match="needs a NAME:TAG reference"):
+            components.beam_image(ref)
+
+
 def test_load_builds_every_component_for_the_image():
     built = components.load("registry.example/examplegen:3")
     for name in components.COMPONENT_NAMES:

@@ -23,6 +23,7 @@ import sys
 import pytest
 import yaml
 
+from tests.helpers import dockerfile_stages
 from tests.cloud_servers import cloud_servers, gcs_server, s3_server  # noqa: F401 (fixtures)
 from tests.lineage_fixtures import postgres_url  # noqa: F401 (fixture)
 from tests.test_fs_remote import stores  # noqa: F401 (fixture)
@@ -43,23 +44,26 @@ def _run(cmd, **kwargs):
 
 def test_dockerfile_installs_what_this_test_installs():
     text = open(DOCKERFILE, encoding="utf-8").read()
+    stages = dockerfile_stages(DOCKERFILE)
     assert re.search(r"^FROM --platform=linux/amd64 \$\{PYTHON_IMAGE\} AS build$", text, re.M)
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
-    assert "pip install --no-deps -r /src/requirements.lock" in text
-    assert "pip install --no-deps --no-build-isolation /src" in text
+    build = "\n".join(stages["build"]["lines"])
+    assert "pip install --no-deps -r /src/requirements.lock" in build
+    assert "pip install --no-deps --no-build-isolation /src" in build
     for name in PACKAGE_FILES:
-        assert re.search(rf"^COPY .*\b{re.escape(name)}\b", text, re.M), name
-    final = text.split("AS build", 1)[1].split("\nFROM ", 1)[1]
+        assert re.search(rf"^COPY .*\b{re.escape(name)}\b", build, re.M), name
+    # The default target (the last stage): the runtime venv on the shared base, non-root.
+    assert list(stages)[-1] == "runtime" and stages["runtime"]["from"] == "base"
+    final = "\n".join(stages["base"]["lines"] + stages["runtime"]["lines"])
     assert "build-essential" not in final and "apt-get" not in final  # no build tools
     assert "COPY --from=build /opt/venv /opt/venv" in final
     assert re.search(r"^USER 10001", final, re.M)  # non-root
     assert "EXAMPLEGEN_SAMPLE_DATA=/opt/examplegen/sample-data" in final
 
 
-@pytest.fixture(scope="module")
-def image_env(tmp_path_factory):
-    """A clean venv with the stack and the package installed as the Dockerfile does."""
-    root = tmp_path_factory.mktemp("image")
+def build_image_env(root, locks=(LOCK,)) -> dict:
+    """A clean venv under `root` with the stack and the package installed as the Dockerfile
+    does: requirements.lock, the package, then any further lock (the beam target's), pip check."""
     src = root / "src"
     src.mkdir()
     for name in PACKAGE_FILES:  # COPY ... /src/
@@ -74,8 +78,11 @@ def image_env(tmp_path_factory):
     _run([sys.executable, "-m", "venv", str(venv)])
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_NO_CACHE_DIR", "PYTHONPATH", "VIRTUAL_ENV")}
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
-    _run(pip + ["install", "--no-deps", "--no-compile", "-r", LOCK], env=env)
+    runtime_lock, *more_locks = locks
+    _run(pip + ["install", "--no-deps", "--no-compile", "-r", runtime_lock], env=env)
     _run(pip + ["install", "--no-deps", "--no-build-isolation", str(src)], env=env)
+    for lock in more_locks:
+        _run(pip + ["install", "--no-deps", "--no-compile", "-r", lock], env=env)
     _run(pip + ["check"], env=env)
     image_environ = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
@@ -87,6 +94,12 @@ def image_env(tmp_path_factory):
     workdir = root / "work"
     workdir.mkdir()
     return {"root": root, "venv": venv, "environ": image_environ, "workdir": workdir}
+
+
+@pytest.fixture(scope="module")
+def image_env(tmp_path_factory):
+    """A clean venv with the stack and the package installed as the Dockerfile does."""
+    return build_image_env(tmp_path_factory.mktemp("image"))
 
 
 def test_the_package_imports_from_site_packages_without_the_heavy_stack(image_env):
@@ -252,6 +265,25 @@ def test_container_contract(image_env, gcs_server, stores, tmp_path, mount):  # 
     # No store in the environment and the pipeline root not mounted: the engine's default
     # SQLite file in the working directory holds the run.
     assert workdir_store.is_file()
+
+
+def test_engine_beam_in_the_default_image_names_the_beam_image(image_env, tmp_path):
+    """The default image has no Beam: a component asked for engine="beam" fails and says
+    which image has it."""
+    spec = _spec("csv_example_gen")
+    [executor] = spec["deploymentSpec"]["executors"].values()
+    executor_input = {"inputs": {"parameterValues": {"input_base": "", "engine": "beam",
+                                                     "mlmd": f"sqlite:///{tmp_path}/m.sqlite"}},
+                      "outputs": {"artifacts": {"examples": {"artifacts": [{
+                          "name": "examples", "type": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"},
+                          "uri": str(tmp_path / "examples"), "metadata": {}}]}},
+                          "outputFile": str(tmp_path / "output_metadata.json")}}
+    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in executor["container"]["args"]]
+    proc = subprocess.run(executor["container"]["command"] + args, env=image_env["environ"],
+                          cwd=image_env["workdir"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "engine='beam' needs Apache Beam" in proc.stderr and "`make image-beam`" in proc.stderr
+    assert not (tmp_path / "examples").exists() or not os.listdir(tmp_path / "examples")
 
 
 def test_import_example_gen_contract_on_the_bundled_sample(image_env, tmp_path):
