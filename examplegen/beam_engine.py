@@ -97,7 +97,7 @@ class BeamRunner:
             unit_files.raise_unit_error(pass_dir)
             raise ExampleGenError(f"the Beam pipeline ended {state} on {runner}; nothing was committed")
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         pass
 
 

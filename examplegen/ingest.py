@@ -153,11 +153,14 @@ class _Runner:
         if self._bar is not None:
             self._bar.update(size)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Shuts the workers down; ``wait=False`` lets them exit while this process goes on
+        (with the commit), and a later close() waits for them."""
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
 
 
 def _split_files(resolutions: Sequence[SpanResolution]) -> list[_InputSplitFiles]:
