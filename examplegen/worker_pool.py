@@ -2,8 +2,8 @@
 
 Workers are forked from multiprocessing's fork server, a fresh interpreter that has
 imported the conversion code (pyarrow, numpy: ~0.25 s of CPU) once: they inherit nothing
-from the caller (no forked TensorFlow/gRPC state from a notebook), and none of them
-imports the engine again. The pool's processes are started in a background thread, so
+from the caller (no forked TensorFlow/gRPC state from a notebook) but its environment
+variables as they are when the pool starts, and none of them imports the engine again. The pool's processes are started in a background thread, so
 the caller goes on planning while the fork server imports. A run of the ``examplegen``
 command spends about as long importing and planning before it can hand out work, on one
 core: ``prestart`` lets the command start the workers first, so that both start-ups
@@ -35,6 +35,19 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def init_worker(environ: dict[str, str]) -> None:
+    """Worker initializer: the run's environment, and an exit when the run's process dies.
+
+    A forked worker inherits the fork server's environment, which is the one of the first
+    run in this process: a notebook that sets credentials or an endpoint later (or a test
+    that starts another server) would have workers that do not see it. So each worker
+    takes the environment of the process that created its pool (the modules the fork
+    server imported read none of ours at import time)."""
+    os.environ.clear()
+    os.environ.update(environ)
+    exit_with_parent()
 
 
 def exit_with_parent() -> None:
@@ -76,7 +89,8 @@ def start(workers: int) -> ProcessPoolExecutor:
     this one goes on), each already importing the conversion code."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["examplegen.convert"])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=exit_with_parent)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
+                               initargs=(dict(os.environ),))
 
     def warm_all() -> None:
         try:

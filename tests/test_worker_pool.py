@@ -79,3 +79,30 @@ def test_a_small_input_converts_inline_and_discards_the_pool(tmp_path, monkeypat
     assert cli.run() == 0
     assert len(counted_starts) == (1 if worker_pool.default_workers() > 1 else 0)
     assert worker_pool.prestarted() == 0
+
+
+def _environment_variable(name):
+    import os
+
+    return os.environ.get(name)
+
+
+def test_workers_see_the_environment_of_the_run_not_of_the_first_pool(monkeypatch):
+    """The fork server is started once per process, with the environment of that moment;
+    a later pool's workers still see the environment as it is when that pool starts
+    (credentials or an endpoint set in a notebook between two runs)."""
+    monkeypatch.setenv("EXAMPLEGEN_TEST_VALUE", "first")
+    pool = worker_pool.start(2)
+    try:
+        assert pool.submit(_environment_variable, "EXAMPLEGEN_TEST_VALUE").result() == "first"
+    finally:
+        pool.shutdown()
+    monkeypatch.setenv("EXAMPLEGEN_TEST_VALUE", "second")
+    monkeypatch.setenv("EXAMPLEGEN_TEST_OTHER", "new")
+    pool = worker_pool.start(2)
+    try:
+        values = [pool.submit(_environment_variable, name).result()
+                  for name in ("EXAMPLEGEN_TEST_VALUE", "EXAMPLEGEN_TEST_OTHER")]
+    finally:
+        pool.shutdown()
+    assert values == ["second", "new"]
