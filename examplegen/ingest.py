@@ -322,6 +322,8 @@ def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, S
                 again[k] = new_plan
                 opened.append(new_plan)
         pending = again
+    verified = [r for k in sorted(done) for r in done[k][1]]
+    writer.expect_parts([name for r in verified for name in r.parts], [r.quarantine for r in verified if r.quarantine])
     counts = {name: 0 for name in split_names}
     rows = 0
     extras: dict[str, Any] = {}
@@ -410,6 +412,7 @@ def convert_files(split_files: list[_InputSplitFiles], output_uri: str, *, sourc
                               writer)
         counts, rows, extras = _convert(split_files, plans, split_names, source_format, source_options, writer,
                                         runner, tally, chunk_bytes=chunk_bytes or CHUNK_BYTES, digests=digests)
+        runner.close(wait=False)  # the workers exit during the commit
         tally.finish()
         md = dict((metadata(extras) if callable(metadata) else metadata) or {})
         md.update({"split_names": json.dumps(split_names), "example_counts": json.dumps(counts, sort_keys=True),
@@ -662,13 +665,20 @@ def _copy_splits_as_parts(source: str, writer: ExamplesWriter) -> None:
     one part per shard, so that its commit writes the same files (streamed copies)."""
     from examplegen.writer import part_file_name
 
+    recorded = [entry["path"] for entry in read_metadata(source).get("files", [])]
+    written = []
     for s, split in enumerate(writer.split_names):
-        names = fs.listdir(split_dir(source, split))
+        prefix = f"Split-{split}/"
+        # The files examples_metadata.json lists (verified before reuse), not a listing.
+        names = sorted(p[len(prefix):] for p in recorded if p.startswith(prefix)) or fs.listdir(split_dir(source, split))
         writer.num_shards = max(writer.num_shards, len(names))
         for shard, name in enumerate(names):
+            part = part_file_name(0, 0, s, shard)
             with fs.open_read(fs.join(split_dir(source, split), name)) as f, \
-                    fs.open_write(fs.join(writer.parts_dir, part_file_name(0, 0, s, shard))) as out:
+                    fs.open_write(fs.join(writer.parts_dir, part)) as out:
                 fs._copy(f, out)
+            written.append(part)
+    writer.expect_parts(written)
 
 
 class _NoLineage:

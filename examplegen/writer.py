@@ -189,6 +189,10 @@ class ExamplesWriter:
             os.makedirs(self.parts_dir)
             write_owner(self.staging)  # who is writing here (examplegen.liveness)
         self.files: Optional[list[dict]] = None  # set by _assemble: path, size, sha256
+        # The part files (and quarantine parts) the commit assembles, when the engine has
+        # verified them (expect_parts); otherwise whatever the parts folder lists.
+        self.expected_parts: Optional[list[str]] = None
+        self.expected_quarantine: Optional[list[str]] = None
         # where workers write the chunks' quarantine parts ("": no quarantine)
         self.quarantine_parts = fs.join(self.staging, _QUARANTINE_PARTS) if quarantine else ""
         if quarantine and not self.remote:
@@ -234,12 +238,21 @@ class ExamplesWriter:
                 if name.startswith(prefix):
                     fs.remove(fs.join(folder, name))
 
+    def expect_parts(self, parts: Iterable[str], quarantine: Iterable[str] = ()) -> None:
+        """The commit assembles exactly these part files (names in the parts folder) and
+        quarantine parts: the ones the engine's unit check verified. A listing of the
+        folder is not trusted for this (on an object store a listing taken while workers
+        upload may miss an object; a missed part would be data silently left out)."""
+        self.expected_parts = list(parts)
+        self.expected_quarantine = list(quarantine)
+
     def _assemble(self, into: Optional[str] = None) -> None:
         """Concatenates part files into shard files under ``into`` (default: the staging
         folder), in (input split, chunk) order, hashing each shard as it is written; the
         same for the quarantine parts."""
         by_shard: dict[tuple[int, int], list[str]] = {}
-        for name in fs.listdir(self.parts_dir):
+        names = sorted(self.expected_parts) if self.expected_parts is not None else fs.listdir(self.parts_dir)
+        for name in names:
             _, _, split, shard = name[:-3].split("-")
             by_shard.setdefault((int(split), int(shard)), []).append(name)
         self.files = []
@@ -256,7 +269,9 @@ class ExamplesWriter:
             fs.remove_tree(self.parts_dir)
         if self.quarantine:
             fs.makedirs(fs.join(into or self.staging, QUARANTINE_DIR))
-            parts = [fs.join(self.quarantine_parts, n) for n in sorted(fs.listdir(self.quarantine_parts))]
+            names = self.expected_quarantine if self.expected_quarantine is not None \
+                else fs.listdir(self.quarantine_parts)
+            parts = [fs.join(self.quarantine_parts, n) for n in sorted(names)]
             # an empty gzip member first: an empty quarantine is still a valid gzip file
             self._write_file(into or self.staging, f"{QUARANTINE_DIR}/{QUARANTINE_FILE}",
                              itertools.chain([_EMPTY_GZIP], _blocks(parts)))
