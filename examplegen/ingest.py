@@ -323,7 +323,8 @@ def _convert_plans(split_files: list[_InputSplitFiles], plans: list[tuple[str, S
                 opened.append(new_plan)
         pending = again
     verified = [r for k in sorted(done) for r in done[k][1]]
-    writer.expect_parts([name for r in verified for name in r.parts], [r.quarantine for r in verified if r.quarantine])
+    writer.expect_parts([name for r in verified for name in r.parts], [r.quarantine for r in verified if r.quarantine],
+                        {name: digest for r in verified for name, digest in r.digests.items()})
     counts = {name: 0 for name in split_names}
     rows = 0
     extras: dict[str, Any] = {}

@@ -52,7 +52,7 @@ from typing import Iterable, Optional
 
 from examplegen import fs
 from examplegen.bad_rows import QUARANTINE_DIR, QUARANTINE_FILE
-from examplegen.errors import ExampleGenError, OutputError
+from examplegen.errors import ExampleGenError, OutputError, VerificationError
 from examplegen.liveness import (ALIVE, OWNER_FILE, Heartbeat, read_owner, remote_staging_verdict, stale_after,
                                  staging_state, write_owner)
 from examplegen.tfrecord import gzip_member
@@ -193,6 +193,7 @@ class ExamplesWriter:
         # verified them (expect_parts); otherwise whatever the parts folder lists.
         self.expected_parts: Optional[list[str]] = None
         self.expected_quarantine: Optional[list[str]] = None
+        self.part_digests: dict = {}
         # where workers write the chunks' quarantine parts ("": no quarantine)
         self.quarantine_parts = fs.join(self.staging, _QUARANTINE_PARTS) if quarantine else ""
         if quarantine and not self.remote:
@@ -238,13 +239,18 @@ class ExamplesWriter:
                 if name.startswith(prefix):
                     fs.remove(fs.join(folder, name))
 
-    def expect_parts(self, parts: Iterable[str], quarantine: Iterable[str] = ()) -> None:
+    def expect_parts(self, parts: Iterable[str], quarantine: Iterable[str] = (),
+                     digests: Optional[dict] = None) -> None:
         """The commit assembles exactly these part files (names in the parts folder) and
         quarantine parts: the ones the engine's unit check verified. A listing of the
         folder is not trusted for this (on an object store a listing taken while workers
-        upload may miss an object; a missed part would be data silently left out)."""
+        upload may miss an object; a missed part would be data silently left out).
+        ``digests`` (part name -> (size, SHA-256 hex)): each part is hashed again as the
+        commit copies it into its shard, so bytes read differently the second time fail
+        the commit instead of landing in the artifact."""
         self.expected_parts = list(parts)
         self.expected_quarantine = list(quarantine)
+        self.part_digests = dict(digests or {})
 
     def _assemble(self, into: Optional[str] = None) -> None:
         """Concatenates part files into shard files under ``into`` (default: the staging
@@ -263,7 +269,8 @@ class ExamplesWriter:
             for number, shard in enumerate(shards):
                 file_name = shard_file_name(number, len(shards))
                 parts = by_shard.get((s, shard), [])
-                blocks = _blocks([fs.join(self.parts_dir, n) for n in parts]) if parts else [_EMPTY_GZIP]
+                blocks = _blocks([fs.join(self.parts_dir, n) for n in parts], expected=self.part_digests) \
+                    if parts else [_EMPTY_GZIP]
                 self._write_file(into or self.staging, f"{SPLIT_PREFIX}{split}/{file_name}", blocks)
         if not self.remote:  # remote: the staging prefix stays until the metadata is written
             fs.remove_tree(self.parts_dir)
@@ -376,12 +383,23 @@ def _shards_with_files(split: int, by_shard: dict, num_shards: int) -> list[int]
     return list(range(num_shards)) if len(filled) == num_shards else filled or [0]
 
 
-def _blocks(paths: list[str], size: int = 1 << 20):
-    """The bytes of the files at ``paths``, in order, in blocks of ``size``."""
+def _blocks(paths: list[str], size: int = 1 << 20, expected: Optional[dict] = None):
+    """The bytes of the files at ``paths``, in order, in blocks of ``size``. A file whose
+    name ``expected`` holds must have that (size, SHA-256 hex) once read to its end, or a
+    VerificationError stops the commit before its metadata is written."""
     for path in paths:
+        want = (expected or {}).get(path.rsplit("/", 1)[-1])
+        digest, length = hashlib.sha256(), 0
         with fs.open_read(path) as f:
             while block := f.read(size):
+                if want:
+                    digest.update(block)
+                    length += len(block)
                 yield block
+        if want and (length, digest.hexdigest()) != tuple(want):
+            raise VerificationError(f"part file {path} holds {length:,} bytes with SHA-256 {digest.hexdigest()[:12]}… "
+                                    f"as the commit reads it, not the {want[0]:,} bytes with SHA-256 {want[1][:12]}… "
+                                    "the unit check verified; nothing was committed")
 
 
 def _move_dir(source: str, target: str) -> None:

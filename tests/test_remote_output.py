@@ -81,8 +81,8 @@ def test_a_run_that_fails_while_committing_leaves_no_metadata(tmp_path, store, m
     assert writer.is_complete(url)
     blocks = writer._blocks
 
-    def failing_blocks(paths, *args):
-        yield from blocks(paths[:1], *args)
+    def failing_blocks(paths, *args, **kwargs):
+        yield from blocks(paths[:1], *args, **kwargs)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(writer, "_blocks", failing_blocks)

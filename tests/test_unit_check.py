@@ -167,3 +167,34 @@ def test_the_commit_assembles_the_verified_parts_not_a_listing(tmp_path, monkeyp
     result = ingest(TAXI_CSV_DIR, str(tmp_path / "out"), record_lineage=False, workers=1)
     assert result.counts == reference.counts
     assert tree_bytes(str(tmp_path / "out")) == tree_bytes(str(tmp_path / "reference"))
+
+
+def test_a_part_that_changes_after_the_check_fails_the_commit(tmp_path, monkeypatch):
+    """The commit hashes each part again as it copies it into its shard: bytes that differ
+    from the verified ones (changed, or read differently) stop the commit before the
+    metadata is written, and an earlier artifact at the output stays complete."""
+    from examplegen import writer as writer_module
+    from examplegen.ingest import ingest
+    from tests.helpers import tree_bytes
+
+    out = tmp_path / "out"
+    ingest(TAXI_CSV_DIR, str(out), record_lineage=False, workers=1, num_shards=2)
+    before = tree_bytes(str(out))
+    real_commit = writer_module.ExamplesWriter.commit
+
+    def flips_a_byte_first(self, metadata):
+        name = sorted(self.expected_parts)[0]
+        path = os.path.join(self.parts_dir, name)
+        with open(path, "r+b") as f:
+            f.seek(50)
+            byte = f.read(1)
+            f.seek(50)
+            f.write(bytes([byte[0] ^ 1]))
+        return real_commit(self, metadata)
+
+    monkeypatch.setattr(writer_module.ExamplesWriter, "commit", flips_a_byte_first)
+    with pytest.raises(VerificationError, match=r"part file \S+ holds [\d,]+ bytes with SHA-256 \w+… as the commit "
+                                                r"reads it, not the [\d,]+ bytes with SHA-256 \w+… the unit check "
+                                                r"verified; nothing was committed"):
+        ingest(TAXI_CSV_DIR, str(out), record_lineage=False, workers=1, num_shards=3)
+    assert tree_bytes(str(out)) == before
