@@ -144,7 +144,7 @@ class _Runner:
             raise ExampleGenError(
                 "a worker process died (killed, out of memory, or it could not start: a script "
                 "that calls ingest() must do so under `if __name__ == \"__main__\":`, because "
-                "workers are started with multiprocessing's forkserver method, which imports the main module); pass workers=1 to "
+                "workers are started with multiprocessing's spawn method); pass workers=1 to "
                 "convert in this process") from None
         self._advance(size)
         return result

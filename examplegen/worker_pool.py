@@ -1,17 +1,15 @@
 """The local engine's worker processes, and starting them early from the command line.
 
-Workers are forked from multiprocessing's fork server, a fresh interpreter that has
-imported the conversion code (pyarrow, numpy: ~0.25 s of CPU) once: they inherit nothing
-from the caller (no forked TensorFlow/gRPC state from a notebook) but its environment
-variables as they are when the pool starts, and none of them imports the engine again. The pool's processes are started in a background thread, so
-the caller goes on planning while the fork server imports. A run of the ``examplegen``
-command spends about as long importing and planning before it can hand out work, on one
-core: ``prestart`` lets the command start the workers first, so that both start-ups
-overlap on the otherwise idle cores; ``take`` hands the started pool to the run that
-needs it. A library caller never gets a prestarted pool unless it asks for one. Measured
-on 1M Parquet rows, 2 cores (bench/README.md): the first unit starts at 0.58 s with
-spawned workers started by the run, 0.49 s prestarted, and ~0.35 s prestarted from the
-fork server.
+Workers are started with multiprocessing's spawn method (a fresh interpreter each: they
+must not inherit a forked TensorFlow/gRPC state from a caller such as a notebook), and
+each imports the conversion code (pyarrow, numpy: ~0.25 s of CPU) before its first unit.
+A run of the ``examplegen`` command spends about as long importing the same modules and
+planning before it can hand out work, on one core. ``prestart`` lets the command start
+the workers first, so that both start-ups overlap on the otherwise idle cores (in a run of
+1M Parquet rows on 2 cores the first unit started at 0.49 s instead of 0.58 s, see
+bench/README.md); ``take`` hands
+the started pool to the run that needs it. A library caller never gets a prestarted pool
+unless it asks for one.
 
 This module imports no more than the standard library, so the command can call
 ``prestart`` before anything heavy is imported.
@@ -23,6 +21,7 @@ import atexit
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Optional
 
@@ -37,44 +36,27 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def init_worker(environ: dict[str, str]) -> None:
-    """Worker initializer: the run's environment, and an exit when the run's process dies.
-
-    A forked worker inherits the fork server's environment, which is the one of the first
-    run in this process: a notebook that sets credentials or an endpoint later (or a test
-    that starts another server) would have workers that do not see it. So each worker
-    takes the environment of the process that created its pool (the modules the fork
-    server imported read none of ours at import time)."""
-    os.environ.clear()
-    os.environ.update(environ)
-    exit_with_parent()
-
-
-def exit_with_parent() -> None:
-    """Worker initializer: end this worker as soon as the run's process that started it is
-    gone (killed with SIGKILL, it cannot shut the pool down), instead of converting on for
-    minutes. A watchdog thread waits on multiprocessing's sentinel of the parent process
-    (the run's process, also when the fork server forked the worker), which becomes ready
-    the moment that process dies; prctl(PR_SET_PDEATHSIG) also ends the worker if the
-    fork server itself goes."""
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker as soon as the process that started it is gone
+    (killed with SIGKILL, it cannot shut the pool down), instead of converting on for
+    minutes. Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a
+    watchdog thread that polls the parent pid covers other systems and the moment before
+    prctl took effect."""
     import ctypes
     import signal
-    from multiprocessing.connection import wait
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         pass
-    parent = multiprocessing.parent_process()
-    if parent is None:  # pragma: no cover - not started by multiprocessing
-        return
 
     def watch() -> None:
-        wait([parent.sentinel])
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
         os._exit(1)
 
-    if not parent.is_alive():  # the run's process died before the watchdog started
+    if os.getppid() != parent_pid:  # the parent died before prctl
         os._exit(1)
     threading.Thread(target=watch, name="examplegen-parent-watchdog", daemon=True).start()
 
@@ -85,21 +67,11 @@ def warm_up() -> None:
 
 
 def start(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes that are being started (in a background thread,
-    this one goes on), each already importing the conversion code."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["examplegen.convert"])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
-                               initargs=(dict(os.environ),))
-
-    def warm_all() -> None:
-        try:
-            for _ in range(workers):
-                pool.submit(warm_up)
-        except RuntimeError:  # shut down before it started
-            pass
-
-    threading.Thread(target=warm_all, name="examplegen-worker-start", daemon=True).start()
+    """A pool of ``workers`` spawned processes, each already importing the conversion code."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=exit_with_parent, initargs=(os.getpid(),))
+    for _ in range(workers):
+        pool.submit(warm_up)
     return pool
 
 
