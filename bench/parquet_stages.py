@@ -5,9 +5,13 @@ each row group: read (pyarrow), features (typed columns to Feature bytes,
 examplegen.typemap), example (Example assembly, examplegen.encode), hash+frame (SHA-256
 split and CRC32C framing in one pass, tfrecord.frame_and_bucket), group (each split's
 frames back to back) and gzip (isal level 1). The report is the median over --repeats
-passes of the process time per row, so other load skews it less; the total is also a
-calibration of the host: run it beside run_bench.py, since this VM's CPU speed varies by
-up to 40% between hours (bench/README.md).
+passes of the process time per row, so other load skews it less. The process converts
+with the pool the engine's workers use (examplegen.arrow_memory).
+
+The last line calibrates the host with a fixed workload that does not change with the
+engine's code (SHA-256 and CRC32C of 65,536 records of 420 bytes, one hashlib and one
+google_crc32c call each): run it beside run_bench.py, since this VM's CPU speed varies by
+up to 50% between hours (bench/README.md).
 
     .venv/bin/python bench/parquet_stages.py PARQUET_FILE [--repeats 3]
 
@@ -22,10 +26,14 @@ import statistics
 import sys
 import time
 
-import numpy as np
-import pyarrow.parquet as pq
-
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+
+from examplegen import arrow_memory  # noqa: E402
+
+arrow_memory.retain_freed_pages()  # the pool the engine's workers convert with
+
+import numpy as np  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 
 from examplegen import encode, tfrecord, typemap  # noqa: E402
 from examplegen.convert import GZIP_LEVEL  # noqa: E402
@@ -77,6 +85,23 @@ def main() -> None:
         total += median
         print(f"{stage:12s} {median:6.3f} µs/row")
     print(f"{'total':12s} {total:6.3f} µs/row  ({rows:,} rows, process time, median of {args.repeats})")
+    print(f"{'host':12s} {host_reference():6.3f} µs/record  (fixed reference workload, median of 5)")
+
+
+def host_reference() -> float:
+    import hashlib
+
+    import google_crc32c
+
+    records = [bytes([i % 251]) * 420 for i in range(65_536)]
+    values = []
+    for _ in range(5):
+        start = time.process_time()
+        for record in records:
+            hashlib.sha256(record).digest()
+            google_crc32c.value(record)
+        values.append((time.process_time() - start) / len(records) * 1e6)
+    return statistics.median(values)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ from isal import igzip, isal_zlib
 from examplegen.errors import SourceError
 from examplegen.split import buckets_of_digests
 
+try:  # the native loop (setup.py, examplegen/_framing.c); hashlib and google_crc32c otherwise
+    from examplegen import _framing
+except ImportError:  # pragma: no cover - exercised by the fallback test with the module hidden
+    _framing = None
+
 __all__ = [
     "masked_crc32c",
     "frame_column",
@@ -137,27 +142,40 @@ def _record_objects(records: pa.Array, given) -> Sequence[bytes]:
     return records.to_numpy(zero_copy_only=False)
 
 
+def _digests_and_crcs(array: pa.Array, given, with_digests: bool) -> tuple[bytes, np.ndarray]:
+    """The SHA-256 digest (32 bytes each, back to back; b"" unless ``with_digests``) and the
+    CRC32C of every record of ``array``: in one native call over the array's buffers when
+    examplegen._framing is built, else per record with hashlib and google_crc32c."""
+    n = len(array)
+    if _framing is not None:
+        _, offsets, data = array.buffers()
+        width = 8 if pa.types.is_large_binary(array.type) else 4
+        digests, crcs = _framing.digests_and_crcs(offsets, data if data is not None else b"", width,
+                                                  array.offset, n, with_digests)
+        return digests, np.frombuffer(crcs, dtype=np.uint32, count=n)
+    items = _record_objects(array, given)
+    digests = b""
+    if with_digests:
+        sha256 = hashlib.sha256
+        digests = b"".join([sha256(item).digest() for item in items])
+    return digests, np.fromiter(map(google_crc32c.value, items), dtype=np.uint32, count=n)
+
+
 def frame_column(records: pa.Array | Sequence[bytes]) -> pa.Array:
     """Per record, its whole TFRecord frame (header, data, footer) as a binary array."""
     array = _record_array(records)
-    n = len(array)
-    if n == 0:
+    if len(array) == 0:
         return pa.array([], array.type)
-    crcs = np.fromiter(map(google_crc32c.value, _record_objects(array, records)), dtype=np.uint32, count=n)
-    return _framed(array, crcs)
+    return _framed(array, _digests_and_crcs(array, records, with_digests=False)[1])
 
 
 def frame_and_bucket(records: pa.Array | Sequence[bytes], total_buckets: int) -> tuple[pa.Array, np.ndarray]:
     """``frame_column(records)`` and the TFX hash bucket of each record
     (``split.hash_buckets(records, total_buckets)``), in one pass over the records."""
     array = _record_array(records)
-    n = len(array)
-    if n == 0:
+    if len(array) == 0:
         return pa.array([], array.type), np.zeros(0, dtype=np.int64)
-    items = _record_objects(array, records)
-    sha256 = hashlib.sha256
-    digests = b"".join([sha256(item).digest() for item in items])
-    crcs = np.fromiter(map(google_crc32c.value, items), dtype=np.uint32, count=n)
+    digests, crcs = _digests_and_crcs(array, records, with_digests=True)
     return _framed(array, crcs), buckets_of_digests(digests, total_buckets)
 
 

@@ -61,6 +61,15 @@ def exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="examplegen-parent-watchdog", daemon=True).start()
 
 
+def init_worker(parent_pid: int) -> None:
+    """Worker initializer: ``exit_with_parent``, and an Arrow memory pool that keeps freed
+    pages for the next unit (examplegen.arrow_memory)."""
+    exit_with_parent(parent_pid)
+    from examplegen import arrow_memory
+
+    arrow_memory.retain_freed_pages()
+
+
 def warm_up() -> None:
     """Runs in a fresh worker: the import of the conversion code is the slow part."""
     import examplegen.convert  # noqa: F401
@@ -69,7 +78,7 @@ def warm_up() -> None:
 def start(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` spawned processes, each already importing the conversion code."""
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=exit_with_parent, initargs=(os.getpid(),))
+                               initializer=init_worker, initargs=(os.getpid(),))
     for _ in range(workers):
         pool.submit(warm_up)
     return pool

@@ -31,7 +31,7 @@ from tests.test_fs_remote import stores  # noqa: F401 (fixture)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKERFILE = os.path.join(REPO, "images", "Dockerfile")
 LOCK = os.path.join(REPO, "requirements.lock")
-PACKAGE_FILES = ["pyproject.toml", "README.md", "examplegen", "kfp_examplegen", "components", "pipelines"]
+PACKAGE_FILES = ["pyproject.toml", "setup.py", "README.md", "examplegen", "kfp_examplegen", "components", "pipelines"]
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def build_image_env(root, locks=(LOCK,)) -> dict:
     for name in PACKAGE_FILES:  # COPY ... /src/
         source = os.path.join(REPO, name)
         if os.path.isdir(source):
-            shutil.copytree(source, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(source, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so"))
         else:
             shutil.copy(source, src / name)
     for name in ("taxi", "taxi_tfrecord", "taxi_parquet", "taxi_avro", "taxi_jsonl", "images", "text_corpus"):  # COPY examples/data/<name> ...
@@ -103,13 +103,17 @@ def image_env(tmp_path_factory):
 
 
 def test_the_package_imports_from_site_packages_without_the_heavy_stack(image_env):
-    code = ("import importlib.util, kfp_examplegen.components as c, examplegen; print(c.__file__); "
+    code = ("import importlib.util, kfp_examplegen.components as c, examplegen, examplegen._framing; print(c.__file__); "
             "print([m for m in ('tensorflow', 'apache_beam', 'keras', 'components', 'pipelines') "
             "if importlib.util.find_spec(m)])")
     proc = _run(["python3", "-c", code], env=image_env["environ"], cwd=image_env["workdir"])
     path, absent = proc.stdout.strip().splitlines()
     assert str(image_env["venv"]) in path and REPO not in path
     assert absent == "[]"
+    # the C extension was built from source by the install, not copied from the checkout
+    proc = _run(["python3", "-c", "import examplegen._framing as f; print(f.__file__)"],
+                env=image_env["environ"], cwd=image_env["workdir"])
+    assert proc.stdout.startswith(str(image_env["venv"]))
 
 
 def test_the_cli_ingests_in_the_runtime_environment(image_env):

@@ -106,3 +106,41 @@ def test_workers_see_the_environment_of_the_run_not_of_the_first_pool(monkeypatc
     finally:
         pool.shutdown()
     assert values == ["second", "new"]
+
+
+def _memory_pool_of_worker() -> tuple[str, str]:
+    import os
+
+    import pyarrow as pa
+
+    return pa.default_memory_pool().backend_name, os.environ.get("JE_ARROW_MALLOC_CONF", "")
+
+
+def test_workers_convert_with_a_jemalloc_pool_that_keeps_freed_pages():
+    """The engine's own workers keep freed pages for the next unit (examplegen.arrow_memory);
+    the process that started them keeps Arrow's default pool and environment."""
+    import os
+
+    import pyarrow as pa
+
+    own_pool = pa.default_memory_pool().backend_name
+    pool = worker_pool.start(2)
+    try:
+        backend, conf = pool.submit(_memory_pool_of_worker).result(timeout=120)
+    finally:
+        pool.shutdown()
+    assert (backend, conf) == ("jemalloc", "dirty_decay_ms:-1,muzzy_decay_ms:-1")  # pyarrow's Linux wheels have it
+    assert pa.default_memory_pool().backend_name == own_pool
+    assert "JE_ARROW_MALLOC_CONF" not in os.environ
+
+
+def test_the_pool_is_chosen_only_before_pyarrow_is_imported():
+    import subprocess
+
+    from examplegen import arrow_memory
+
+    assert arrow_memory.retain_freed_pages() is False  # this process imported pyarrow long ago
+    code = ("from examplegen import arrow_memory; import sys; first = arrow_memory.retain_freed_pages(); "
+            "import pyarrow as pa; print(first, pa.default_memory_pool().backend_name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "jemalloc"]
