@@ -2,9 +2,9 @@
 
 Stages, as examplegen.sources.parquet.read and examplegen.convert.run_unit run them on
 each row group: read (pyarrow), features (typed columns to Feature bytes,
-examplegen.typemap), example (Example assembly, examplegen.encode), hash+frame (SHA-256
-split and CRC32C framing in one pass, tfrecord.frame_and_bucket), group (each split's
-frames back to back) and gzip (isal level 1). The report is the median over --repeats
+examplegen.typemap), example (Example assembly, examplegen.encode), hash (SHA-256 for the
+split and CRC32C in one pass, tfrecord.crc_and_bucket), frame+group (each split's frames
+back to back, tfrecord.frames_by_key) and gzip (isal level 1). The report is the median over --repeats
 passes of the process time per row, so other load skews it less. The process converts
 with the pool the engine's workers use (examplegen.arrow_memory).
 
@@ -57,10 +57,10 @@ def one_pass(pf: pq.ParquetFile) -> tuple[dict[str, float], int]:
         t = tick("features", t)
         examples = encode.example_column([f.name for f in features], [f.feature for f in features])
         t = tick("example", t)
-        framed, buckets = tfrecord.frame_and_bucket(examples, 3)  # train 2 : eval 1, as the default config
-        t = tick("hash+frame", t)
-        groups = tfrecord.grouped_frames(framed, (buckets >= 2).astype(np.int64))
-        t = tick("group", t)
+        crcs, buckets = tfrecord.crc_and_bucket(examples, 3)  # train 2 : eval 1, as the default config
+        t = tick("hash", t)
+        groups = tfrecord.frames_by_key(examples, (buckets >= 2).astype(np.int64), crcs)
+        t = tick("frame+group", t)
         for _, _, data in groups:
             tfrecord.gzip_member(data, GZIP_LEVEL)
         tick("gzip", t)

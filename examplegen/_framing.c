@@ -1,6 +1,7 @@
 /*
  * examplegen._framing: the SHA-256 digest and the CRC32C of every value of an Arrow binary
- * array, in one call.
+ * array, in one call; the per-row join of binary arrays that assembles Examples; and the
+ * TFRecord frames of a batch written straight in split order.
  *
  * The hash split (TFX's rule: SHA-256 of the serialized Example) and the TFRecord framing
  * (CRC32C of the record) need both values for each record. From Python that is two calls
@@ -124,6 +125,175 @@ done:
     return result;
 }
 
+/* join_rows(pieces, n, out_offsets, out_data, out_width)
+ * Row i of the result is row i of every piece, back to back: Arrow's
+ * binary_join_element_wise with an empty separator, for pieces without nulls. Each piece is
+ * (offsets, data, offset_width, start) as in digests_and_crcs. out_offsets (n + 1 values
+ * of out_width bytes) and out_data (exactly the joined size) are writable buffers the
+ * caller allocated from Arrow's pool. Arrow's kernel spends ~50 ns per piece and row on
+ * generic checks; an Example of the taxi data is 15 pieces. */
+typedef struct {
+    Py_buffer offsets, data;
+    int width;
+    Py_ssize_t start;
+} Piece;
+
+static int64_t piece_offset(const Piece *p, Py_ssize_t row) {
+    const char *at = (const char *)p->offsets.buf + (p->start + row) * p->width;
+    if (p->width == 4) {
+        int32_t x;
+        memcpy(&x, at, 4);
+        return x;
+    }
+    int64_t x;
+    memcpy(&x, at, 8);
+    return x;
+}
+
+static PyObject *join_rows(PyObject *self, PyObject *args) {
+    PyObject *list;
+    Py_ssize_t n;
+    Py_buffer out_offsets, out_data;
+    int out_width;
+    if (!PyArg_ParseTuple(args, "O!nw*w*i", &PyList_Type, &list, &n, &out_offsets, &out_data, &out_width))
+        return NULL;
+    Py_ssize_t k = PyList_GET_SIZE(list), ready = 0;
+    Piece *pieces = PyMem_Calloc(k ? k : 1, sizeof(Piece));
+    const char *error = NULL;
+    if (!pieces) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if ((out_width != 4 && out_width != 8) || n < 0 || out_offsets.len < (n + 1) * (Py_ssize_t)out_width) {
+        error = "output offsets buffer too short";
+        goto done;
+    }
+    for (; ready < k; ready++) {
+        Piece *p = &pieces[ready];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, ready), "y*y*in", &p->offsets, &p->data, &p->width, &p->start))
+            goto done;
+        if ((p->width != 4 && p->width != 8) || p->start < 0 ||
+            (p->start + n + 1) * (Py_ssize_t)p->width > p->offsets.len) {
+            ready++;
+            error = "a piece's offsets buffer is too short for start and count";
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    char *out = (char *)out_data.buf;
+    int64_t pos = 0;
+    for (Py_ssize_t i = 0; i < n && !error; i++) {
+        if (out_width == 4) {
+            int32_t x = (int32_t)pos;
+            memcpy((char *)out_offsets.buf + i * 4, &x, 4);
+        } else {
+            memcpy((char *)out_offsets.buf + i * 8, &pos, 8);
+        }
+        for (Py_ssize_t j = 0; j < k; j++) {
+            const Piece *p = &pieces[j];
+            int64_t a = piece_offset(p, i), b = piece_offset(p, i + 1);
+            if (a < 0 || b < a || b > p->data.len) {
+                error = "a piece's offsets point outside its data buffer";
+                break;
+            }
+            if (pos + (b - a) > out_data.len) {
+                error = "the joined rows are longer than the output data buffer";
+                break;
+            }
+            memcpy(out + pos, (const char *)p->data.buf + a, (size_t)(b - a));
+            pos += b - a;
+        }
+    }
+    if (!error && pos != out_data.len) error = "the joined rows are shorter than the output data buffer";
+    if (!error && out_width == 4 && pos > INT32_MAX) error = "the joined rows overflow 32-bit offsets";
+    if (!error) {
+        if (out_width == 4) {
+            int32_t x = (int32_t)pos;
+            memcpy((char *)out_offsets.buf + n * 4, &x, 4);
+        } else {
+            memcpy((char *)out_offsets.buf + n * 8, &pos, 8);
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    if (error && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, error);
+    for (Py_ssize_t j = 0; j < ready; j++) {
+        PyBuffer_Release(&pieces[j].offsets);
+        PyBuffer_Release(&pieces[j].data);
+    }
+    PyMem_Free(pieces);
+    PyBuffer_Release(&out_offsets);
+    PyBuffer_Release(&out_data);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+static uint32_t masked(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xA282EAD8u; }
+
+/* frame_rows(offsets, data, offset_width, start, count, crcs, order, out)
+ * The TFRecord frame of every value (uint64le length, uint32le masked CRC32C of those 8
+ * bytes, the value, uint32le masked CRC32C of the value), in the order given by ``order``
+ * (count int64 row indices), back to back into ``out`` (exactly the frames' total size).
+ * crcs: each value's raw CRC32C (count uint32, from digests_and_crcs). One pass that
+ * replaces framing every record and then taking them in split order (two copies). */
+static PyObject *frame_rows(PyObject *self, PyObject *args) {
+    Py_buffer offsets, data, crcs, order, out;
+    int width;
+    Py_ssize_t start, count;
+    if (!PyArg_ParseTuple(args, "y*y*inny*y*w*", &offsets, &data, &width, &start, &count, &crcs, &order, &out))
+        return NULL;
+    const char *error = NULL;
+    if ((width != 4 && width != 8) || start < 0 || count < 0 ||
+        (start + count + 1) * (Py_ssize_t)width > offsets.len) {
+        error = "offsets buffer too short for start and count";
+    } else if (crcs.len < count * 4 || order.len < count * 8) {
+        error = "crcs or order shorter than count";
+    }
+    if (!error) {
+        Piece p = {offsets, data, width, start};
+        const uint32_t *crc = (const uint32_t *)crcs.buf;
+        const int64_t *rows = (const int64_t *)order.buf;
+        char *o = (char *)out.buf;
+        int64_t pos = 0;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < count; i++) {
+            int64_t r = rows[i];
+            if (r < 0 || r >= count) {
+                error = "order holds a row index outside 0..count-1";
+                break;
+            }
+            int64_t a = piece_offset(&p, r), b = piece_offset(&p, r + 1);
+            if (a < 0 || b < a || b > data.len) {
+                error = "offsets point outside the data buffer";
+                break;
+            }
+            uint64_t length = (uint64_t)(b - a);
+            if (pos + (int64_t)length + 16 > out.len) {
+                error = "the frames are longer than the output buffer";
+                break;
+            }
+            unsigned char header[12];
+            for (int k = 0; k < 8; k++) header[k] = (unsigned char)(length >> (8 * k));
+            uint32_t head_crc = masked(crc32c(header, 8)), data_crc = masked(crc[r]);
+            for (int k = 0; k < 4; k++) header[8 + k] = (unsigned char)(head_crc >> (8 * k));
+            memcpy(o + pos, header, 12);
+            memcpy(o + pos + 12, (const char *)data.buf + a, (size_t)length);
+            for (int k = 0; k < 4; k++) o[pos + 12 + (int64_t)length + k] = (char)(data_crc >> (8 * k));
+            pos += (int64_t)length + 16;
+        }
+        Py_END_ALLOW_THREADS
+        if (!error && pos != out.len) error = "the frames are shorter than the output buffer";
+    }
+    if (error) PyErr_SetString(PyExc_ValueError, error);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&crcs);
+    PyBuffer_Release(&order);
+    PyBuffer_Release(&out);
+    if (error) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *crc32c_of(PyObject *self, PyObject *args) {
     Py_buffer data;
     if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
@@ -143,6 +313,10 @@ static PyObject *crc32c_table_of(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"digests_and_crcs", digests_and_crcs, METH_VARARGS,
      "digests_and_crcs(offsets, data, offset_width, start, count, with_digests) -> (sha256 digests, crc32c values)"},
+    {"join_rows", join_rows, METH_VARARGS,
+     "join_rows(pieces, n, out_offsets, out_data, out_width): row i = row i of every piece, back to back"},
+    {"frame_rows", frame_rows, METH_VARARGS,
+     "frame_rows(offsets, data, offset_width, start, count, crcs, order, out): TFRecord frames in the given order"},
     {"crc32c", crc32c_of, METH_VARARGS, "crc32c(data) -> the CRC32C (Castagnoli) of data"},
     {"crc32c_table", crc32c_table_of, METH_VARARGS,
      "crc32c_table(data) -> crc32c(data) by the table, the path of CPUs without SSE4.2"},

@@ -67,17 +67,18 @@ class _PartSink:
         self._sizes: dict[str, int] = {}
 
     def write(self, records: pa.Array, split_index: np.ndarray, row_offset: int,
-              framed: Optional[pa.Array] = None) -> None:
+              framed: Optional[pa.Array] = None, crcs: Optional[np.ndarray] = None) -> None:
         """Appends each (split, shard) group of the records' frames as one gzip member
-        (``framed``: the frames of ``records`` when already made, see _frame_and_assign_hash)."""
+        (``framed``: the records' frames as read, TFRecord import; ``crcs``: the records'
+        CRC32C when already computed, see _assign_hash)."""
         n = len(records)
         if n == 0:
             return
-        if framed is None:
-            framed = tfrecord.frame_column(records)
         shard = np.arange(row_offset, row_offset + n, dtype=np.int64) % self.num_shards
         key = split_index.astype(np.int64) * self.num_shards + shard
-        for k, count, data in tfrecord.grouped_frames(framed, key):
+        groups = (tfrecord.grouped_frames(framed, key) if framed is not None
+                  else tfrecord.frames_by_key(records, key, crcs))
+        for k, count, data in groups:
             s, sh = divmod(k, self.num_shards)
             self.counts[s] += count
             name, f, digest = self._files.get((s, sh)) or (None, None, None)
@@ -130,13 +131,13 @@ class UnitTask:
         return self.unit.size
 
 
-def _frame_and_assign_hash(records, plan: SplitPlan) -> tuple[Optional[pa.Array], np.ndarray]:
-    """(frames, split index) of hash-split records: sha256 and crc32c in one pass over them.
-    A plan with one split needs no hashing; its frames are made by the sink (None here)."""
+def _assign_hash(records, plan: SplitPlan) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """(CRC32C, split index) of hash-split records: sha256 and crc32c in one pass over them.
+    A plan with one split needs no hashing; the sink computes the CRCs (None here)."""
     if len(plan.names) == 1:
         return None, np.zeros(len(records), dtype=np.int32)
-    framed, buckets = tfrecord.frame_and_bucket(records, plan.cumulative_buckets[-1])
-    return framed, split_of_buckets(buckets, plan)
+    crcs, buckets = tfrecord.crc_and_bucket(records, plan.cumulative_buckets[-1])
+    return crcs, split_of_buckets(buckets, plan)
 
 
 def _part_path(parts_dir: str, input_split: int, chunk: int) -> Callable[[int, int], str]:
@@ -180,12 +181,12 @@ def _reject_bad_values(batch: pa.RecordBatch, overrides: dict, rejects: RowRejec
 
 
 def _split_of_examples(features: list, examples: pa.Array, plan: SplitPlan, where, path: str,
-                       rejects: RowRejects) -> tuple[np.ndarray, Optional[pa.Array], pa.Array]:
-    """(split index, frames or None, examples) of a batch of converted rows; rows without
-    a split value go to ``rejects`` and are left out of the examples returned."""
+                       rejects: RowRejects) -> tuple[np.ndarray, Optional[np.ndarray], pa.Array]:
+    """(split index, the examples' CRC32C or None, examples) of a batch of converted rows;
+    rows without a split value go to ``rejects`` and are left out of the examples returned."""
     if not plan.needs_feature:
-        framed, split_index = _frame_and_assign_hash(examples, plan)
-        return split_index, framed, examples
+        crcs, split_index = _assign_hash(examples, plan)
+        return split_index, crcs, examples
     by_name = {f.name: f for f in features}
     feature = by_name.get(plan.feature)
     if feature is None:
@@ -284,7 +285,7 @@ def _convert_unit(task: UnitTask) -> ChunkResult:
             if isinstance(batch, Records):
                 rows += len(batch.records)
                 split_index, frames = _split_of_records(batch, task.plan, where, rejects)
-                sink.write(frames, split_index, sum(sink.counts), frames)
+                sink.write(frames, split_index, sum(sink.counts), framed=frames)
                 continue
             if isinstance(batch, pa.Table):  # a source may yield tables too
                 batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else None
@@ -304,8 +305,8 @@ def _convert_unit(task: UnitTask) -> ChunkResult:
                     continue
                 features = typemap.batch_features(batch, where, path, overrides)
             examples = encode.example_column([f.name for f in features], [f.feature for f in features])
-            split_index, framed, examples = _split_of_examples(features, examples, task.plan, where, path, rejects)
-            sink.write(examples, split_index, sum(sink.counts), framed)
+            split_index, crcs, examples = _split_of_examples(features, examples, task.plan, where, path, rejects)
+            sink.write(examples, split_index, sum(sink.counts), crcs=crcs)
     finally:
         reader.close()
         digests = sink.close()

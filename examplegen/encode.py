@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from examplegen import native
+
 __all__ = ["KINDS", "MISSING", "feature_column", "example_column", "sorted_feature_names"]
 
 KINDS = ("int64", "float", "bytes", "none")
@@ -113,11 +115,35 @@ def _varint(u: np.ndarray, present: np.ndarray | None = None) -> tuple[np.ndarra
 
 
 def _join(*arrays: pa.Array) -> pa.Array:
-    """Per-row concatenation of binary arrays."""
+    """Per-row concatenation of binary arrays: the native loop (examplegen.native) for
+    arrays without nulls, else Arrow's binary_join_element_wise (nulls give null rows)."""
+    if native.framing is not None and not any(a.null_count for a in arrays):
+        return _join_native(arrays)
     if any(pa.types.is_large_binary(a.type) for a in arrays):
         arrays = tuple(a.cast(pa.large_binary()) for a in arrays)
         return pc.binary_join_element_wise(*arrays, pa.scalar(b"", pa.large_binary()))
     return pc.binary_join_element_wise(*arrays, b"")
+
+
+def _join_native(arrays: Sequence[pa.Array]) -> pa.Array:
+    """_join by examplegen._framing.join_rows into buffers from Arrow's pool; binary unless a
+    piece is large_binary or the rows need 64-bit offsets (where Arrow's kernel fails)."""
+    n = len(arrays[0])
+    pieces, total = [], 0
+    for a in arrays:
+        if len(a) != n:
+            raise ValueError(f"arrays of {len(a)} and {n} rows cannot be joined row by row")
+        offsets, data = _binary_offsets(a)
+        total += int(offsets[-1] - offsets[0])
+        width = 8 if pa.types.is_large_binary(a.type) else 4
+        pieces.append((a.buffers()[1], data, width, a.offset))
+    large = any(pa.types.is_large_binary(a.type) for a in arrays)
+    if not large and total > np.iinfo(np.int32).max:
+        return pc.binary_join_element_wise(*arrays, b"")  # Arrow reports the overflow
+    width = 8 if large else 4
+    out_offsets, out_data = pa.allocate_buffer((n + 1) * width), pa.allocate_buffer(total)
+    native.framing.join_rows(pieces, n, out_offsets, out_data, width)
+    return pa.Array.from_buffers(pa.large_binary() if large else pa.binary(), n, [None, out_offsets, out_data])
 
 
 def _binary_offsets(arr: pa.Array) -> tuple[np.ndarray, pa.Buffer]:

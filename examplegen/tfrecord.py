@@ -14,7 +14,7 @@ import hashlib
 import io
 import os
 import struct
-from typing import BinaryIO, Iterator, NamedTuple, Sequence
+from typing import BinaryIO, Iterator, NamedTuple, Optional, Sequence
 
 import google_crc32c
 import numpy as np
@@ -22,18 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from isal import igzip, isal_zlib
 
+from examplegen import native
 from examplegen.errors import SourceError
 from examplegen.split import buckets_of_digests
-
-try:  # the native loop (setup.py, examplegen/_framing.c); hashlib and google_crc32c otherwise
-    from examplegen import _framing
-except ImportError:  # pragma: no cover - exercised by the fallback test with the module hidden
-    _framing = None
 
 __all__ = [
     "masked_crc32c",
     "frame_column",
     "frame_and_bucket",
+    "crc_and_bucket",
+    "frames_by_key",
     "grouped_frames",
     "frame_records",
     "gzip_member",
@@ -147,10 +145,10 @@ def _digests_and_crcs(array: pa.Array, given, with_digests: bool) -> tuple[bytes
     CRC32C of every record of ``array``: in one native call over the array's buffers when
     examplegen._framing is built, else per record with hashlib and google_crc32c."""
     n = len(array)
-    if _framing is not None:
+    if native.framing is not None:
         _, offsets, data = array.buffers()
         width = 8 if pa.types.is_large_binary(array.type) else 4
-        digests, crcs = _framing.digests_and_crcs(offsets, data if data is not None else b"", width,
+        digests, crcs = native.framing.digests_and_crcs(offsets, data if data is not None else b"", width,
                                                   array.offset, n, with_digests)
         return digests, np.frombuffer(crcs, dtype=np.uint32, count=n)
     items = _record_objects(array, given)
@@ -172,11 +170,50 @@ def frame_column(records: pa.Array | Sequence[bytes]) -> pa.Array:
 def frame_and_bucket(records: pa.Array | Sequence[bytes], total_buckets: int) -> tuple[pa.Array, np.ndarray]:
     """``frame_column(records)`` and the TFX hash bucket of each record
     (``split.hash_buckets(records, total_buckets)``), in one pass over the records."""
+    crcs, buckets = crc_and_bucket(records, total_buckets)
+    array = _record_array(records)
+    return (_framed(array, crcs) if len(array) else pa.array([], array.type)), buckets
+
+
+def crc_and_bucket(records: pa.Array | Sequence[bytes], total_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """The raw CRC32C (uint32) and the TFX hash bucket (int64) of each record, in one pass:
+    what ``frames_by_key`` and the hash split need."""
     array = _record_array(records)
     if len(array) == 0:
-        return pa.array([], array.type), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64)
     digests, crcs = _digests_and_crcs(array, records, with_digests=True)
-    return _framed(array, crcs), buckets_of_digests(digests, total_buckets)
+    return crcs, buckets_of_digests(digests, total_buckets)
+
+
+def frames_by_key(records: pa.Array | Sequence[bytes], key: np.ndarray,
+                  crcs: Optional[np.ndarray] = None) -> list[tuple[int, int, pa.Buffer]]:
+    """``grouped_frames(frame_column(records), key)``: for each distinct key, ascending, (the
+    key, how many records have it, their frames back to back in their order). With the
+    native module the frames are written once, straight in key order, into one buffer from
+    Arrow's pool (``crcs``: the records' raw CRC32C when already known, crc_and_bucket)."""
+    array = _record_array(records)
+    n = len(array)
+    key = np.asarray(key, dtype=np.int64)
+    if len(key) != n:
+        raise ValueError(f"{len(key)} keys for {n} records")
+    if native.framing is None or n == 0:
+        return grouped_frames(frame_column(array) if crcs is None else _framed(array, crcs), key)
+    if crcs is None:
+        crcs = _digests_and_crcs(array, records, with_digests=False)[1]
+    order = np.arange(n, dtype=np.int64) if (key == key[0]).all() else np.argsort(key, kind="stable")
+    frame_len = _record_lengths(array)[order] + 16
+    ends = np.cumsum(frame_len)
+    out = pa.allocate_buffer(int(ends[-1]))
+    _, offsets, data = array.buffers()
+    native.framing.frame_rows(offsets, data if data is not None else b"",
+                              8 if pa.types.is_large_binary(array.type) else 4, array.offset, n,
+                              np.ascontiguousarray(crcs, dtype=np.uint32), order, out)
+    ordered_key = key[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(ordered_key)) + 1]).tolist()
+    bounds = starts + [n]
+    byte_at = np.concatenate([[0], ends]).tolist()
+    return [(int(ordered_key[a]), b - a, out.slice(byte_at[a], byte_at[b] - byte_at[a]))
+            for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def concatenated(array: pa.Array) -> pa.Buffer:
