@@ -122,8 +122,8 @@ def test_records_lost_between_reading_and_writing_fail_the_check(tmp_path, monke
     tasks, _, _ = converted
     from examplegen import convert
 
-    real = tfrecord.grouped_frames
-    monkeypatch.setattr(convert.tfrecord, "grouped_frames", lambda framed, key: real(framed, key)[:-1])
+    real = tfrecord.frames_by_key
+    monkeypatch.setattr(convert.tfrecord, "frames_by_key", lambda records, key, crcs=None: real(records, key, crcs)[:-1])
     parts = tmp_path / "lossy"
     parts.mkdir()
     lossy = [dataclasses.replace(task, parts_dir=str(parts)) for task in tasks]
