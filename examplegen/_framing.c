@@ -1,6 +1,7 @@
 /*
  * examplegen._framing: the SHA-256 digest and the CRC32C of every value of an Arrow binary
- * array, in one call; the per-row join of binary arrays that assembles Examples; and the
+ * array, in one call; the per-row join of binary arrays that assembles Examples; the
+ * leading bytes of each row of a matrix (features whose rows differ in length); and the
  * TFRecord frames of a batch written straight in split order.
  *
  * The hash split (TFX's rule: SHA-256 of the serialized Example) and the TFRecord framing
@@ -294,6 +295,47 @@ static PyObject *frame_rows(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* leading_bytes(matrix, width, row_len, out): the first row_len[i] bytes of each row of a
+ * C-contiguous matrix of ``width`` bytes per row, back to back into ``out`` (exactly their
+ * total). What numpy does with a boolean mask over the whole matrix (a feature's bytes
+ * where rows differ in length, e.g. nulls among floats), without the mask. */
+static PyObject *leading_bytes(PyObject *self, PyObject *args) {
+    Py_buffer matrix, row_len, out;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "y*ny*w*", &matrix, &width, &row_len, &out)) return NULL;
+    const char *error = NULL;
+    Py_ssize_t n = row_len.len / 8;
+    if (width < 0 || (width == 0 && matrix.len) || (width && matrix.len != n * width)) {
+        error = "the matrix is not row_len's rows of width bytes";
+    } else {
+        const int64_t *len = (const int64_t *)row_len.buf;
+        const char *m = (const char *)matrix.buf;
+        char *o = (char *)out.buf;
+        int64_t pos = 0;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (len[i] < 0 || len[i] > width) {
+                error = "a row length is outside 0..width";
+                break;
+            }
+            if (pos + len[i] > out.len) {
+                error = "the rows are longer than the output buffer";
+                break;
+            }
+            memcpy(o + pos, m + i * width, (size_t)len[i]);
+            pos += len[i];
+        }
+        Py_END_ALLOW_THREADS
+        if (!error && pos != out.len) error = "the rows are shorter than the output buffer";
+    }
+    if (error) PyErr_SetString(PyExc_ValueError, error);
+    PyBuffer_Release(&matrix);
+    PyBuffer_Release(&row_len);
+    PyBuffer_Release(&out);
+    if (error) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *crc32c_of(PyObject *self, PyObject *args) {
     Py_buffer data;
     if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
@@ -317,6 +359,8 @@ static PyMethodDef methods[] = {
      "join_rows(pieces, n, out_offsets, out_data, out_width): row i = row i of every piece, back to back"},
     {"frame_rows", frame_rows, METH_VARARGS,
      "frame_rows(offsets, data, offset_width, start, count, crcs, order, out): TFRecord frames in the given order"},
+    {"leading_bytes", leading_bytes, METH_VARARGS,
+     "leading_bytes(matrix, width, row_len, out): the first row_len[i] bytes of each matrix row, back to back"},
     {"crc32c", crc32c_of, METH_VARARGS, "crc32c(data) -> the CRC32C (Castagnoli) of data"},
     {"crc32c_table", crc32c_table_of, METH_VARARGS,
      "crc32c_table(data) -> crc32c(data) by the table, the path of CPUs without SSE4.2"},

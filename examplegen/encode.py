@@ -270,12 +270,23 @@ def _scalar_packed(tag: int, body: np.ndarray, body_len: np.ndarray | None,
         row_len = np.where(valid, row_len, null_len)
     if n and int(row_len.min()) == 4 + width:
         return _binary_array(np.arange(n + 1, dtype=np.int64) * (4 + width), matrix.reshape(-1))
-    if body_len is None and width % 2 == 0:  # floats: rows of 8 or 2 bytes, compact 2 at a time
+    if native.framing is None and body_len is None and width % 2 == 0:  # floats: rows of 8 or 2 bytes, 2 at a time
         pairs = matrix.view(np.uint16)
         data = pairs[np.arange(pairs.shape[1]) < (row_len // 2)[:, None]].view(np.uint8)
     else:
-        data = matrix[np.arange(4 + width) < row_len[:, None]]
+        data = _leading_bytes(matrix, row_len)
     return _binary_array(_offsets(row_len), data)
+
+
+def _leading_bytes(matrix: np.ndarray, row_len: np.ndarray) -> np.ndarray | pa.Buffer:
+    """The first row_len[i] bytes of each row of a uint8 matrix, back to back: one native
+    pass (examplegen.native), else numpy's boolean-mask compaction."""
+    if native.framing is None:
+        return matrix[np.arange(matrix.shape[1]) < row_len[:, None]]
+    row_len = np.ascontiguousarray(row_len, dtype=np.int64)
+    out = pa.allocate_buffer(int(row_len.sum()))
+    native.framing.leading_bytes(np.ascontiguousarray(matrix), matrix.shape[1], row_len, out)
+    return out
 
 
 def _list_packed(tag: int, body: np.ndarray, body_len: np.ndarray | None,
@@ -285,7 +296,7 @@ def _list_packed(tag: int, body: np.ndarray, body_len: np.ndarray | None,
         data = body.reshape(-1)
         value_offsets = np.arange(body.shape[0] + 1, dtype=np.int64) * body.shape[1]
     else:
-        data = body[np.arange(body.shape[1]) < body_len[:, None]]
+        data = _leading_bytes(body, body_len)
         value_offsets = _offsets(body_len)
     row_data_offsets = value_offsets[row_offsets]
     header = _pack(_list_header(tag, np.diff(row_data_offsets)))

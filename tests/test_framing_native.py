@@ -187,3 +187,50 @@ def test_frame_rows_refuses_inconsistent_arguments():
         native.framing.frame_rows(offsets, data, 4, 0, 2, crcs, np.array([1, 0]), pa.allocate_buffer(38))
     with pytest.raises(ValueError, match="crcs or order shorter"):
         native.framing.frame_rows(offsets, data, 4, 0, 2, crcs[:1], np.array([1, 0]), out)
+
+
+def test_leading_bytes_match_numpys_mask_compaction(monkeypatch):
+    from examplegen import encode
+
+    rng = np.random.default_rng(8)
+    for width in (1, 8, 12):
+        matrix = rng.integers(0, 256, (300, width), dtype=np.uint8)
+        row_len = rng.integers(0, width + 1, 300)
+        got = encode._leading_bytes(matrix, row_len)
+        assert bytes(got) == matrix[np.arange(width) < row_len[:, None]].tobytes()
+    monkeypatch.setattr(native, "framing", None)
+    assert bytes(encode._leading_bytes(matrix, row_len)) == bytes(got)
+
+
+def test_leading_bytes_refuses_inconsistent_arguments():
+    matrix = np.zeros((3, 4), dtype=np.uint8)
+    with pytest.raises(ValueError, match="outside 0..width"):
+        native.framing.leading_bytes(matrix, 4, np.array([1, 5, 0]), pa.allocate_buffer(6))
+    with pytest.raises(ValueError, match="not row_len's rows"):
+        native.framing.leading_bytes(matrix, 3, np.array([1, 1, 1]), pa.allocate_buffer(3))
+    with pytest.raises(ValueError, match="shorter than the output buffer"):
+        native.framing.leading_bytes(matrix, 4, np.array([1, 1, 1]), pa.allocate_buffer(4))
+    with pytest.raises(ValueError, match="longer than the output buffer"):
+        native.framing.leading_bytes(matrix, 4, np.array([1, 1, 1]), pa.allocate_buffer(2))
+
+
+@pytest.mark.slow
+def test_the_encoding_and_framing_tests_pass_without_the_module():
+    """EXAMPLEGEN_NO_NATIVE=1: every Example and frame test again on the numpy/Arrow path
+    (the result a machine without a compiler gets)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    env = dict(os.environ, EXAMPLEGEN_NO_NATIVE="1")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_encode.py", "tests/test_tfrecord.py", "tests/test_typemap.py",
+                           "-k", "not the_native_module_is_built"],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout
+    check = subprocess.run([sys.executable, "-c", "from examplegen import native; print(native.framing)"],
+                           cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert check.stdout.strip() == "None"
