@@ -120,12 +120,18 @@ def _local_workers_wanted(argv: list[str]) -> int:
 def run() -> int:
     """The ``examplegen`` command: ``main`` with sys.argv, the worker processes of a local
     conversion started first, so that their start-up overlaps this process's own
-    (examplegen.worker_pool). The run takes them when it converts with that many workers
-    (inputs of 64 MiB and more, or --workers) and shuts them down otherwise."""
+    (examplegen.worker_pool). A run with N workers converts in this process and N - 1
+    worker processes (examplegen.ingest._Runner); it takes the started ones when it
+    converts with that many workers (inputs of 64 MiB and more, or --workers) and shuts
+    them down otherwise. This process converts with the workers' Arrow memory pool
+    (examplegen.arrow_memory), set before anything imports pyarrow."""
+    from examplegen import arrow_memory
+
+    arrow_memory.retain_freed_pages()
     argv = sys.argv[1:]
     workers = _local_workers_wanted(argv)
     if workers > 1:
-        worker_pool.prestart(workers)
+        worker_pool.prestart(workers - 1)
     try:
         return main(argv)
     finally:

@@ -39,9 +39,10 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-shards", type=int, default=0,
                         help="output files per split, at most 1000 (default 0: one per 256 MiB of input)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="worker processes of the local engine, at most 256 (default 0: one per CPU core "
-                             "from 64 MiB of input, below that this process alone; the command starts them "
-                             "while it plans, and shuts them down unused for a small input)")
+                        help="units the local engine converts at once, at most 256: this process and N-1 "
+                             "worker processes (default 0: one per CPU core from 64 MiB of input, below that "
+                             "this process alone; the command starts the worker processes while it plans, "
+                             "and shuts them down unused for a small input)")
     parser.add_argument("--lock-timeout", type=float, default=0, metavar="SECONDS",
                         help="another run writing into the same --output holds its lock: wait up to "
                              "this long for it (default 0: fail at once, naming that run's pid)")

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -89,7 +90,8 @@ def check_run_options(num_shards: Any, workers: Any, lock_timeout: Any) -> None:
     check(num_shards, "num_shards", "--num-shards", 0, MAX_SHARDS,
           f"0 (automatic) or an output file count per split from 1 to {MAX_SHARDS}")
     check(workers, "workers", "--workers", 0, MAX_WORKERS,
-          f"0 (one per CPU core) or a number of worker processes from 1 to {MAX_WORKERS}")
+          f"0 (one per CPU core) or a number of units converted at once (this process and "
+          f"workers - 1 worker processes) from 1 to {MAX_WORKERS}")
     if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) \
             or not 0 <= lock_timeout < math.inf:
         raise ConfigError(f"lock_timeout (--lock-timeout) must be 0 (fail at once) or a number of "
@@ -97,17 +99,22 @@ def check_run_options(num_shards: Any, workers: Any, lock_timeout: Any) -> None:
 
 
 class _Runner:
-    """Runs work units inline or on a process pool, results in submission order."""
+    """Runs work units, results in submission order: inline (one worker), or ``workers`` at
+    a time, one in a thread of this process and the others on a pool of ``workers - 1``
+    spawned processes. Converting here too saves starting one interpreter that imports
+    pyarrow and the engine (~0.5 s of CPU), a sixth of a 1M-row Parquet run on 2 cores
+    (bench/README.md); this process is otherwise idle while the workers convert."""
 
     def __init__(self, workers: int, progress: bool, total_bytes: int):
         self.workers = workers
         self._pool: Optional[ProcessPoolExecutor] = None
         self._bar = None
+        self._bar_lock = threading.Lock()
         if workers > 1:
             # Spawned (examplegen.worker_pool); started now, so that they import the engine
             # while this process reads headers and samples types, unless the command started
             # them even earlier.
-            self._pool = worker_pool.take(workers) or worker_pool.start(workers)
+            self._pool = worker_pool.take(workers - 1) or worker_pool.start(workers - 1)
         else:
             worker_pool.discard()
         if progress:
@@ -118,40 +125,72 @@ class _Runner:
 
     def run(self, tasks: Iterable) -> list[ChunkResult]:
         """Runs the tasks (an iterable, consumed as workers free up) and returns their results
-        in task order. Each task has a ``size`` in input bytes for the progress bar."""
+        in task order. Each task has a ``size`` in input bytes for the progress bar. A
+        failure anywhere stops handing out tasks; the unit this process is converting is
+        finished before the failure is raised, so nothing writes parts after it."""
         if self.workers <= 1:
             results = []
             for task in tasks:
                 results.append(run_task(task))
                 self._advance(task.size)
             return results
-        window = 2 * self.workers  # tasks in flight: keeps workers busy, memory bounded
-        pending: collections.deque = collections.deque()
-        results = []
-        for task in tasks:
-            pending.append((self._pool.submit(run_task, task), task.size))
-            while len(pending) > window:
-                results.append(self._collect(pending))
-        while pending:
-            results.append(self._collect(pending))
-        return results
+        numbered = enumerate(tasks)
+        take_lock, stop = threading.Lock(), threading.Event()
+        results: dict[int, ChunkResult] = {}
+        failure: list[BaseException] = []
 
-    def _collect(self, pending) -> ChunkResult:
-        future, size = pending.popleft()
+        def take():
+            with take_lock:
+                return None if stop.is_set() else next(numbered, None)
+
+        def convert_here() -> None:
+            try:
+                while (item := take()) is not None:
+                    index, task = item
+                    results[index] = run_task(task)
+                    self._advance(task.size)
+            except BaseException as exc:  # noqa: BLE001 - raised by run() in the caller's thread
+                failure.append(exc)
+                stop.set()
+
+        here = threading.Thread(target=convert_here, name="examplegen-convert", daemon=True)
+        here.start()
         try:
-            result = future.result()
+            window = 2 * (self.workers - 1)  # tasks in flight on the pool: busy workers, bounded memory
+            pending: collections.deque = collections.deque()
+            while not stop.is_set():
+                while len(pending) < window and (item := take()) is not None:
+                    index, task = item
+                    pending.append((index, self._pool.submit(run_task, task), task.size))
+                if not pending:
+                    break
+                index, future, size = pending.popleft()
+                results[index] = self._result(future)
+                self._advance(size)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            here.join()
+        if failure:
+            raise failure[0]
+        return [results[index] for index in range(len(results))]
+
+    @staticmethod
+    def _result(future) -> ChunkResult:
+        try:
+            return future.result()
         except BrokenProcessPool:
             raise ExampleGenError(
                 "a worker process died (killed, out of memory, or it could not start: a script "
                 "that calls ingest() must do so under `if __name__ == \"__main__\":`, because "
                 "workers are started with multiprocessing's spawn method); pass workers=1 to "
                 "convert in this process") from None
-        self._advance(size)
-        return result
 
     def _advance(self, size: int) -> None:
         if self._bar is not None:
-            self._bar.update(size)
+            with self._bar_lock:
+                self._bar.update(size)
 
     def close(self, wait: bool = True) -> None:
         """Shuts the workers down; ``wait=False`` lets them exit while this process goes on

@@ -1,5 +1,8 @@
 """The local engine's worker processes, and starting them early from the command line.
 
+A run with N workers converts in its own process (a thread, examplegen.ingest._Runner)
+and in N - 1 worker processes from here.
+
 Workers are started with multiprocessing's spawn method (a fresh interpreter each: they
 must not inherit a forked TensorFlow/gRPC state from a caller such as a notebook), and
 each imports the conversion code (pyarrow, numpy: ~0.25 s of CPU) before its first unit.
@@ -91,25 +94,24 @@ def start(workers: int) -> ProcessPoolExecutor:
     return pool
 
 
-def prestart(workers: int = 0) -> None:
-    """Starts ``workers`` processes (0: one per core) for the next ``take`` in this process."""
+def prestart(processes: int) -> None:
+    """Starts ``processes`` worker processes for the next ``take`` in this process."""
     global _prestarted
     discard()
-    workers = workers or default_workers()
-    if workers > 1:
-        _prestarted = (workers, start(workers))
+    if processes >= 1:
+        _prestarted = (processes, start(processes))
 
 
 def prestarted() -> int:
-    """How many workers a ``take`` would get now (0: none are started)."""
+    """How many processes a ``take`` would get now (0: none are started)."""
     return _prestarted[0] if _prestarted else 0
 
 
-def take(workers: int) -> Optional[ProcessPoolExecutor]:
-    """The prestarted pool if it has ``workers`` processes (then it is the caller's to shut
-    down); otherwise None, and a prestarted pool of another size is shut down."""
+def take(processes: int) -> Optional[ProcessPoolExecutor]:
+    """The prestarted pool if it has ``processes`` processes (then it is the caller's to
+    shut down); otherwise None, and a prestarted pool of another size is shut down."""
     global _prestarted
-    if _prestarted and _prestarted[0] == workers:
+    if _prestarted and _prestarted[0] == processes:
         pool, _prestarted = _prestarted[1], None
         return pool
     discard()

@@ -343,7 +343,8 @@ def _alive(pid: int) -> bool:
 
 def test_busy_workers_exit_as_soon_as_the_main_process_is_killed(tmp_path):
     """SIGKILL to the main process only: its workers (busy: blocked in a task) must not
-    convert on for minutes. Two workers are held in a task until the parent is killed."""
+    convert on for minutes. Two worker processes (workers=3: the main process converts
+    too) are held in a task until the parent is killed."""
     data = tmp_path / "in"
     data.mkdir()
     (data / "d.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(2000)))
@@ -356,13 +357,13 @@ def test_busy_workers_exit_as_soon_as_the_main_process_is_killed(tmp_path):
         "if __name__ == '__main__':\n"
         "    m.CHUNK_BYTES = 1000\n"
         "    m.run_task = worker_hooks.announce_and_block\n"
-        f"    m.ingest({str(data)!r}, {str(tmp_path / 'out')!r}, workers=2, record_lineage=False)\n")
+        f"    m.ingest({str(data)!r}, {str(tmp_path / 'out')!r}, workers=3, record_lineage=False)\n")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__)),
                EXAMPLEGEN_TEST_WORKER_DIR=str(announced))
     proc = subprocess.Popen([sys.executable, str(script)], env=env)
     try:
-        def announced_pids():
-            return [int(name) for name in os.listdir(announced) if name.isdigit()]
+        def announced_pids():  # the worker processes (the main process announces itself too)
+            return [int(name) for name in os.listdir(announced) if name.isdigit() and int(name) != proc.pid]
 
         deadline = time.monotonic() + 120  # generous: only bounds a hang, the workers announce
         while len(announced_pids()) < 2 and proc.poll() is None and time.monotonic() < deadline:

@@ -4,7 +4,9 @@ run converts with the started pool (no second pool) and gives the same artifact.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 import pytest
 
@@ -52,7 +54,7 @@ def test_a_run_takes_the_prestarted_pool(tmp_path, monkeypatch, counted_starts):
     monkeypatch.setattr(sys, "argv", ["examplegen", "ingest", "--input-base", TAXI_CSV_DIR, "--output", str(out),
                                       "--no-lineage", "--workers", "2"])
     assert cli.run() == 0
-    assert counted_starts == [2]  # started once, before parsing; the run started no other pool
+    assert counted_starts == [1]  # one process (this one converts too), started before parsing; no other pool
     assert worker_pool.prestarted() == 0
     reference = tmp_path / "reference"
     assert cli.main(["ingest", "--input-base", TAXI_CSV_DIR, "--output", str(reference), "--no-lineage",
@@ -124,6 +126,7 @@ def test_workers_convert_with_a_jemalloc_pool_that_keeps_freed_pages():
     import pyarrow as pa
 
     own_pool = pa.default_memory_pool().backend_name
+    own_conf = os.environ.get("JE_ARROW_MALLOC_CONF")
     pool = worker_pool.start(2)
     try:
         backend, conf = pool.submit(_memory_pool_of_worker).result(timeout=120)
@@ -131,7 +134,7 @@ def test_workers_convert_with_a_jemalloc_pool_that_keeps_freed_pages():
         pool.shutdown()
     assert (backend, conf) == ("jemalloc", "dirty_decay_ms:-1,muzzy_decay_ms:-1")  # pyarrow's Linux wheels have it
     assert pa.default_memory_pool().backend_name == own_pool
-    assert "JE_ARROW_MALLOC_CONF" not in os.environ
+    assert os.environ.get("JE_ARROW_MALLOC_CONF") == own_conf
 
 
 def test_the_pool_is_chosen_only_before_pyarrow_is_imported():
@@ -144,3 +147,43 @@ def test_the_pool_is_chosen_only_before_pyarrow_is_imported():
             "import pyarrow as pa; print(first, pa.default_memory_pool().backend_name)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "jemalloc"]
+
+
+@pytest.fixture
+def many_units(tmp_path, monkeypatch):
+    """The taxi CSV in ~20 units; this process is the launcher the hooks recognise."""
+    from examplegen import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 100_000)
+    monkeypatch.setenv("EXAMPLEGEN_TEST_LAUNCHER_PID", str(os.getpid()))
+    monkeypatch.setenv("EXAMPLEGEN_TEST_WORKER_DIR", str(tmp_path))
+    return ingest_module
+
+
+def test_two_workers_are_this_process_and_one_worker_process(tmp_path, many_units, monkeypatch):
+    """workers=2: units run in this process (a thread) and in one spawned process, the
+    results in unit order: the artifact is the one-process run's."""
+    from examplegen.convert import run_task
+    from tests import worker_hooks
+
+    monkeypatch.setattr(many_units, "run_task", worker_hooks.note_pid_and_convert)
+    many_units.ingest(TAXI_CSV_DIR, str(tmp_path / "two"), workers=2, record_lineage=False)
+    pids = {int(name.split("-")[0]) for name in os.listdir(tmp_path) if name[0].isdigit()}
+    assert os.getpid() in pids and len(pids) == 2
+    monkeypatch.setattr(many_units, "run_task", run_task)
+    many_units.ingest(TAXI_CSV_DIR, str(tmp_path / "one"), workers=1, record_lineage=False)
+    assert tree_bytes(str(tmp_path / "two")) == tree_bytes(str(tmp_path / "one"))
+
+
+@pytest.mark.parametrize("hook, message", [("fail_in_launcher", "failed in the launcher"),
+                                           ("fail_in_worker", "failed in a worker")])
+def test_a_unit_failing_in_either_place_fails_the_run_and_commits_nothing(tmp_path, many_units, monkeypatch,
+                                                                          hook, message):
+    from tests import worker_hooks
+
+    monkeypatch.setattr(many_units, "run_task", getattr(worker_hooks, hook))
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match=message):
+        many_units.ingest(TAXI_CSV_DIR, str(out), workers=2, record_lineage=False)
+    assert not (out / "examples_metadata.json").exists()
+    assert not [t for t in threading.enumerate() if t.name == "examplegen-convert"]  # it was joined
