@@ -176,8 +176,8 @@ def _cli_process(*args, **env):
     ("--num-shards", "100000", "num_shards (--num-shards) must be 0 (automatic) or an output file count per "
                                "split from 1 to 1000, got 100000"),
     ("--num-shards", "-1", "num_shards (--num-shards) must be 0 (automatic)"),
-    ("--workers", "-1", "workers (--workers) must be 0 (one per CPU core) or a number of worker processes "
-                        "from 1 to 256, got -1"),
+    ("--workers", "-1", "workers (--workers) must be 0 (one per CPU core) or a number of units converted "
+                        "at once (this process and workers - 1 worker processes) from 1 to 256, got -1"),
     ("--workers", "100000", "workers (--workers) must be 0"),
     ("--lock-timeout", "-1", "lock_timeout (--lock-timeout) must be 0 (fail at once) or a number of seconds"),
     ("--lock-timeout", "nan", "lock_timeout (--lock-timeout) must be 0"),
@@ -262,7 +262,8 @@ def test_debug_flag_or_env_prints_the_traceback_then_the_message(tmp_path, capsy
     assert err.startswith("Traceback (most recent call last):")
     assert "examplegen.errors.ConfigError" in err
     assert err.endswith("examplegen ingest: error: workers (--workers) must be 0 (one per CPU core) or a "
-                        "number of worker processes from 1 to 256, got -2\n")
+                        "number of units converted at once (this process and workers - 1 worker processes) "
+                        "from 1 to 256, got -2\n")
 
 
 def test_help_documents_exit_codes_debug_and_lock_timeout(capsys):
