@@ -1,8 +1,8 @@
 """CPU time per row of each stage of the Parquet worker's hot path, in one process.
 
 Stages, as examplegen.sources.parquet.read and examplegen.convert.run_unit run them on
-each row group: read (pyarrow), features (typed columns to Feature bytes,
-examplegen.typemap), example (Example assembly, examplegen.encode), hash (SHA-256 for the
+each row group: read (pyarrow), features (Arrow types to the tf.Example kinds,
+examplegen.typemap), example (the Example bytes from the typed columns, examplegen.encode), hash (SHA-256 for the
 split and CRC32C in one pass, tfrecord.crc_and_bucket), frame+group (each split's frames
 back to back, tfrecord.frames_by_key) and gzip (isal level 1). The report is the median over --repeats
 passes of the process time per row, so other load skews it less. The process converts
@@ -35,7 +35,7 @@ arrow_memory.retain_freed_pages()  # the pool the engine's workers convert with
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from examplegen import encode, tfrecord, typemap  # noqa: E402
+from examplegen import tfrecord, typemap  # noqa: E402
 from examplegen.convert import GZIP_LEVEL  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def one_pass(pf: pq.ParquetFile) -> tuple[dict[str, float], int]:
         t = tick("read", t)
         features = typemap.batch_features(batch, str, pf.metadata.created_by or "", {})
         t = tick("features", t)
-        examples = encode.example_column([f.name for f in features], [f.feature for f in features])
+        examples = typemap.examples(features)
         t = tick("example", t)
         crcs, buckets = tfrecord.crc_and_bucket(examples, 3)  # train 2 : eval 1, as the default config
         t = tick("hash", t)

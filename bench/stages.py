@@ -1,7 +1,7 @@
 """CPU time per row of each stage of the CSV worker's hot path, in one process.
 
 Stages, as examplegen.sources.csv.read and examplegen.convert.run_unit run them on each batch: parse (Arrow CSV),
-convert (fast_convert), feature_column, example_column, hash+frame
+convert (fast_convert), examples (encode.example_column_of_values), hash+frame
 (tfrecord.frame_and_bucket: sha256 and TFX's bucket rule, crc32c and the frames, in one pass),
 group (tfrecord.grouped_frames: each (split, shard)'s frames back to back) and gzip (isal).
 With --separate, the older flow: hash (split.assign_hash), frame (tfrecord.frame_column)
@@ -62,10 +62,8 @@ def one_pass(layout, options, size, types, plan, shards, fused) -> tuple[dict[st
         t = tick("parse", t)
         converted = [csv_source.fast_convert(c, csv_source.ColumnType(k)) for c, k in zip(batch.columns, types)]
         t = tick("convert", t)
-        features = [encode.feature_column(values, kind) for values, kind in converted]
-        t = tick("feature_column", t)
-        examples = encode.example_column(list(layout.column_names), features)
-        t = tick("example_column", t)
+        examples = encode.example_column_of_values(list(layout.column_names), converted)
+        t = tick("examples", t)
         n = len(examples)
         if fused:
             framed, buckets = tfrecord.frame_and_bucket(examples, plan.cumulative_buckets[-1])

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from examplegen import encode, fs, sources, tfrecord, typemap
+from examplegen import fs, sources, tfrecord, typemap
 from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import SourceError
 from examplegen.sources import Records, WorkUnit
@@ -200,7 +200,7 @@ def _split_of_examples(features: list, examples: pa.Array, plan: SplitPlan, wher
         _reject(problems, rejects, where)
         keep = pa.array(keep_mask(len(examples), (i for i, _ in problems)))
         examples = examples.filter(keep)
-        feature = typemap.Feature(feature.name, feature.values.filter(keep), feature.kind, feature.feature.filter(keep))
+        feature = typemap.Feature(feature.name, feature.values.filter(keep), feature.kind)
     if plan.mode == "value":
         return assign_value(feature.values, plan, where), None, examples
     return assign_partition(feature.feature, feature.kind, plan, where), None, examples
@@ -304,7 +304,7 @@ def _convert_unit(task: UnitTask) -> ChunkResult:
                 if batch.num_rows == 0:
                     continue
                 features = typemap.batch_features(batch, where, path, overrides)
-            examples = encode.example_column([f.name for f in features], [f.feature for f in features])
+            examples = typemap.examples(features)
             split_index, crcs, examples = _split_of_examples(features, examples, task.plan, where, path, rejects)
             sink.write(examples, split_index, sum(sink.counts), crcs=crcs)
     finally:

@@ -10,7 +10,14 @@ Wire format (field number, wire type):
   BytesList{value=1: repeated bytes}; FloatList{value=1: packed float};
   Int64List{value=1: packed int64, negatives as 10-byte varints}.
 
-Every step works on whole columns with numpy and pyarrow.compute: no Python loop per row.
+Where examplegen._framing is built (examplegen.native), feature_column, example_column and
+example_column_of_values (the Examples straight from typed columns, what the engine uses)
+are its C loops: two passes per batch, sizes then bytes, into buffers from Arrow's pool.
+The rest of this module is the path without it, and the reference the native loops are
+tested against.
+
+Every step of that path works on whole columns with numpy and pyarrow.compute: no Python
+loop per row.
 Building blocks: varint bytes are laid out in a (rows x width) byte matrix and compacted
 with a mask; variable parts are concatenated per row with
 ``pyarrow.compute.binary_join_element_wise``; a row's list values, being contiguous in the
@@ -30,7 +37,8 @@ import pyarrow.compute as pc
 
 from examplegen import native
 
-__all__ = ["KINDS", "MISSING", "feature_column", "example_column", "sorted_feature_names"]
+__all__ = ["KINDS", "MISSING", "feature_column", "example_column", "example_column_of_values",
+           "sorted_feature_names"]
 
 KINDS = ("int64", "float", "bytes", "none")
 
@@ -115,35 +123,12 @@ def _varint(u: np.ndarray, present: np.ndarray | None = None) -> tuple[np.ndarra
 
 
 def _join(*arrays: pa.Array) -> pa.Array:
-    """Per-row concatenation of binary arrays: the native loop (examplegen.native) for
-    arrays without nulls, else Arrow's binary_join_element_wise (nulls give null rows)."""
-    if native.framing is not None and not any(a.null_count for a in arrays):
-        return _join_native(arrays)
+    """Per-row concatenation of binary arrays (Arrow's binary_join_element_wise; nulls give
+    null rows)."""
     if any(pa.types.is_large_binary(a.type) for a in arrays):
         arrays = tuple(a.cast(pa.large_binary()) for a in arrays)
         return pc.binary_join_element_wise(*arrays, pa.scalar(b"", pa.large_binary()))
     return pc.binary_join_element_wise(*arrays, b"")
-
-
-def _join_native(arrays: Sequence[pa.Array]) -> pa.Array:
-    """_join by examplegen._framing.join_rows into buffers from Arrow's pool; binary unless a
-    piece is large_binary or the rows need 64-bit offsets (where Arrow's kernel fails)."""
-    n = len(arrays[0])
-    pieces, total = [], 0
-    for a in arrays:
-        if len(a) != n:
-            raise ValueError(f"arrays of {len(a)} and {n} rows cannot be joined row by row")
-        offsets, data = _binary_offsets(a)
-        total += int(offsets[-1] - offsets[0])
-        width = 8 if pa.types.is_large_binary(a.type) else 4
-        pieces.append((a.buffers()[1], data, width, a.offset))
-    large = any(pa.types.is_large_binary(a.type) for a in arrays)
-    if not large and total > np.iinfo(np.int32).max:
-        return pc.binary_join_element_wise(*arrays, b"")  # Arrow reports the overflow
-    width = 8 if large else 4
-    out_offsets, out_data = pa.allocate_buffer((n + 1) * width), pa.allocate_buffer(total)
-    native.framing.join_rows(pieces, n, out_offsets, out_data, width)
-    return pa.Array.from_buffers(pa.large_binary() if large else pa.binary(), n, [None, out_offsets, out_data])
 
 
 def _binary_offsets(arr: pa.Array) -> tuple[np.ndarray, pa.Buffer]:
@@ -270,7 +255,7 @@ def _scalar_packed(tag: int, body: np.ndarray, body_len: np.ndarray | None,
         row_len = np.where(valid, row_len, null_len)
     if n and int(row_len.min()) == 4 + width:
         return _binary_array(np.arange(n + 1, dtype=np.int64) * (4 + width), matrix.reshape(-1))
-    if native.framing is None and body_len is None and width % 2 == 0:  # floats: rows of 8 or 2 bytes, 2 at a time
+    if body_len is None and width % 2 == 0:  # floats: rows of 8 or 2 bytes, 2 at a time
         pairs = matrix.view(np.uint16)
         data = pairs[np.arange(pairs.shape[1]) < (row_len // 2)[:, None]].view(np.uint8)
     else:
@@ -278,15 +263,9 @@ def _scalar_packed(tag: int, body: np.ndarray, body_len: np.ndarray | None,
     return _binary_array(_offsets(row_len), data)
 
 
-def _leading_bytes(matrix: np.ndarray, row_len: np.ndarray) -> np.ndarray | pa.Buffer:
-    """The first row_len[i] bytes of each row of a uint8 matrix, back to back: one native
-    pass (examplegen.native), else numpy's boolean-mask compaction."""
-    if native.framing is None:
-        return matrix[np.arange(matrix.shape[1]) < row_len[:, None]]
-    row_len = np.ascontiguousarray(row_len, dtype=np.int64)
-    out = pa.allocate_buffer(int(row_len.sum()))
-    native.framing.leading_bytes(np.ascontiguousarray(matrix), matrix.shape[1], row_len, out)
-    return out
+def _leading_bytes(matrix: np.ndarray, row_len: np.ndarray) -> np.ndarray:
+    """The first row_len[i] bytes of each row of a uint8 matrix, back to back."""
+    return matrix[np.arange(matrix.shape[1]) < row_len[:, None]]
 
 
 def _list_packed(tag: int, body: np.ndarray, body_len: np.ndarray | None,
@@ -370,21 +349,13 @@ def feature_column(values: pa.Array | pa.ChunkedArray, kind: str,
     is what TFX's ExampleGen writes for a missing value). An empty, non-null list is always
     an empty list of ``kind``.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
-    if missing not in MISSING:
-        raise ValueError(f"unknown missing-value encoding {missing!r}; expected one of {MISSING}")
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if kind == "none" or (pa.types.is_null(values.type) and missing == "empty_feature"):
-        n = len(values)
-        return _binary_array(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8))
-    if pa.types.is_null(values.type):  # an all-null column: every row an empty list
-        values = pa.nulls(len(values), _KIND_TYPES[kind])
-    flat, row_offsets = _flatten(values)
-    if pa.types.is_null(flat.type):  # lists that are all empty
-        flat = pa.array([], _KIND_TYPES[kind])
-    null_len = 2 if missing == "empty_list" else 0  # bytes of a null scalar's Feature
+    values, kind, flat, row_offsets, null_len = _normalize(values, kind, missing)
+    if kind == "none":
+        return _binary_array(np.zeros(len(values) + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8))
+    if native.framing is not None:
+        offsets, data, width = native.framing.feature_rows(
+            _native_column(values, kind, flat, row_offsets, null_len), len(values), pa.allocate_buffer)
+        return _rows_array(offsets, data, width, len(values))
     if kind == "int64":
         features = _int64_feature(flat, row_offsets, null_len)
     elif kind == "float":
@@ -394,6 +365,56 @@ def feature_column(values: pa.Array | pa.ChunkedArray, kind: str,
     if missing == "empty_feature" and row_offsets is not None and values.null_count:
         features = pc.if_else(values.is_valid(), features, pa.scalar(b"", features.type))
     return features
+
+
+def _normalize(values: pa.Array | pa.ChunkedArray, kind: str, missing: str):
+    """(values, kind, flat values, row offsets or None, null_len) of a column for
+    feature_column; kind "none" where every row is an empty Feature."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
+    if missing not in MISSING:
+        raise ValueError(f"unknown missing-value encoding {missing!r}; expected one of {MISSING}")
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not isinstance(values, pa.Array):
+        raise TypeError(f"expected a pyarrow Array, got {type(values).__name__}")
+    null_len = 2 if missing == "empty_list" else 0  # bytes of a null scalar's Feature
+    if kind == "none" or (pa.types.is_null(values.type) and missing == "empty_feature"):
+        return values, "none", None, None, null_len
+    if pa.types.is_null(values.type):  # an all-null column: every row an empty list
+        values = pa.nulls(len(values), _KIND_TYPES[kind])
+    flat, row_offsets = _flatten(values)
+    if pa.types.is_null(flat.type):  # lists that are all empty
+        flat = pa.array([], _KIND_TYPES[kind])
+    return values, kind, flat, row_offsets, null_len
+
+
+_TAGS = {"int64": _INT64_LIST, "float": _FLOAT_LIST, "bytes": _BYTES_LIST}
+
+
+def _native_column(values: pa.Array, kind: str, flat: pa.Array | None, row_offsets: np.ndarray | None,
+                   null_len: int) -> tuple:
+    """The column tuple of examplegen._framing's encoders (see Column in _framing.c) from
+    what _normalize returns."""
+    if kind == "none":
+        return (0, None, None, None, None, null_len)
+    value_offsets = None
+    if kind == "int64":
+        data = np.ascontiguousarray(_to_int64(flat), dtype=np.int64)
+    elif kind == "float":
+        data = np.ascontiguousarray(_to_float32(flat), dtype="<f4")
+    else:
+        value_offsets, data = _binary_offsets(_to_binary(flat))
+    if row_offsets is None:
+        valid = _valid_mask(flat)
+    else:  # a null list has no values; it is an empty Feature where missing is "empty_feature"
+        valid = _valid_mask(values) if null_len == 0 else None
+        row_offsets = np.ascontiguousarray(row_offsets, dtype=np.int64)
+    return (_TAGS[kind], data, value_offsets, row_offsets, None if valid is None else valid.view(np.uint8), null_len)
+
+
+def _rows_array(offsets: pa.Buffer, data: pa.Buffer, width: int, n: int) -> pa.Array:
+    return pa.Array.from_buffers(pa.binary() if width == 4 else pa.large_binary(), n, [None, offsets, data])
 
 
 # --------------------------------------------------------------------------- examples
@@ -448,7 +469,45 @@ def example_column(names: Sequence[str], features: Sequence[pa.Array]) -> pa.Arr
             raise ValueError(f"feature {name!r} has null rows; use feature_column to encode them")
     ordered = [features[names.index(name)] for name in sorted_feature_names(names)]
     keys = [name.encode("utf-8") for name in sorted_feature_names(names)]
+    if native.framing is not None:
+        return _examples_native(keys, ordered)
     return _examples_by_join(keys, ordered)
+
+
+def _examples_native(keys: list[bytes], features: list[pa.Array]) -> pa.Array:
+    """example_column's rows by examplegen._framing.example_rows (sizes, then bytes)."""
+    n = len(features[0])
+    pieces = []
+    for feature in features:
+        data = feature.buffers()[2] or pa.py_buffer(b"")
+        pieces.append((feature.buffers()[1], data, 8 if pa.types.is_large_binary(feature.type) else 4, feature.offset))
+    return _rows_array(*native.framing.example_rows(keys, pieces, n, pa.allocate_buffer), n)
+
+
+def example_column_of_values(names: Sequence[str], columns: Sequence[tuple[pa.Array, str]],
+                             missing: str = "empty_list") -> pa.Array:
+    """Serialized tf.train.Example per row from (values, kind) columns: the same bytes as
+    ``example_column(names, [feature_column(values, kind, missing) ...])``, written in one
+    native pass without the Feature rows in between where examplegen._framing is built."""
+    names = list(names)
+    if native.framing is None:
+        return example_column(names, [feature_column(values, kind, missing) for values, kind in columns])
+    if len(names) != len(columns):
+        raise ValueError(f"{len(names)} names but {len(columns)} columns")
+    if not names:
+        raise ValueError("an example needs at least one feature")
+    if len(set(names)) != len(names):
+        duplicate = next(name for name in names if names.count(name) > 1)
+        raise ValueError(f"duplicate feature name {duplicate!r}")
+    normalized = {name: _normalize(values, kind, missing) for name, (values, kind) in zip(names, columns)}
+    n = len(next(iter(normalized.values()))[0])
+    for name, (values, *_rest) in normalized.items():
+        if len(values) != n:
+            raise ValueError(f"feature {name!r} has {len(values)} rows, expected {n}")
+    order = sorted_feature_names(names)
+    specs = [_native_column(*normalized[name]) for name in order]
+    return _rows_array(*native.framing.examples_of_columns([name.encode("utf-8") for name in order], specs,
+                                                            n, pa.allocate_buffer), n)
 
 
 def _header_table(key: bytes, feature_len: np.ndarray) -> tuple[list[bytes], np.ndarray]:

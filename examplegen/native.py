@@ -1,8 +1,8 @@
 """The package's one C extension, examplegen._framing (examplegen/_framing.c, built by
 setup.py), or None where it was not built (no compiler or no OpenSSL headers at install)
 or where EXAMPLEGEN_NO_NATIVE=1 turns it off. Its callers (tfrecord: digests, CRCs and
-frames of records; encode: the per-row join of an Example's pieces, rows of varying
-length) look it up here at each call and have a numpy/Arrow path with the same results;
+frames of records; encode: Feature and Example bytes from typed columns) look it up here
+at each call and have a numpy/Arrow path with the same results;
 tests/test_framing_native.py compares the two and runs the encoding and framing tests
 again with it turned off."""
 

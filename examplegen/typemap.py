@@ -23,6 +23,7 @@ and row.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -45,13 +46,22 @@ OVERRIDES = ("int", "int64", "float", "float32", "string", "bytes", *_TIME_OVERR
 @dataclasses.dataclass
 class Feature:
     """One feature column of a batch: the values as written (int64, float32 or binary, or a
-    list array of them; null = empty list), the tf.train.Feature kind, the serialized
-    tf.train.Feature per row."""
+    list array of them; null = empty list), the tf.train.Feature kind, and on first use the
+    serialized tf.train.Feature per row (Examples are written from the values directly, see
+    ``examples``)."""
 
     name: str
     values: pa.Array
     kind: str
-    feature: pa.Array
+
+    @functools.cached_property
+    def feature(self) -> pa.Array:
+        return encode.feature_column(self.values, self.kind)
+
+
+def examples(features: Sequence[Feature]) -> pa.Array:
+    """The serialized tf.train.Example of every row of a batch's features."""
+    return encode.example_column_of_values([f.name for f in features], [(f.values, f.kind) for f in features])
 
 
 class BadValueError(SourceError):
@@ -285,7 +295,7 @@ def batch_features(batch: pa.RecordBatch, where: Callable[[int], str], origin: s
                 raise BadValueError(f"{where(exc.index)}: column {name!r}: {exc}", exc.index) from None
             except _Unsupported as exc:
                 raise SourceError(f"{origin}: column {name!r}: {exc}") from None
-            out.append(Feature(name, values, kind, encode.feature_column(values, kind)))
+            out.append(Feature(name, values, kind))
     return out
 
 

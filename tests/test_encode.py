@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from examplegen.encode import example_column, feature_column, sorted_feature_names
+from examplegen.encode import example_column, example_column_of_values, feature_column, sorted_feature_names
 
 from tensorflow.core.example import example_pb2  # noqa: E402
 from tensorflow.core.example import feature_pb2  # noqa: E402
@@ -266,7 +266,7 @@ def test_example_column_matches_protobuf():
         "bytes": lambda: random_bytes(rng),
     }
     types = {"int64": pa.int64(), "float": pa.float64(), "bytes": pa.binary()}
-    columns, arrays = {}, {}
+    columns, arrays, typed = {}, {}, {}
     for i, name in enumerate(NAMES):
         kind = ["int64", "float", "bytes", "none"][i % 4]
         if kind == "none":
@@ -280,10 +280,12 @@ def test_example_column_matches_protobuf():
             arr = pa.array(values, types[kind])
         columns[name] = (values, kind)
         arrays[name] = feature_column(arr, kind)
+        typed[name] = (arr, kind)
     shuffled = list(NAMES)
     rng.shuffle(shuffled)
     got = example_column(shuffled, [arrays[name] for name in shuffled])
     assert_same(got, proto_examples(columns))
+    assert_same(example_column_of_values(shuffled, [typed[name] for name in shuffled]), proto_examples(columns))
 
 
 def test_example_column_with_long_keys_and_features():
@@ -293,7 +295,11 @@ def test_example_column_with_long_keys_and_features():
     features = feature_column(pa.array(values, pa.binary()), "bytes")
     ints = feature_column(pa.array([1, 2, 3]), "int64")
     got = example_column([name, "short"], [features, ints])
-    assert_same(got, proto_examples({name: (values, "bytes"), "short": ([1, 2, 3], "int64")}))
+    expected = proto_examples({name: (values, "bytes"), "short": ([1, 2, 3], "int64")})
+    assert_same(got, expected)
+    of_values = example_column_of_values([name, "short"], [(pa.array(values, pa.binary()), "bytes"),
+                                                           (pa.array([1, 2, 3]), "int64")])
+    assert_same(of_values, expected)
 
 
 def test_example_column_taxi_like_rows():
@@ -348,6 +354,31 @@ def test_example_column_fixed_width_pieces_and_variable_ones(mixed):
     large = example_column(names, [f.cast(pa.large_binary()) if i % 2 else f for i, f in enumerate(features)])
     assert_same(large, expected)
     assert example_column(names, [f.slice(0, 0) for f in features]).to_pylist() == []
+    # straight from the typed columns: whole, sliced, chunked, and no rows
+    typed = [(pa.array(values, typ), kind) for values, kind, typ in columns.values()]
+    assert_same(example_column_of_values(names, typed), expected)
+    assert_same(example_column_of_values(names, [(a.slice(17, 200), k) for a, k in typed]), expected[17:217])
+    chunked = [(pa.chunked_array([a.slice(0, 100), a.slice(100)]), k) for a, k in typed]
+    assert_same(example_column_of_values(names, chunked), expected)
+    assert example_column_of_values(names, [(a.slice(0, 0), k) for a, k in typed]).to_pylist() == []
+
+
+def test_example_column_of_values_rejects_bad_input():
+    a = pa.array([1, 2])
+    with pytest.raises(ValueError, match="duplicate feature name 'a'"):
+        example_column_of_values(["a", "a"], [(a, "int64"), (a, "int64")])
+    with pytest.raises(ValueError, match="'b' has 1 rows, expected 2"):
+        example_column_of_values(["a", "b"], [(a, "int64"), (a.slice(0, 1), "int64")])
+    with pytest.raises(ValueError, match="2 names but 1"):
+        example_column_of_values(["a", "b"], [(a, "int64")])
+    with pytest.raises(ValueError, match="at least one feature"):
+        example_column_of_values([], [])
+    with pytest.raises(ValueError, match="unknown feature kind"):
+        example_column_of_values(["a"], [(a, "int32")])
+    with pytest.raises(ValueError, match="bytes feature needs string or binary"):
+        example_column_of_values(["a"], [(a, "bytes")])
+    with pytest.raises(ValueError, match="contains a null value"):
+        example_column_of_values(["a"], [(pa.array([[1, None]]), "int64")])
 
 
 def test_example_column_rejects_bad_input():
@@ -379,6 +410,8 @@ def test_missing_as_empty_feature(list_type):
             arr = pa.array(values, list_type(item))
         expected = [b"" if v is None else proto_feature(v, kind).SerializeToString() for v in values]
         assert_same(feature_column(arr, kind, missing="empty_feature"), expected)
+        examples = example_column(["f"], [feature_column(arr, kind, missing="empty_feature")])
+        assert example_column_of_values(["f"], [(arr, kind)], missing="empty_feature").equals(examples)
     assert feature_column(pa.nulls(3), "int64", missing="empty_feature").to_pylist() == [b""] * 3
     with pytest.raises(ValueError, match="missing-value"):
         feature_column(pa.array([1]), "int64", missing="zero")
@@ -419,6 +452,7 @@ def test_reproduces_tfx_example_bytes(pattern, limit):
     assert any(None in column for column in columns.values())  # TFX wrote empty Features
     types = {"int64": pa.int64(), "float": pa.float32(), "bytes": pa.binary()}
     names = sorted(columns)
-    features = [feature_column(pa.array(columns[name], types[kinds.get(name, "bytes")]),
-                               kinds.get(name, "none"), missing="empty_feature") for name in names]
+    typed = [(pa.array(columns[name], types[kinds.get(name, "bytes")]), kinds.get(name, "none")) for name in names]
+    features = [feature_column(values, kind, missing="empty_feature") for values, kind in typed]
     assert_same(example_column(names, features), records)
+    assert_same(example_column_of_values(names, typed, missing="empty_feature"), records)

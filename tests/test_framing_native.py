@@ -9,7 +9,6 @@ import random
 import google_crc32c
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from examplegen import native, tfrecord
@@ -90,42 +89,18 @@ def _pieces(seed: int, n: int) -> list[pa.Array]:
 
 
 @pytest.mark.parametrize("n", [0, 1, 257])
-def test_join_rows_matches_arrows_binary_join(n):
+def test_example_rows_reads_pieces_with_their_own_offsets(monkeypatch, n):
+    """example_column over Feature arrays sliced at different offsets, one large_binary:
+    the native loop reads each array's offsets and gives the numpy path's bytes."""
     from examplegen import encode
 
     pieces = _pieces(n, n)
-    joined = encode._join(*pieces)
-    expected = pc.binary_join_element_wise(*[p.cast(pa.large_binary()) for p in pieces],
-                                           pa.scalar(b"", pa.large_binary()))
-    assert joined.type == pa.large_binary() and joined.equals(expected)
-    small = [p.cast(pa.binary()) for p in pieces]
-    assert encode._join(*small).type == pa.binary()
-    assert encode._join(*small).equals(pc.binary_join_element_wise(*small, b""))
-
-
-def test_join_with_nulls_takes_arrows_kernel():
-    from examplegen import encode
-
-    a, b = pa.array([b"x", None, b"z"]), pa.array([b"1", b"2", b"3"])
-    assert encode._join(a, b).to_pylist() == [b"x1", None, b"z3"]
-
-
-def test_join_rows_refuses_buffers_that_do_not_fit():
-    a = pa.array([b"ab", b"cde"])
-    piece = (a.buffers()[1], a.buffers()[2], 4, 0)
-    out_offsets, out_data = pa.allocate_buffer(12), pa.allocate_buffer(5)
-    native.framing.join_rows([piece], 2, out_offsets, out_data, 4)
-    assert pa.Array.from_buffers(pa.binary(), 2, [None, out_offsets, out_data]).to_pylist() == [b"ab", b"cde"]
-    with pytest.raises(ValueError, match="longer than the output data buffer"):
-        native.framing.join_rows([piece], 2, out_offsets, pa.allocate_buffer(4), 4)
-    with pytest.raises(ValueError, match="shorter than the output data buffer"):
-        native.framing.join_rows([piece], 2, out_offsets, pa.allocate_buffer(6), 4)
-    with pytest.raises(ValueError, match="output offsets buffer too short"):
-        native.framing.join_rows([piece], 2, pa.allocate_buffer(8), out_data, 4)
-    with pytest.raises(ValueError, match="too short for start and count"):
-        native.framing.join_rows([piece], 3, pa.allocate_buffer(16), out_data, 4)
-    with pytest.raises(ValueError, match="outside its data buffer"):
-        native.framing.join_rows([(piece[0], b"ab", 4, 0)], 2, out_offsets, out_data, 4)
+    names = [f"f{k}" for k in range(len(pieces))]
+    got = encode.example_column(names, pieces)
+    monkeypatch.setattr(native, "framing", None)
+    expected = encode.example_column(names, pieces)
+    assert got.cast(pa.large_binary()).equals(expected.cast(pa.large_binary()))
+    assert len(got) == n
 
 
 def test_examples_are_the_same_bytes_without_the_module(monkeypatch):
@@ -142,12 +117,118 @@ def test_examples_are_the_same_bytes_without_the_module(monkeypatch):
 
     def examples():
         features = typemap.batch_features(batch, str, "", {})
-        return encode.example_column([f.name for f in features], [f.feature for f in features])
+        joined = encode.example_column([f.name for f in features], [f.feature for f in features])
+        assert typemap.examples(features).equals(joined)
+        return joined
 
     with_module = examples()
     monkeypatch.setattr(native, "framing", None)
     assert examples().equals(with_module)
     assert len(with_module) == batch.num_rows and batch.num_rows > 1000
+
+
+def random_columns(seed: int, n: int) -> dict:
+    """{name: (array, kind)}: every kind as scalars and lists, with nulls, empty lists,
+    varints of every width, long strings, sliced and large arrays, null and none columns."""
+    rng = np.random.default_rng(seed)
+    ints = rng.integers(-2**63, 2**63 - 1, n, dtype=np.int64) >> rng.integers(0, 63, n)
+    floats = rng.normal(0, 1e6, n)
+    strings = [bytes(rng.integers(0, 256, rng.choice([0, 1, 5, 127, 128, 300, 17000]), dtype=np.uint8))
+               for _ in range(n)]
+    null = rng.random(n) < 0.2
+
+    def lists(values, typ):
+        offsets = np.concatenate([[0], np.cumsum(rng.integers(0, 4, n))])
+        flat = pa.array([values[i % len(values)] for i in range(int(offsets[-1]))], typ)
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), flat, mask=pa.array(null))
+
+    long = pa.array([b"pad"] * 5 + list(strings), pa.large_binary())
+    return {
+        "int": (pa.array(ints, mask=null), "int64"),
+        "int8": (pa.array(ints.astype(np.int8)), "int64"),
+        "bool": (pa.array(rng.random(n) < 0.5), "int64"),
+        "float": (pa.array(floats, mask=null), "float"),
+        "float32": (pa.array(floats.astype(np.float32)), "float"),
+        "int_as_float": (pa.array(ints), "float"),
+        "bytes": (pa.array(strings, pa.binary(), mask=null), "bytes"),
+        "string": (pa.array([s.hex() for s in strings], pa.string()), "bytes"),
+        "large": (long.slice(5, n), "bytes"),  # an array offset, 64-bit value offsets
+        "int_list": (lists(ints, pa.int64()), "int64"),
+        "float_list": (lists(floats, pa.float64()), "float"),
+        "bytes_list": (lists(strings, pa.binary()), "bytes"),
+        "all_null": (pa.nulls(n), "int64"),
+        "none": (pa.array(ints), "none"),
+        "k" * 200: (pa.array(ints).slice(0, n), "int64"),
+    }
+
+
+@pytest.mark.parametrize("missing", ["empty_list", "empty_feature"])
+def test_native_encoders_give_the_numpy_paths_bytes(monkeypatch, missing):
+    """feature_column, example_column and example_column_of_values: the native loops and
+    the numpy/Arrow path agree column by column, on whole and sliced columns."""
+    from examplegen import encode
+
+    columns = random_columns(21, 500)
+    names = list(columns)
+    for start, length in ((0, 500), (37, 301), (499, 1), (0, 0)):
+        part = {name: (a.slice(start, length), kind) for name, (a, kind) in columns.items()}
+
+        def encoded():
+            features = [encode.feature_column(a, kind, missing) for a, kind in part.values()]
+            return (features, encode.example_column(names, features),
+                    encode.example_column_of_values(names, list(part.values()), missing))
+
+        native_features, native_joined, native_direct = encoded()
+        monkeypatch.setattr(native, "framing", None)
+        features, joined, direct = encoded()
+        monkeypatch.undo()
+        def same(a, b):  # binary or large_binary: the bytes are compared
+            return a.cast(pa.large_binary()).equals(b.cast(pa.large_binary()))
+
+        for name, got, expected in zip(names, native_features, features):
+            assert same(got, expected), name
+        assert same(native_joined, joined) and same(native_direct, joined) and same(direct, joined)
+
+
+def test_native_encoders_refuse_inconsistent_columns():
+    alloc = pa.allocate_buffer
+    ints = np.arange(3, dtype=np.int64)
+    ok = (0x1A, ints, None, None, None, 2)
+    assert pa.Array.from_buffers(pa.binary(), 3, [None, *native.framing.feature_rows(ok, 3, alloc)[:2]]).to_pylist() \
+        == [b"\x1a\x03\x0a\x01\x00", b"\x1a\x03\x0a\x01\x01", b"\x1a\x03\x0a\x01\x02"]
+    bad = {
+        "tag must be": (0x0B, ints, None, None, None, 2),
+        "null_len 0 or 2": (0x1A, ints, None, None, None, 1),
+        "fewer values than rows": (0x1A, ints[:2], None, None, None, 2),
+        "int64 value_offsets": (0x0A, b"abc", None, None, None, 2),
+        "value_offsets point outside": (0x0A, b"abc", np.array([0, 1, 4, 4, 4]), None, None, 2),
+        "row_offsets must hold": (0x1A, ints, None, np.array([0, 1, 2]), None, 2),
+        "row_offsets point outside": (0x1A, ints, None, np.array([0, 1, 2, 4]), None, 2),
+        "one byte per row": (0x1A, ints, None, None, np.ones(2, dtype=np.uint8), 2),
+    }
+    for message, column in bad.items():
+        with pytest.raises(ValueError, match=message):
+            native.framing.feature_rows(column, 3, alloc)
+        with pytest.raises(ValueError, match=message):
+            native.framing.examples_of_columns([b"a"], [column], 3, alloc)
+    with pytest.raises(ValueError, match="one key per column"):
+        native.framing.examples_of_columns([b"a", b"b"], [ok], 3, alloc)
+    with pytest.raises(TypeError, match="keys must be bytes"):
+        native.framing.examples_of_columns(["a"], [ok], 3, alloc)
+    with pytest.raises(ValueError, match="smaller than asked for"):
+        native.framing.examples_of_columns([b"a"], [ok], 3, lambda size: pa.allocate_buffer(max(size - 1, 0)))
+    with pytest.raises(ZeroDivisionError):
+        native.framing.feature_rows(ok, 3, lambda size: 1 / 0)
+    feature = pa.array([b"ab", b"cde"])
+    piece = (feature.buffers()[1], feature.buffers()[2], 4, 0)
+    assert pa.Array.from_buffers(pa.binary(), 2, [None, *native.framing.example_rows([b"k"], [piece], 2, alloc)[:2]]) \
+        .to_pylist() == [b"\x0a\x09\x0a\x07\x0a\x01k\x12\x02ab", b"\x0a\x0a\x0a\x08\x0a\x01k\x12\x03cde"]
+    with pytest.raises(ValueError, match="too short for start and count"):
+        native.framing.example_rows([b"k"], [piece], 3, alloc)
+    with pytest.raises(ValueError, match="outside its data buffer"):
+        native.framing.example_rows([b"k"], [(piece[0], b"ab", 4, 0)], 2, alloc)
+    with pytest.raises(ValueError, match="one key per feature"):
+        native.framing.example_rows([], [piece], 2, alloc)
 
 
 @pytest.mark.parametrize("kind", [pa.binary(), pa.large_binary()])
@@ -187,31 +268,6 @@ def test_frame_rows_refuses_inconsistent_arguments():
         native.framing.frame_rows(offsets, data, 4, 0, 2, crcs, np.array([1, 0]), pa.allocate_buffer(38))
     with pytest.raises(ValueError, match="crcs or order shorter"):
         native.framing.frame_rows(offsets, data, 4, 0, 2, crcs[:1], np.array([1, 0]), out)
-
-
-def test_leading_bytes_match_numpys_mask_compaction(monkeypatch):
-    from examplegen import encode
-
-    rng = np.random.default_rng(8)
-    for width in (1, 8, 12):
-        matrix = rng.integers(0, 256, (300, width), dtype=np.uint8)
-        row_len = rng.integers(0, width + 1, 300)
-        got = encode._leading_bytes(matrix, row_len)
-        assert bytes(got) == matrix[np.arange(width) < row_len[:, None]].tobytes()
-    monkeypatch.setattr(native, "framing", None)
-    assert bytes(encode._leading_bytes(matrix, row_len)) == bytes(got)
-
-
-def test_leading_bytes_refuses_inconsistent_arguments():
-    matrix = np.zeros((3, 4), dtype=np.uint8)
-    with pytest.raises(ValueError, match="outside 0..width"):
-        native.framing.leading_bytes(matrix, 4, np.array([1, 5, 0]), pa.allocate_buffer(6))
-    with pytest.raises(ValueError, match="not row_len's rows"):
-        native.framing.leading_bytes(matrix, 3, np.array([1, 1, 1]), pa.allocate_buffer(3))
-    with pytest.raises(ValueError, match="shorter than the output buffer"):
-        native.framing.leading_bytes(matrix, 4, np.array([1, 1, 1]), pa.allocate_buffer(4))
-    with pytest.raises(ValueError, match="longer than the output buffer"):
-        native.framing.leading_bytes(matrix, 4, np.array([1, 1, 1]), pa.allocate_buffer(2))
 
 
 @pytest.mark.slow
