@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from examplegen import native
 from examplegen.errors import ConfigError, SourceError
 
 
@@ -68,6 +69,8 @@ def hash_buckets(keys: Sequence[bytes] | pa.Array, total: int) -> np.ndarray:
         keys = keys.combine_chunks()
     if isinstance(keys, pa.Array):
         keys = _buffer_slices(keys)
+    if native.framing is not None and isinstance(keys, list) and all(type(key) is bytes for key in keys):
+        return buckets_of_digests(native.framing.sha256_digests(keys), total)  # one call, OpenSSL's SHA-256
     sha256 = hashlib.sha256
     return buckets_of_digests(b"".join([sha256(key).digest() for key in keys]), total)
 

@@ -342,10 +342,17 @@ def is_empty(path: str | os.PathLike) -> bool:
         return False
 
 
-def _frame_starts(buf: bytes, where) -> tuple[list[int], int, int]:
+def _frame_starts(buf: bytes, where) -> tuple[Sequence[int], int, int]:
     """Offsets of the complete frames at the front of ``buf``, the offset after the last of
     them, and the size of the incomplete frame after it (0 if its header is incomplete).
-    ``where(i, offset)`` names frame i for an error about a bad length CRC."""
+    ``where(i, offset)`` names frame i for an error about a bad length CRC. One native
+    walk (examplegen.native; the offsets as an int64 array) or a Python loop (a list)."""
+    if native.framing is not None:
+        starts, stop, frame_size, bad = native.framing.frame_starts(buf)
+        if bad >= 0:
+            raise SourceError(f"{where(bad, stop)}: length CRC mismatch, the file is "
+                              "corrupt or not a TFRecord file")
+        return np.frombuffer(starts, dtype=np.int64), stop, frame_size
     unpack = _HEADER.unpack_from
     known = _header_crcs.get
     starts: list[int] = []
@@ -364,13 +371,18 @@ def _frame_starts(buf: bytes, where) -> tuple[list[int], int, int]:
     return starts, pos, 0
 
 
-def _checked_data(buf: bytes, starts: list[int], stop: int, where) -> list[bytes]:
+def _checked_data(buf: bytes, starts: Sequence[int], stop: int, where) -> list[bytes]:
     """The data of the frames at ``starts`` (the last ending at ``stop``), CRC-checked."""
     n = len(starts)
     begin = np.asarray(starts, dtype=np.int64)
     crc_at = np.empty(n, dtype=np.int64)
     crc_at[:-1] = begin[1:] - 4
     crc_at[-1] = stop - 4
+    if native.framing is not None:
+        bad = native.framing.bad_frame_data(buf, begin, stop)
+        if bad >= 0:
+            raise SourceError(f"{where(bad, int(begin[bad]))}: data CRC mismatch, the file is corrupt")
+        return list(map(buf.__getitem__, map(slice, (begin + 12).tolist(), crc_at.tolist())))
     datas = list(map(buf.__getitem__, map(slice, (begin + 12).tolist(), crc_at.tolist())))
     crcs = np.fromiter(map(google_crc32c.value, datas), dtype=np.uint32, count=n)
     stored = np.frombuffer(buf, dtype=np.uint8)[crc_at[:, None] + np.arange(4)].copy().view("<u4")
@@ -439,7 +451,7 @@ def _frame_pieces(path: str | os.PathLike):
                 return
             buf = buf + chunk if buf else chunk
             starts, stop, frame_size = _frame_starts(buf, where)
-            if starts:
+            if len(starts):
                 yield buf, starts, stop, where
                 index += len(starts)
             if stop:

@@ -290,3 +290,65 @@ def test_the_encoding_and_framing_tests_pass_without_the_module():
     check = subprocess.run([sys.executable, "-c", "from examplegen import native; print(native.framing)"],
                            cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert check.stdout.strip() == "None"
+
+
+def test_frame_walk_matches_the_python_walk(monkeypatch):
+    """frame_starts + bad_frame_data against tfrecord's Python loop: chunks cut anywhere
+    (inside a header, inside a record, on a boundary), frame offsets and the rest."""
+    records = records_of(LENGTHS * 3, seed=17)
+    data = tfrecord.frame_records(records)
+
+    def walk(buf):
+        starts, stop, frame_size = tfrecord._frame_starts(buf, lambda i, at: f"record {i} at {at}")
+        datas = tfrecord._checked_data(buf, starts, stop, str) if len(starts) else []
+        return list(map(int, starts)), stop, frame_size, datas
+
+    rng = random.Random(4)
+    cuts = [0, 1, 11, 12, 15, 16, 17, len(data)] + [rng.randrange(len(data)) for _ in range(40)]
+    for cut in cuts:
+        buf = data[:cut]
+        got = walk(buf)
+        monkeypatch.setattr(native, "framing", None)
+        expected = walk(buf)
+        monkeypatch.undo()
+        assert got == expected, cut
+    assert walk(data)[3] == records and walk(data)[1] == len(data) and walk(data)[2] == 0
+
+
+@pytest.mark.parametrize("where", ["length", "length_crc", "data", "data_crc"])
+def test_frame_walk_names_the_corrupt_frame_as_the_python_walk(monkeypatch, where):
+    records = records_of([5, 300, 0, 70, 9], seed=2)
+    data = bytearray(tfrecord.frame_records(records))
+    third = 16 + 5 + 16 + 300  # the third frame (index 2) starts here; its data is empty
+    fourth = third + 16
+    at = {"length": third, "length_crc": third + 9, "data": fourth + 12 + 3, "data_crc": fourth + 12 + 70 + 1}[where]
+    data[at] ^= 0x40
+    buf = bytes(data)
+
+    def error():
+        with pytest.raises(tfrecord.SourceError) as info:
+            starts, stop, _ = tfrecord._frame_starts(buf, lambda i, offset: f"record {i} (byte offset {offset})")
+            tfrecord._checked_data(buf, starts, stop, lambda i, offset: f"record {i} (byte offset {offset})")
+        return str(info.value)
+
+    got = error()
+    monkeypatch.setattr(native, "framing", None)
+    assert got == error()
+    if where.startswith("length"):
+        assert got == f"record 2 (byte offset {third}): length CRC mismatch, the file is corrupt or not a TFRecord file"
+    else:
+        assert got == f"record 3 (byte offset {fourth}): data CRC mismatch, the file is corrupt"
+
+
+def test_sha256_digests_and_the_buckets_of_records(monkeypatch):
+    records = records_of(LENGTHS * 2, seed=9)
+    assert native.framing.sha256_digests(records) == b"".join(hashlib.sha256(r).digest() for r in records)
+    assert native.framing.sha256_digests([]) == b""
+    with pytest.raises(TypeError, match="records must be bytes"):
+        native.framing.sha256_digests([b"a", bytearray(b"b")])
+    got = hash_buckets(records, 10)
+    mixed = hash_buckets([bytearray(r) for r in records], 10)  # not all bytes: hashlib
+    monkeypatch.setattr(native, "framing", None)
+    expected = hash_buckets(records, 10)
+    assert got.tolist() == expected.tolist() == mixed.tolist()
+    assert got.tolist() == [int(hashlib.sha256(r).hexdigest(), 16) % 10 for r in records]
