@@ -4,7 +4,7 @@ in one process, on one TFRecord file.
 Stages as the worker runs them on each batch of 65,536 records:
   read   tfrecord.read_frame_batches: decompress, walk frames, check both CRCs, frames as read
   check  payload.check (structure check; the frames' bytes, no conversion)
-  hash   split.assign_hash (sha256 per record, TFX's bucket rule)
+  hash   tfrecord.frame_buckets (sha256 of each frame's payload, TFX's bucket rule)
   group  tfrecord.grouped_frames (each (split, shard)'s frames back to back)
   gzip   tfrecord.gzip_member per group
 With --old, the flow before frames were reused: read_record_batches, pa.array of the
@@ -32,7 +32,7 @@ import pyarrow as pa
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 from examplegen import payload, tfrecord  # noqa: E402
-from examplegen.split import SplitPlan, assign_hash, split_of_buckets  # noqa: E402
+from examplegen.split import SplitPlan, split_of_buckets  # noqa: E402
 
 DEFAULT_FILE = os.path.join(os.path.dirname(__file__), "out", "examples_csv_1000000", "Split-train",
                             "data_tfrecord-00000-of-00001.gz")
@@ -66,7 +66,7 @@ def one_pass(path: str, plan: SplitPlan, old: bool) -> tuple[dict[str, float], i
             t = tick("read", t)
             payload.check(records, "FORMAT_TF_EXAMPLE", "structure", path, rows, frames=frames)
             t = tick("check", t)
-            split_index = assign_hash(records, plan)
+            split_index = split_of_buckets(tfrecord.frame_buckets(frames, plan.cumulative_buckets[-1]), plan)
             t = tick("hash", t)
         groups = tfrecord.grouped_frames(frames, split_index)
         t = tick("group", t)

@@ -31,7 +31,7 @@ from examplegen import fs, sources, tfrecord, typemap
 from examplegen.bad_rows import BadRowPolicy, RowRejects, keep_mask
 from examplegen.errors import SourceError
 from examplegen.sources import Records, WorkUnit
-from examplegen.split import SplitPlan, assign_hash, assign_partition, assign_value, split_of_buckets
+from examplegen.split import SplitPlan, assign_partition, assign_value, split_of_buckets
 from examplegen.writer import part_file_name, quarantine_part_name
 
 GZIP_LEVEL = 1  # isal level 1: ~370 MB/s on this machine, ratio within 1% of level 2
@@ -212,7 +212,9 @@ def _split_of_records(batch: Records, plan: SplitPlan, where, rejects: RowReject
     from examplegen import payload
 
     if plan.mode not in ("partition", "value"):
-        return assign_hash(batch.records, plan), batch.frames
+        if len(plan.names) == 1:
+            return np.zeros(len(batch.frames), dtype=np.int32), batch.frames
+        return split_of_buckets(tfrecord.frame_buckets(batch.frames, plan.cumulative_buckets[-1]), plan), batch.frames
     if plan.mode == "partition":
         keys, kind, problems = payload.feature_keys(batch.records, batch.payload_format, plan.feature)
     else:

@@ -371,42 +371,96 @@ def _frame_starts(buf: bytes, where) -> tuple[Sequence[int], int, int]:
     return starts, pos, 0
 
 
-def _checked_data(buf: bytes, starts: Sequence[int], stop: int, where) -> list[bytes]:
-    """The data of the frames at ``starts`` (the last ending at ``stop``), CRC-checked."""
+def _check_data(buf: bytes, starts: Sequence[int], stop: int, where) -> None:
+    """Checks the data CRC of the frames at ``starts`` (the last ending at ``stop``)."""
     n = len(starts)
     begin = np.asarray(starts, dtype=np.int64)
-    crc_at = np.empty(n, dtype=np.int64)
-    crc_at[:-1] = begin[1:] - 4
-    crc_at[-1] = stop - 4
     if native.framing is not None:
         bad = native.framing.bad_frame_data(buf, begin, stop)
         if bad >= 0:
             raise SourceError(f"{where(bad, int(begin[bad]))}: data CRC mismatch, the file is corrupt")
-        return list(map(buf.__getitem__, map(slice, (begin + 12).tolist(), crc_at.tolist())))
-    datas = list(map(buf.__getitem__, map(slice, (begin + 12).tolist(), crc_at.tolist())))
+        return
+    crc_at = np.empty(n, dtype=np.int64)
+    crc_at[:-1] = begin[1:] - 4
+    crc_at[-1] = stop - 4
+    datas = map(buf.__getitem__, map(slice, (begin + 12).tolist(), crc_at.tolist()))
     crcs = np.fromiter(map(google_crc32c.value, datas), dtype=np.uint32, count=n)
     stored = np.frombuffer(buf, dtype=np.uint8)[crc_at[:, None] + np.arange(4)].copy().view("<u4")
     bad = np.flatnonzero(_mask(crcs) != stored.reshape(n))
     if bad.size:
         i = int(bad[0])
         raise SourceError(f"{where(i, starts[i])}: data CRC mismatch, the file is corrupt")
-    return datas
+
+
+class FrameRecords(Sequence[bytes]):
+    """The records (payloads) of a binary array of TFRecord frames, as a sequence of bytes
+    made on access: a batch of imported records is hashed, split and written from its
+    frames, and only the records a check or a split key reads become bytes objects."""
+
+    def __init__(self, frames: pa.Array):
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("record index out of range")
+        frame = self.frames[i].as_buffer()
+        return frame[12:frame.size - 4].to_pybytes()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(payloads_of_frames(self.frames))
+
+
+def payloads_of_frames(frames: pa.Array) -> list[bytes]:
+    """The payload of every frame of a binary array of TFRecord frames, as bytes."""
+    offsets, data = _frame_bounds(frames)
+    buf = memoryview(data)
+    return [bytes(buf[a + 12:b - 4]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
+
+def _frame_bounds(frames: pa.Array) -> tuple[np.ndarray, pa.Buffer]:
+    width = np.int64 if pa.types.is_large_binary(frames.type) else np.int32
+    _, off_buf, data = frames.buffers()
+    offsets = np.frombuffer(off_buf, dtype=width, count=len(frames) + 1, offset=frames.offset * np.dtype(width).itemsize)
+    return offsets.astype(np.int64), data if data is not None else pa.py_buffer(b"")
+
+
+def frame_buckets(frames: pa.Array, total_buckets: int) -> np.ndarray:
+    """TFX's hash bucket of each record of a binary array of TFRecord frames (the SHA-256 of
+    its payload): one native call over the frames, else hashlib per record."""
+    if native.framing is not None:
+        _, offsets, data = frames.buffers()
+        width = 8 if pa.types.is_large_binary(frames.type) else 4
+        digests = native.framing.frame_digests(offsets, data if data is not None else b"", width,
+                                               frames.offset, len(frames))
+        return buckets_of_digests(digests, total_buckets)
+    sha256 = hashlib.sha256
+    return buckets_of_digests(b"".join([sha256(r).digest() for r in payloads_of_frames(frames)]), total_buckets)
 
 
 class FrameBatch(NamedTuple):
-    """Consecutive records of a file: ``records`` (each record's data, both CRCs checked)
-    and ``frames`` (binary array, each record's whole frame exactly as read; byte-identical
-    to ``frame_column(records)``, so it can be written out without framing again)."""
+    """Consecutive records of a file: ``records`` (each record's data, both CRCs checked,
+    a FrameRecords over ``frames``) and ``frames`` (binary array, each record's whole frame
+    exactly as read; byte-identical to ``frame_column(records)``, so it can be written out
+    without framing again)."""
 
-    records: list[bytes]
+    records: Sequence[bytes]
     frames: pa.Array
 
 
-def _checked_pieces(path: str | os.PathLike) -> Iterator[tuple[bytes, list[int], int, list[bytes]]]:
+def _checked_pieces(path: str | os.PathLike) -> Iterator[tuple[bytes, Sequence[int], int]]:
     """Per decompressed chunk of ``path``: (the chunk, the offsets of its whole frames,
-    the offset after the last of them, their checked data). Errors: see read_record_batches."""
+    the offset after the last of them), both CRCs of every frame checked. Errors: see
+    read_record_batches."""
     for buf, starts, stop, where in _frame_pieces(path):
-        yield buf, starts, stop, _checked_data(buf, starts, stop, where)
+        _check_data(buf, starts, stop, where)
+        yield buf, starts, stop
 
 
 def count_records(path: str | os.PathLike) -> int:
@@ -500,14 +554,10 @@ def _batches(path, batch_size: int, with_frames: bool):
 
 
 def _batches_of(path, batch_size: int, with_frames: bool):
-    pending: list[bytes] = []
-    pieces: list[tuple[bytes, list[int], int]] = []  # where the frames of ``pending`` are
+    pending = 0  # checked records not yet in a batch
+    pieces: list[tuple[bytes, Sequence[int], int]] = []  # where their frames are
 
     def take(n: int):
-        records = pending[:n]
-        del pending[:n]
-        if not with_frames:
-            return records
         taken, left = [], n
         while left:
             buf, starts, stop = pieces[0]
@@ -518,16 +568,19 @@ def _batches_of(path, batch_size: int, with_frames: bool):
                 taken.append((buf, starts[:left], starts[left]))
                 pieces[0] = (buf, starts[left:], stop)
                 left = 0
-        return FrameBatch(records, _joined_frames(taken))
+        frames = _joined_frames(taken)
+        if not with_frames:
+            return payloads_of_frames(frames)
+        return FrameBatch(FrameRecords(frames), frames)
 
-    for buf, starts, stop, datas in _checked_pieces(path):
-        pending += datas
-        if with_frames:
-            pieces.append((buf, starts, stop))
-        while len(pending) >= batch_size:
+    for buf, starts, stop in _checked_pieces(path):
+        pending += len(starts)
+        pieces.append((buf, starts, stop))
+        while pending >= batch_size:
+            pending -= batch_size
             yield take(batch_size)
     if pending:
-        yield take(len(pending))
+        yield take(pending)
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[bytes]:

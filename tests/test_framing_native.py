@@ -300,7 +300,9 @@ def test_frame_walk_matches_the_python_walk(monkeypatch):
 
     def walk(buf):
         starts, stop, frame_size = tfrecord._frame_starts(buf, lambda i, at: f"record {i} at {at}")
-        datas = tfrecord._checked_data(buf, starts, stop, str) if len(starts) else []
+        if len(starts):
+            tfrecord._check_data(buf, starts, stop, str)
+        datas = [buf[a + 12:b - 4] for a, b in zip(list(starts), list(starts[1:]) + [stop])]
         return list(map(int, starts)), stop, frame_size, datas
 
     rng = random.Random(4)
@@ -328,7 +330,7 @@ def test_frame_walk_names_the_corrupt_frame_as_the_python_walk(monkeypatch, wher
     def error():
         with pytest.raises(tfrecord.SourceError) as info:
             starts, stop, _ = tfrecord._frame_starts(buf, lambda i, offset: f"record {i} (byte offset {offset})")
-            tfrecord._checked_data(buf, starts, stop, lambda i, offset: f"record {i} (byte offset {offset})")
+            tfrecord._check_data(buf, starts, stop, lambda i, offset: f"record {i} (byte offset {offset})")
         return str(info.value)
 
     got = error()
@@ -352,3 +354,42 @@ def test_sha256_digests_and_the_buckets_of_records(monkeypatch):
     expected = hash_buckets(records, 10)
     assert got.tolist() == expected.tolist() == mixed.tolist()
     assert got.tolist() == [int(hashlib.sha256(r).hexdigest(), 16) % 10 for r in records]
+
+
+def test_frame_records_and_their_buckets(monkeypatch):
+    """FrameRecords reads each payload out of its frame; frame_buckets hashes the payloads
+    in place and gives TFX's buckets of the records, with and without the module."""
+    records = records_of(LENGTHS * 2, seed=23)
+    frames = tfrecord.frame_column(records)
+    for array in (frames, frames.slice(3, 20), frames.cast(pa.large_binary()).slice(1)):
+        expected = records[3:23] if len(array) == 20 else records[len(records) - len(array):]
+        view = tfrecord.FrameRecords(array)
+        assert len(view) == len(expected) and list(view) == expected
+        assert [view[i] for i in range(len(view))] == expected and view[-1] == expected[-1]
+        assert view[2:5] == expected[2:5]
+        got = tfrecord.frame_buckets(array, 7)
+        monkeypatch.setattr(native, "framing", None)
+        fallback = tfrecord.frame_buckets(array, 7)
+        monkeypatch.undo()
+        assert got.tolist() == fallback.tolist() == hash_buckets(expected, 7).tolist()
+    with pytest.raises(IndexError):
+        tfrecord.FrameRecords(frames)[len(records)]
+    _, offsets, data = pa.array([b"x" * 15]).buffers()
+    with pytest.raises(ValueError, match="shorter than 16 bytes"):
+        native.framing.frame_digests(offsets, data, 4, 0, 1)
+    with pytest.raises(ValueError, match="too short for start and count"):
+        native.framing.frame_digests(offsets, data, 4, 0, 2)
+
+
+def test_frame_batches_hold_the_records_of_their_frames(tmp_path):
+    """read_frame_batches across 4 MiB read chunks: each batch's records are its frames'
+    payloads, and read_record_batches gives the same records."""
+    records = records_of([70_001, 5, 4096] * 80, seed=31)  # ~5.9 MB: batches span chunks
+    path = tmp_path / "data.tfrecord"
+    path.write_bytes(tfrecord.frame_records(records))
+    batches = list(tfrecord.read_frame_batches(path, 100))
+    assert [len(b.records) for b in batches] == [100, 100, 40]
+    assert [r for b in batches for r in b.records] == records
+    for batch in batches:
+        assert batch.frames.equals(tfrecord.frame_column(list(batch.records)))
+    assert [r for batch in tfrecord.read_record_batches(path, 100) for r in batch] == records

@@ -59,7 +59,7 @@ class Records:
     serialized payloads, their TFRecord frames, and the payload format. The records are
     split and written unchanged (their frames are copied, not made again)."""
 
-    records: pa.Array  # binary: the serialized payload of each record
+    records: Sequence[bytes]  # the serialized payload of each record (tfrecord.FrameRecords)
     frames: pa.Array  # binary: the TFRecord frame (length, CRCs, payload) of each record
     payload_format: str  # FORMAT_TF_EXAMPLE | FORMAT_TF_SEQUENCE_EXAMPLE | FORMAT_PROTO
 
