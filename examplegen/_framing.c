@@ -215,7 +215,7 @@ static PyObject *frame_rows(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------ tf.Example encoding
- * feature_rows, example_rows and examples_of_columns write serialized tf.train.Feature and
+ * feature_rows and examples_of_columns write serialized tf.train.Feature and
  * tf.train.Example rows in two passes (sizes, then bytes) into buffers that ``alloc``
  * (Arrow's allocate_buffer) returns. The bytes are those of examplegen.encode's numpy path
  * and of protobuf's deterministic serialization; tests/test_framing_native.py compares
@@ -266,9 +266,11 @@ static inline void put_offset(char *offsets, int width, Py_ssize_t i, int64_t po
     }
 }
 
+#define RAW 1 /* a column of serialized Features, written as they are */
+
 /* One feature column: (tag, values, value_offsets, row_offsets, valid, null_len) from
- * Python. tag 0x0A bytes_list, 0x12 float_list, 0x1A int64_list, or 0: every row an empty
- * Feature. values: int64 or little-endian float32 values, or the bytes' data buffer, whose
+ * Python. tag 0x0A bytes_list, 0x12 float_list, 0x1A int64_list, 0: every row an empty
+ * Feature, or RAW: row i is value i, a Feature already serialized. values: int64 or little-endian float32 values, or the bytes' data buffer, whose
  * values are data[value_offsets[j]..value_offsets[j+1]] (int64 offsets; None for numbers).
  * row_offsets: None (row i is value i) or int64 offsets of each row's values (n + 1).
  * valid: None or one byte per row; a row with 0 is null: "tag 00" (an empty list) when
@@ -293,8 +295,9 @@ static int parse_column(PyObject *tuple, Py_ssize_t n, Column *c) {
     PyObject *objs[4];
     memset(c, 0, sizeof(*c));
     if (!PyArg_ParseTuple(tuple, "iOOOOi", &c->tag, &objs[0], &objs[1], &objs[2], &objs[3], &c->null_len)) return -1;
-    if ((c->tag != 0 && c->tag != 0x0A && c->tag != 0x12 && c->tag != 0x1A) || (c->null_len != 0 && c->null_len != 2)) {
-        PyErr_SetString(PyExc_ValueError, "a column's tag must be 0, 0x0A, 0x12 or 0x1A and its null_len 0 or 2");
+    if ((c->tag != 0 && c->tag != RAW && c->tag != 0x0A && c->tag != 0x12 && c->tag != 0x1A) ||
+        (c->null_len != 0 && c->null_len != 2)) {
+        PyErr_SetString(PyExc_ValueError, "a column's tag must be 0, 1, 0x0A, 0x12 or 0x1A and its null_len 0 or 2");
         return -1;
     }
     for (int k = 0; k < 4; k++) {
@@ -304,9 +307,9 @@ static int parse_column(PyObject *tuple, Py_ssize_t n, Column *c) {
     const char *error = NULL;
     Py_ssize_t count; /* values */
     c->values = (const char *)c->views[0].buf;
-    if (c->tag == 0x0A) {
+    if (c->tag == 0x0A || c->tag == RAW) {
         if (!c->views[1].obj || c->views[1].len < 8 || c->views[1].len % 8) {
-            error = "a bytes column needs int64 value_offsets";
+            error = "a bytes or raw column needs int64 value_offsets";
             goto fail;
         }
         c->value_offsets = (const int64_t *)c->views[1].buf;
@@ -364,6 +367,10 @@ static inline int64_t feature_len(const Column *c, Py_ssize_t i, int64_t *payloa
         *payload = -1;
         return 0;
     }
+    if (c->tag == RAW) {
+        *payload = c->value_offsets[i + 1] - c->value_offsets[i];
+        return *payload;
+    }
     if (c->valid && !c->valid[i]) {
         *payload = -1;
         return c->null_len;
@@ -398,6 +405,10 @@ static inline char *put_feature(char *o, const Column *c, Py_ssize_t i, int64_t 
             *o++ = 0;
         }
         return o;
+    }
+    if (c->tag == RAW) {
+        memcpy(o, c->values + c->value_offsets[i], (size_t)payload);
+        return o + payload;
     }
     int64_t a = i, b = i + 1;
     if (c->row_offsets) {
@@ -684,96 +695,6 @@ done:
     return result;
 }
 
-/* example_rows(keys, features, n, alloc) -> (offsets buffer, data buffer, offset width)
- * The serialized tf.train.Example of each of n rows from serialized Feature rows: features
- * are Pieces. */
-static PyObject *example_rows(PyObject *self, PyObject *args) {
-    PyObject *keys, *list, *alloc;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "O!O!nO", &PyList_Type, &keys, &PyList_Type, &list, &n, &alloc)) return NULL;
-    Py_ssize_t k = PyList_GET_SIZE(list), ready = 0;
-    Piece *pieces = PyMem_Calloc(k ? k : 1, sizeof(Piece));
-    int64_t *totals = NULL, *at = NULL;
-    char *prefixes = NULL;
-    PyObject *offsets_obj = NULL, *data_obj = NULL, *result = NULL;
-    const char *error = NULL;
-    if (!pieces) return PyErr_NoMemory();
-    if (PyList_GET_SIZE(keys) != k || n < 0) {
-        error = "one key per feature and n >= 0";
-        goto done;
-    }
-    for (; ready < k; ready++) {
-        Piece *p = &pieces[ready];
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, ready), "y*y*in", &p->offsets, &p->data, &p->width, &p->start))
-            goto done;
-        if ((p->width != 4 && p->width != 8) || p->start < 0 ||
-            (p->start + n + 1) * (Py_ssize_t)p->width > p->offsets.len) {
-            ready++;
-            error = "a feature's offsets buffer is too short for start and count";
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int64_t a = piece_offset(p, i), b = piece_offset(p, i + 1);
-            if (a < 0 || b < a || b > p->data.len) {
-                ready++;
-                error = "a feature's offsets point outside its data buffer";
-                goto done;
-            }
-        }
-    }
-    if (!(prefixes = key_prefixes(keys, &at))) goto done;
-    totals = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(int64_t));
-    if (!totals) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    int64_t total = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t row = 0;
-        for (Py_ssize_t j = 0; j < k; j++)
-            row += entry_len(at[j + 1] - at[j], piece_offset(&pieces[j], i + 1) - piece_offset(&pieces[j], i));
-        totals[i] = row;
-        total += 1 + varint_len((uint64_t)row) + row;
-    }
-    Py_END_ALLOW_THREADS
-    Py_buffer out_offsets, out_data;
-    int width;
-    if (alloc_rows(alloc, n, total, &offsets_obj, &data_obj, &out_offsets, &out_data, &width) < 0) goto done;
-    Py_BEGIN_ALLOW_THREADS
-    char *start = (char *)out_data.buf, *o = start;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        put_offset((char *)out_offsets.buf, width, i, o - start);
-        *o++ = 0x0A;
-        o = put_varint(o, (uint64_t)totals[i]);
-        for (Py_ssize_t j = 0; j < k; j++) {
-            int64_t a = piece_offset(&pieces[j], i), f = piece_offset(&pieces[j], i + 1) - a;
-            o = put_entry_head(o, prefixes + at[j], at[j + 1] - at[j], f);
-            memcpy(o, (const char *)pieces[j].data.buf + a, (size_t)f);
-            o += f;
-        }
-    }
-    put_offset((char *)out_offsets.buf, width, n, o - start);
-    if (o - start != total) error = "internal error: examples written differ from their computed size";
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&out_offsets);
-    PyBuffer_Release(&out_data);
-    if (!error) result = Py_BuildValue("OOi", offsets_obj, data_obj, width);
-done:
-    if (error && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, error);
-    for (Py_ssize_t j = 0; j < ready; j++) {
-        PyBuffer_Release(&pieces[j].offsets);
-        PyBuffer_Release(&pieces[j].data);
-    }
-    PyMem_Free(pieces);
-    PyMem_Free(totals);
-    PyMem_Free(at);
-    PyMem_Free(prefixes);
-    Py_XDECREF(offsets_obj);
-    Py_XDECREF(data_obj);
-    return result;
-}
-
 /* ------------------------------------------------------------------ TFRecord reading
  * frame_starts and bad_frame_data walk the frames of a decompressed chunk and check both
  * CRCs of each, what examplegen.tfrecord does per frame in Python otherwise (~1 us per
@@ -954,8 +875,6 @@ static PyMethodDef methods[] = {
      "feature_rows(column, n, alloc) -> (offsets, data, width): serialized tf.train.Feature rows"},
     {"examples_of_columns", examples_of_columns, METH_VARARGS,
      "examples_of_columns(keys, columns, n, alloc) -> (offsets, data, width): serialized tf.train.Example rows"},
-    {"example_rows", example_rows, METH_VARARGS,
-     "example_rows(keys, features, n, alloc) -> (offsets, data, width): serialized tf.train.Example rows"},
     {"frame_starts", frame_starts, METH_VARARGS,
      "frame_starts(buf) -> (starts, stop, frame_size, bad): the complete TFRecord frames at the front of buf"},
     {"bad_frame_data", bad_frame_data, METH_VARARGS,

@@ -390,6 +390,7 @@ def _normalize(values: pa.Array | pa.ChunkedArray, kind: str, missing: str):
 
 
 _TAGS = {"int64": _INT64_LIST, "float": _FLOAT_LIST, "bytes": _BYTES_LIST}
+_RAW = 1  # a native column of serialized Features
 
 
 def _native_column(values: pa.Array, kind: str, flat: pa.Array | None, row_offsets: np.ndarray | None,
@@ -475,13 +476,11 @@ def example_column(names: Sequence[str], features: Sequence[pa.Array]) -> pa.Arr
 
 
 def _examples_native(keys: list[bytes], features: list[pa.Array]) -> pa.Array:
-    """example_column's rows by examplegen._framing.example_rows (sizes, then bytes)."""
+    """example_column's rows by examplegen._framing.examples_of_columns, each feature a
+    column of Feature bytes written as they are."""
     n = len(features[0])
-    pieces = []
-    for feature in features:
-        data = feature.buffers()[2] or pa.py_buffer(b"")
-        pieces.append((feature.buffers()[1], data, 8 if pa.types.is_large_binary(feature.type) else 4, feature.offset))
-    return _rows_array(*native.framing.example_rows(keys, pieces, n, pa.allocate_buffer), n)
+    columns = [(_RAW, data, offsets, None, None, 2) for offsets, data in map(_binary_offsets, features)]
+    return _rows_array(*native.framing.examples_of_columns(keys, columns, n, pa.allocate_buffer), n)
 
 
 def example_column_of_values(names: Sequence[str], columns: Sequence[tuple[pa.Array, str]],

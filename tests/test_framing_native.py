@@ -89,7 +89,7 @@ def _pieces(seed: int, n: int) -> list[pa.Array]:
 
 
 @pytest.mark.parametrize("n", [0, 1, 257])
-def test_example_rows_reads_pieces_with_their_own_offsets(monkeypatch, n):
+def test_example_column_reads_features_with_their_own_offsets(monkeypatch, n):
     """example_column over Feature arrays sliced at different offsets, one large_binary:
     the native loop reads each array's offsets and gives the numpy path's bytes."""
     from examplegen import encode
@@ -219,16 +219,13 @@ def test_native_encoders_refuse_inconsistent_columns():
         native.framing.examples_of_columns([b"a"], [ok], 3, lambda size: pa.allocate_buffer(max(size - 1, 0)))
     with pytest.raises(ZeroDivisionError):
         native.framing.feature_rows(ok, 3, lambda size: 1 / 0)
-    feature = pa.array([b"ab", b"cde"])
-    piece = (feature.buffers()[1], feature.buffers()[2], 4, 0)
-    assert pa.Array.from_buffers(pa.binary(), 2, [None, *native.framing.example_rows([b"k"], [piece], 2, alloc)[:2]]) \
+    raw = (1, b"abcde", np.array([0, 2, 5]), None, None, 2)  # Features written as they are
+    assert pa.Array.from_buffers(pa.binary(), 2, [None, *native.framing.examples_of_columns([b"k"], [raw], 2, alloc)[:2]]) \
         .to_pylist() == [b"\x0a\x09\x0a\x07\x0a\x01k\x12\x02ab", b"\x0a\x0a\x0a\x08\x0a\x01k\x12\x03cde"]
-    with pytest.raises(ValueError, match="too short for start and count"):
-        native.framing.example_rows([b"k"], [piece], 3, alloc)
-    with pytest.raises(ValueError, match="outside its data buffer"):
-        native.framing.example_rows([b"k"], [(piece[0], b"ab", 4, 0)], 2, alloc)
-    with pytest.raises(ValueError, match="one key per feature"):
-        native.framing.example_rows([], [piece], 2, alloc)
+    with pytest.raises(ValueError, match="fewer values than rows"):
+        native.framing.examples_of_columns([b"k"], [raw], 3, alloc)
+    with pytest.raises(ValueError, match="value_offsets point outside"):
+        native.framing.examples_of_columns([b"k"], [(1, b"ab", np.array([0, 2, 5]), None, None, 2)], 2, alloc)
 
 
 @pytest.mark.parametrize("kind", [pa.binary(), pa.large_binary()])
