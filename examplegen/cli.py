@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="examplegen",
         description=(
-            "TFX-compatible ExampleGen: turn CSV / TFRecord data into split, gzip "
-            "TFRecords of tf.Example with span/version resolution and ML Metadata lineage."
+            "TFX-compatible ExampleGen: turn CSV, TFRecord, Parquet, Avro, JSON Lines, image "
+            "and text files or SQL query results into split, gzip TFRecords of tf.Example with "
+            "span/version resolution and ML Metadata lineage."
         ),
         epilog=_EPILOG,
     )

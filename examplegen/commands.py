@@ -85,8 +85,8 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "ingest", help="convert CSV, Parquet, Avro, JSON Lines or TFRecord files, or SQL query results, into a "
-                       "split Examples artifact",
+        "ingest", help="convert CSV, Parquet, Avro, JSON Lines, TFRecord, image or text files, or SQL query "
+                       "results, into a split Examples artifact",
         description="Resolve the span, convert the input files to tf.Example, split them and write "
                     "<output>/Split-<name>/data_tfrecord-SSSSS-of-NNNNN.gz plus examples_metadata.json. "
                     "The run, its input files (with content digests) and its output are recorded in "
