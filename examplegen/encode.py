@@ -451,15 +451,7 @@ def example_column(names: Sequence[str], features: Sequence[pa.Array]) -> pa.Arr
     """
     names = list(names)
     features = [f.combine_chunks() if isinstance(f, pa.ChunkedArray) else f for f in features]
-    if len(names) != len(features):
-        raise ValueError(f"{len(names)} names but {len(features)} feature arrays")
-    if not names:
-        raise ValueError("an example needs at least one feature")
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"duplicate feature name {name!r}")
-        seen.add(name)
+    _check_names(names, len(features), "feature arrays")
     n = len(features[0])
     for name, arr in zip(names, features):
         if len(arr) != n:
@@ -473,6 +465,19 @@ def example_column(names: Sequence[str], features: Sequence[pa.Array]) -> pa.Arr
     if native.framing is not None:
         return _examples_native(keys, ordered)
     return _examples_by_join(keys, ordered)
+
+
+def _check_names(names: list[str], count: int, what: str) -> None:
+    """One name per column, at least one, no name twice (ValueError otherwise)."""
+    if len(names) != count:
+        raise ValueError(f"{len(names)} names but {count} {what}")
+    if not names:
+        raise ValueError("an example needs at least one feature")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate feature name {name!r}")
+        seen.add(name)
 
 
 def _examples_native(keys: list[bytes], features: list[pa.Array]) -> pa.Array:
@@ -491,13 +496,7 @@ def example_column_of_values(names: Sequence[str], columns: Sequence[tuple[pa.Ar
     names = list(names)
     if native.framing is None:
         return example_column(names, [feature_column(values, kind, missing) for values, kind in columns])
-    if len(names) != len(columns):
-        raise ValueError(f"{len(names)} names but {len(columns)} columns")
-    if not names:
-        raise ValueError("an example needs at least one feature")
-    if len(set(names)) != len(names):
-        duplicate = next(name for name in names if names.count(name) > 1)
-        raise ValueError(f"duplicate feature name {duplicate!r}")
+    _check_names(names, len(columns), "columns")
     normalized = {name: _normalize(values, kind, missing) for name, (values, kind) in zip(names, columns)}
     n = len(next(iter(normalized.values()))[0])
     for name, (values, *_rest) in normalized.items():
